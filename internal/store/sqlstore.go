@@ -1,0 +1,672 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/job"
+)
+
+// SQL is the Store over database/sql shared by the drivers.
+type SQL struct {
+	// W takes every write; R serves reads. They are one pool on PostgreSQL and
+	// a single-connection writer beside a reader pool on SQLite.
+	W, R  *sql.DB
+	Clock clock.Clock
+	rb    rebinder
+}
+
+// NewSQL builds the shared store for a driver.
+func NewSQL(w, r *sql.DB, d Dialect, clk clock.Clock) *SQL {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}}
+}
+
+// Q rebinds a '?' query to the driver's placeholders; driver packages use it for
+// their own queries.
+func (s *SQL) Q(q string) string { return s.rb.rebind(q) }
+
+// Dialect returns the dialect the store was built with.
+func (s *SQL) Dialect() Dialect { return s.rb.d }
+
+// Driver names the database driver.
+func (s *SQL) Driver() string { return s.rb.d.Name }
+
+// Ping checks that the database answers.
+func (s *SQL) Ping(ctx context.Context) error { return s.R.PingContext(ctx) }
+
+// Close closes both pools.
+func (s *SQL) Close() error {
+	err := s.W.Close()
+	if s.R != s.W {
+		err = errors.Join(err, s.R.Close())
+	}
+	return err
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+const jobColumns = `id, kind, project_id, payload, COALESCE(idempotency_key, ''), request_hash, status, backend,
+	dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
+	result, error, created_at, updated_at, started_at, finished_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanJob(sc scanner) (job.Job, error) {
+	var j job.Job
+	var payload, result string
+	var leaseExp, created, updated, started, finished int64
+	err := sc.Scan(&j.ID, &j.Kind, &j.ProjectID, &payload, &j.IdempotencyKey, &j.RequestHash,
+		&j.Status, &j.Backend, &j.DispatchEpoch, &j.Attempt, &j.MaxAttempts, &j.LeaseOwner,
+		&leaseExp, &j.Progress, &j.Stage, &result, &j.Error, &created, &updated, &started, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, job.ErrNotFound
+	}
+	if err != nil {
+		return j, err
+	}
+	j.Payload = json.RawMessage(payload)
+	if result != "" {
+		j.Result = json.RawMessage(result)
+	}
+	j.LeaseExpiresAt = fromMicros(leaseExp)
+	j.CreatedAt, j.UpdatedAt = fromMicros(created), fromMicros(updated)
+	j.StartedAt, j.FinishedAt = fromMicros(started), fromMicros(finished)
+	return j, nil
+}
+
+// execer is a *sql.Tx or *sql.DB.
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// inTx runs fn in a write transaction.
+func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// InTx exposes write transactions to driver packages.
+func (s *SQL) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error { return s.inTx(ctx, fn) }
+
+// appendEvent writes the event of a transition whose update returned seq.
+func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
+	data := "null"
+	if len(e.Data) > 0 {
+		data = string(e.Data)
+	}
+	_, err := ex.ExecContext(ctx, s.Q(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
+	}
+	return nil
+}
+
+// CreateJob commits a queued job with its first event.
+func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
+	if nj.MaxAttempts <= 0 {
+		nj.MaxAttempts = job.DefaultMaxAttempts
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return job.Job{}, false, err
+	}
+	now := s.Clock.Now()
+	var key any
+	if nj.IdempotencyKey != "" {
+		key = nj.IdempotencyKey
+	}
+	var created job.Job
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if nj.IdempotencyKey != "" {
+			existing, err := scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
+			if err == nil {
+				created = existing
+				return errExisting
+			}
+			if !errors.Is(err, job.ErrNotFound) {
+				return err
+			}
+		}
+		j, err := scanJob(tx.QueryRowContext(ctx, s.Q(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
+			status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
+			result, error, created_at, updated_at, started_at, finished_at, event_seq)
+			VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)
+			RETURNING `+jobColumns),
+			id.String(), nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend, nj.MaxAttempts,
+			micros(now), micros(now)))
+		if err != nil {
+			return err
+		}
+		created = j
+		return s.appendEvent(ctx, tx, job.Event{JobID: j.ID, Seq: 1, Type: job.EventStatus, Status: job.StatusQueued,
+			Stage: "queued", Message: "accepted", CreatedAt: now})
+	})
+	switch {
+	case errors.Is(err, errExisting):
+		return s.sameRequest(created, nj)
+	case err != nil && nj.IdempotencyKey != "" && s.rb.d.IsUniqueViolation(err):
+		// Another replica committed the same key between our read and insert.
+		existing, gerr := scanJob(s.W.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
+		if gerr != nil {
+			return job.Job{}, false, fmt.Errorf("create job: %w", err)
+		}
+		return s.sameRequest(existing, nj)
+	case err != nil:
+		return job.Job{}, false, fmt.Errorf("create job: %w", err)
+	}
+	return created, true, nil
+}
+
+var errExisting = errors.New("idempotency key exists")
+
+func (s *SQL) sameRequest(existing job.Job, nj NewJob) (job.Job, bool, error) {
+	if existing.RequestHash != nj.RequestHash {
+		return job.Job{}, false, job.ErrIdempotencyMismatch
+	}
+	return existing, false, nil
+}
+
+// GetJob reads one job.
+func (s *SQL) GetJob(ctx context.Context, id string) (job.Job, error) {
+	j, err := scanJob(s.R.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
+	if err != nil && !errors.Is(err, job.ErrNotFound) {
+		return j, fmt.Errorf("get job %s: %w", id, err)
+	}
+	return j, err
+}
+
+func (f JobFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, v any) {
+		conds = append(conds, cond)
+		args = append(args, v)
+	}
+	if f.ProjectID != "" {
+		add("project_id = ?", f.ProjectID)
+	}
+	if f.Status != "" {
+		add("status = ?", f.Status)
+	}
+	if f.Kind != "" {
+		add("kind = ?", f.Kind)
+	}
+	if f.Backend != "" {
+		add("backend = ?", f.Backend)
+	}
+	if f.Cursor != "" {
+		add("id < ?", f.Cursor)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// ListJobs lists jobs newest first, a page at a time.
+func (s *SQL) ListJobs(ctx context.Context, f JobFilter) ([]job.Job, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	where, args := f.where()
+	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY id DESC LIMIT ?`), append(args, f.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	jobs := []job.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(jobs) > f.Limit {
+		jobs = jobs[:f.Limit]
+		next = jobs[len(jobs)-1].ID
+	}
+	return jobs, next, nil
+}
+
+// CountJobs counts the jobs that match f (its cursor and limit are ignored).
+func (s *SQL) CountJobs(ctx context.Context, f JobFilter) (int, error) {
+	f.Cursor = ""
+	where, args := f.where()
+	var n int
+	if err := s.R.QueryRowContext(ctx, s.Q(`SELECT COUNT(*) FROM jobs`+where), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count jobs: %w", err)
+	}
+	return n, nil
+}
+
+// transition applies one fenced update that returns the job, and appends the
+// event it makes. set must bump event_seq; the event's Seq is filled from it.
+func (s *SQL) transition(ctx context.Context, tx *sql.Tx, update string, args []any, ev func(j job.Job) job.Event) (job.Job, error) {
+	rows, err := tx.QueryContext(ctx, s.Q(update+` RETURNING event_seq, `+jobColumns), args...)
+	if err != nil {
+		return job.Job{}, err
+	}
+	var jobs []job.Job
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		j, err := scanJob(multiScanner{rows, &seq})
+		if err != nil {
+			rows.Close()
+			return job.Job{}, err
+		}
+		jobs = append(jobs, j)
+		seqs = append(seqs, seq)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return job.Job{}, err
+	}
+	if len(jobs) == 0 {
+		return job.Job{}, job.ErrStaleLease
+	}
+	for i, j := range jobs {
+		e := ev(j)
+		e.JobID, e.Seq, e.CreatedAt = j.ID, seqs[i], s.Clock.Now()
+		if err := s.appendEvent(ctx, tx, e); err != nil {
+			return job.Job{}, err
+		}
+	}
+	return jobs[0], nil
+}
+
+// multiScanner scans a leading column before the job's columns.
+type multiScanner struct {
+	rows  *sql.Rows
+	first *int64
+}
+
+func (m multiScanner) Scan(dest ...any) error {
+	return m.rows.Scan(append([]any{m.first}, dest...)...)
+}
+
+func statusEvent(msg string) func(j job.Job) job.Event {
+	return func(j job.Job) job.Event {
+		return job.Event{Type: job.EventStatus, Status: j.Status, Progress: j.Progress, Stage: j.Stage, Message: msg}
+	}
+}
+
+const claimSet = `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?,
+	started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, stage = 'started', error = '',
+	updated_at = ?, event_seq = event_seq + 1`
+
+// ClaimNext leases the oldest queued job of a backend.
+func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error) {
+	now := s.Clock.Now()
+	var j job.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = s.transition(ctx, tx, claimSet+` WHERE status = 'queued' AND id = (SELECT id FROM jobs
+			WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT 1 `+s.rb.d.SkipLocked+`)`,
+			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), backend},
+			func(j job.Job) job.Event {
+				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
+					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
+			})
+		return err
+	})
+	if errors.Is(err, job.ErrStaleLease) {
+		return job.Job{}, job.ErrNotFound
+	}
+	if err != nil {
+		return job.Job{}, fmt.Errorf("claim %s job: %w", backend, err)
+	}
+	return j, nil
+}
+
+// ClaimDispatch leases the job of a still-current dispatch.
+func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
+	now := s.Clock.Now()
+	var j job.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = s.transition(ctx, tx, claimSet+` WHERE id = ? AND dispatch_epoch = ? AND status = 'queued'`,
+			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), d.JobID, d.Epoch},
+			func(j job.Job) job.Event {
+				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
+					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
+			})
+		return err
+	})
+	if err != nil && !errors.Is(err, job.ErrStaleLease) {
+		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
+	}
+	return j, err
+}
+
+const leaseHeld = ` WHERE id = ? AND dispatch_epoch = ? AND lease_owner = ? AND status = 'running'`
+
+func leaseArgs(l job.Lease) []any { return []any{l.JobID, l.Epoch, l.Owner} }
+
+// ExtendLease pushes the lease's expiry forward while the holder still has it.
+func (s *SQL) ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Duration) error {
+	now := s.Clock.Now()
+	res, err := s.W.ExecContext(ctx, s.Q(`UPDATE jobs SET lease_expires_at = ?, updated_at = ?`+leaseHeld),
+		append([]any{micros(now.Add(leaseFor)), micros(now)}, leaseArgs(l)...)...)
+	if err != nil {
+		return fmt.Errorf("extend lease of job %s: %w", l.JobID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return job.ErrStaleLease
+	}
+	return nil
+}
+
+// ReportProgress records progress and appends its event.
+func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error {
+	now := s.Clock.Now()
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.transition(ctx, tx, `UPDATE jobs SET progress = ?, stage = ?, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
+			append([]any{p.Percent, p.Stage, micros(now)}, leaseArgs(l)...),
+			func(j job.Job) job.Event {
+				return job.Event{Type: job.EventProgress, Status: job.StatusRunning, Progress: p.Percent, Stage: p.Stage, Message: p.Message}
+			})
+		return err
+	})
+}
+
+// Complete marks the job succeeded and commits its effects with it.
+func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
+	now := s.Clock.Now()
+	var j job.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		result := c.Result
+		if c.Episode != nil {
+			number, err := s.saveEpisode(ctx, tx, l, c.Episode, now)
+			if err != nil {
+				return err
+			}
+			if result, err = withField(result, "episode_number", number); err != nil {
+				return err
+			}
+		}
+		var err error
+		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done', result = ?,
+			error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
+			append([]any{string(result), micros(now), micros(now)}, leaseArgs(l)...),
+			func(j job.Job) job.Event {
+				return job.Event{Type: job.EventResult, Status: job.StatusSucceeded, Progress: 100, Stage: "done",
+					Message: "succeeded", Data: j.Result}
+			})
+		return err
+	})
+	if err != nil && !errors.Is(err, job.ErrStaleLease) {
+		return j, fmt.Errorf("complete job %s: %w", l.JobID, err)
+	}
+	return j, err
+}
+
+// saveEpisode takes the project's next episode number and saves the episode.
+// It runs inside the completing transaction, after the lease was checked by a
+// row lock on the job, so a retry never takes a second number.
+func (s *SQL) saveEpisode(ctx context.Context, tx *sql.Tx, l job.Lease, ep *job.Episode, now time.Time) (int, error) {
+	// Lock the job row first: a stale holder must not take a number.
+	res, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld), append([]any{micros(now)}, leaseArgs(l)...)...)
+	if err != nil {
+		return 0, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return 0, job.ErrStaleLease
+	}
+	var number int
+	if err := tx.QueryRowContext(ctx, s.Q(`INSERT INTO project_counters (project_id, last_episode) VALUES (?, 1)
+		ON CONFLICT (project_id) DO UPDATE SET last_episode = project_counters.last_episode + 1
+		RETURNING last_episode`), ep.ProjectID).Scan(&number); err != nil {
+		return 0, fmt.Errorf("next episode number of %s: %w", ep.ProjectID, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`), ep.ProjectID, number, ep.Title, ep.Script, l.JobID, micros(now)); err != nil {
+		return 0, fmt.Errorf("save episode %d of %s: %w", number, ep.ProjectID, err)
+	}
+	return number, nil
+}
+
+func withField(obj json.RawMessage, key string, v any) (json.RawMessage, error) {
+	m := map[string]any{}
+	if len(obj) > 0 {
+		if err := json.Unmarshal(obj, &m); err != nil {
+			return nil, fmt.Errorf("result is not a JSON object: %w", err)
+		}
+	}
+	m[key] = v
+	return json.Marshal(m)
+}
+
+// Fail records a failed attempt: the job is queued again with the next epoch
+// while attempts remain and the failure is retryable, else it is failed.
+func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error) {
+	now := s.Clock.Now()
+	var j job.Job
+	retry := 0
+	if retryable {
+		retry = 1
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = s.transition(ctx, tx, `UPDATE jobs SET
+			status = CASE WHEN ? = 1 AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
+			dispatch_epoch = dispatch_epoch + 1, error = ?, lease_owner = '', lease_expires_at = 0,
+			stage = CASE WHEN ? = 1 AND attempt < max_attempts THEN 'retrying' ELSE 'failed' END,
+			finished_at = CASE WHEN ? = 1 AND attempt < max_attempts THEN 0 ELSE CAST(? AS BIGINT) END,
+			updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
+			append([]any{retry, reason, retry, retry, micros(now), micros(now)}, leaseArgs(l)...),
+			func(j job.Job) job.Event {
+				if j.Status == job.StatusFailed {
+					return job.Event{Type: job.EventError, Status: job.StatusFailed, Progress: j.Progress, Stage: j.Stage, Message: reason}
+				}
+				return job.Event{Type: job.EventStatus, Status: job.StatusQueued, Progress: j.Progress, Stage: j.Stage,
+					Message: "attempt failed, will retry: " + reason}
+			})
+		return err
+	})
+	if err != nil && !errors.Is(err, job.ErrStaleLease) {
+		return j, fmt.Errorf("fail job %s: %w", l.JobID, err)
+	}
+	return j, err
+}
+
+// Release gives a running job back to the queue with the next epoch; the
+// attempt it used is given back too, since the job did not fail.
+func (s *SQL) Release(ctx context.Context, l job.Lease, reason string) error {
+	now := s.Clock.Now()
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.transition(ctx, tx, `UPDATE jobs SET status = 'queued', dispatch_epoch = dispatch_epoch + 1,
+			attempt = attempt - 1, lease_owner = '', lease_expires_at = 0, stage = 'released', updated_at = ?,
+			event_seq = event_seq + 1`+leaseHeld,
+			append([]any{micros(now)}, leaseArgs(l)...), statusEvent(reason))
+		return err
+	})
+	if err != nil && !errors.Is(err, job.ErrStaleLease) {
+		return fmt.Errorf("release job %s: %w", l.JobID, err)
+	}
+	return err
+}
+
+// ExpireLeases requeues running jobs whose holder stopped renewing its lease.
+func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
+	now := s.Clock.Now()
+	var out []job.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET
+			status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
+			stage = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'lease_expired' END,
+			error = 'lease of ' || lease_owner || ' expired',
+			finished_at = CASE WHEN attempt >= max_attempts THEN CAST(? AS BIGINT) ELSE 0 END,
+			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, updated_at = ?,
+			event_seq = event_seq + 1
+			WHERE status = 'running' AND lease_expires_at < ?
+			RETURNING event_seq, `+jobColumns), micros(now), micros(now), micros(now))
+		if err != nil {
+			return err
+		}
+		var seqs []int64
+		for rows.Next() {
+			var seq int64
+			j, err := scanJob(multiScanner{rows, &seq})
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, j)
+			seqs = append(seqs, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i, j := range out {
+			typ := job.EventStatus
+			if j.Status == job.StatusFailed {
+				typ = job.EventError
+			}
+			if err := s.appendEvent(ctx, tx, job.Event{JobID: j.ID, Seq: seqs[i], Type: typ, Status: j.Status,
+				Progress: j.Progress, Stage: j.Stage, Message: j.Error, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire leases: %w", err)
+	}
+	return out, nil
+}
+
+// Cancel stops a queued or running job; its holder loses the lease.
+func (s *SQL) Cancel(ctx context.Context, id string) (job.Job, error) {
+	now := s.Clock.Now()
+	var j job.Job
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'cancelled', stage = 'cancelled',
+			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?,
+			event_seq = event_seq + 1 WHERE id = ? AND status IN ('queued', 'running')`,
+			[]any{micros(now), micros(now), id}, statusEvent("cancelled"))
+		return err
+	})
+	if errors.Is(err, job.ErrStaleLease) {
+		if _, gerr := s.GetJob(ctx, id); gerr != nil {
+			return job.Job{}, gerr
+		}
+		return job.Job{}, job.ErrNotCancellable
+	}
+	if err != nil {
+		return j, fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListEvents returns a job's events after a sequence number, in order.
+func (s *SQL) ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT job_id, seq, type, status, progress, stage, message, data, created_at
+		FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`), jobID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []job.Event
+	for rows.Next() {
+		var e job.Event
+		var data string
+		var created int64
+		if err := rows.Scan(&e.JobID, &e.Seq, &e.Type, &e.Status, &e.Progress, &e.Stage, &e.Message, &data, &created); err != nil {
+			return nil, err
+		}
+		if data != "null" && data != "" {
+			e.Data = json.RawMessage(data)
+		}
+		e.CreatedAt = fromMicros(created)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ListEpisodes lists a project's episodes by number.
+func (s *SQL) ListEpisodes(ctx context.Context, projectID string, afterNumber, limit int) ([]job.Episode, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT project_id, number, title, script, job_id, created_at
+		FROM episodes WHERE project_id = ? AND number > ? ORDER BY number LIMIT ?`), projectID, afterNumber, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list episodes of %s: %w", projectID, err)
+	}
+	defer rows.Close()
+	out := []job.Episode{}
+	for rows.Next() {
+		e, err := scanEpisode(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// GetEpisode reads one episode.
+func (s *SQL) GetEpisode(ctx context.Context, projectID string, number int) (job.Episode, error) {
+	e, err := scanEpisode(s.R.QueryRowContext(ctx, s.Q(`SELECT project_id, number, title, script, job_id, created_at
+		FROM episodes WHERE project_id = ? AND number = ?`), projectID, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, job.ErrNotFound
+	}
+	return e, err
+}
+
+func scanEpisode(sc scanner) (job.Episode, error) {
+	var e job.Episode
+	var created int64
+	err := sc.Scan(&e.ProjectID, &e.Number, &e.Title, &e.Script, &e.JobID, &created)
+	e.CreatedAt = fromMicros(created)
+	return e, err
+}

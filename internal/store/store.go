@@ -1,0 +1,88 @@
+// Package store is the system of record (invariant 1): jobs, their event logs,
+// episodes and settings live here and nowhere else. Every state change of a job
+// is one conditional update fenced by its dispatch epoch and lease (invariant 2),
+// and a job's effects commit in the same transaction as its success
+// (invariant 3). The SQL is shared by the drivers; each driver package
+// (sqlite, postgres) opens its database, owns its migrations and fills in the
+// few places where the dialects differ.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+)
+
+// Store is what the rest of scriptgen knows of the database.
+type Store interface {
+	// CreateJob commits a new queued job, or returns the existing job of the same
+	// idempotency key and request hash (created is then false).
+	CreateJob(ctx context.Context, nj NewJob) (j job.Job, created bool, err error)
+	GetJob(ctx context.Context, id string) (job.Job, error)
+	ListJobs(ctx context.Context, f JobFilter) (jobs []job.Job, nextCursor string, err error)
+	CountJobs(ctx context.Context, f JobFilter) (int, error)
+
+	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
+	// It returns job.ErrNotFound when nothing is queued.
+	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
+	// ClaimDispatch leases the job of one dispatch to owner, if that dispatch is
+	// still current and the job runnable; otherwise job.ErrStaleLease.
+	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error)
+	ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Duration) error
+	ReportProgress(ctx context.Context, l job.Lease, p Progress) error
+	Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error)
+	Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error)
+	// Release gives a running job back to the queue with the next epoch.
+	Release(ctx context.Context, l job.Lease, reason string) error
+	// ExpireLeases requeues (or fails, when out of attempts) running jobs whose
+	// lease has run out, and returns them as they are now.
+	ExpireLeases(ctx context.Context) ([]job.Job, error)
+	Cancel(ctx context.Context, id string) (job.Job, error)
+
+	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
+
+	ListEpisodes(ctx context.Context, projectID string, afterNumber, limit int) ([]job.Episode, error)
+	GetEpisode(ctx context.Context, projectID string, number int) (job.Episode, error)
+
+	Ping(ctx context.Context) error
+	Driver() string
+	Close() error
+}
+
+// NewJob is a job to be created.
+type NewJob struct {
+	Kind           job.Kind
+	ProjectID      string
+	Payload        json.RawMessage
+	IdempotencyKey string
+	RequestHash    string
+	Backend        job.Backend
+	MaxAttempts    int
+}
+
+// JobFilter narrows a list of jobs. Empty fields match everything.
+type JobFilter struct {
+	ProjectID string
+	Status    job.Status
+	Kind      job.Kind
+	Backend   job.Backend
+	Cursor    string
+	Limit     int
+}
+
+// Progress is one progress report of a running job.
+type Progress struct {
+	Percent int
+	Stage   string
+	Message string
+}
+
+// Completion is the result of a job and the effects that commit with it.
+type Completion struct {
+	Result json.RawMessage
+	// Episode, when set, is saved under the project's next number; the number is
+	// written into the result as "episode_number".
+	Episode *job.Episode
+}

@@ -1,0 +1,515 @@
+// Package storetest is the one test suite every store driver passes, run
+// against the real database of each driver.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Opener opens a fresh, empty store for one test, closed when the test ends.
+type Opener func(t *testing.T, clk clock.Clock) store.Store
+
+const lease = 30 * time.Second
+
+type fixture struct {
+	t   *testing.T
+	s   store.Store
+	clk *clock.Fake
+	ctx context.Context
+}
+
+func newFixture(t *testing.T, open Opener) *fixture {
+	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	return &fixture{t: t, s: open(t, clk), clk: clk, ctx: context.Background()}
+}
+
+func (f *fixture) create(project, key string, backend job.Backend) job.Job {
+	f.t.Helper()
+	payload := json.RawMessage(`{"title":"t"}`)
+	j, created, err := f.s.CreateJob(f.ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: project, Payload: payload,
+		IdempotencyKey: key, RequestHash: job.RequestHash(job.KindGeneration, project, payload), Backend: backend})
+	if err != nil || !created {
+		f.t.Fatalf("create job: created=%v err=%v", created, err)
+	}
+	return j
+}
+
+func (f *fixture) claim(backend job.Backend, owner string) job.Job {
+	f.t.Helper()
+	j, err := f.s.ClaimNext(f.ctx, backend, owner, lease)
+	if err != nil {
+		f.t.Fatalf("claim: %v", err)
+	}
+	return j
+}
+
+func (f *fixture) episode(j job.Job) store.Completion {
+	return store.Completion{Result: json.RawMessage(`{"scenes":3}`),
+		Episode: &job.Episode{ProjectID: j.ProjectID, Title: "ep", Script: "INT. ROOM - DAY"}}
+}
+
+func (f *fixture) events(id string) []job.Event {
+	f.t.Helper()
+	evs, err := f.s.ListEvents(f.ctx, id, 0, 0)
+	if err != nil {
+		f.t.Fatalf("events: %v", err)
+	}
+	for i, e := range evs {
+		if e.Seq != int64(i+1) {
+			f.t.Fatalf("event %d has seq %d; events must be numbered 1..n without gaps", i, e.Seq)
+		}
+	}
+	return evs
+}
+
+// Run runs the suite.
+func Run(t *testing.T, open Opener) {
+	tests := map[string]func(*fixture){
+		"CreateAndGet":                testCreateAndGet,
+		"Idempotency":                 testIdempotency,
+		"ConcurrentSameKey":           testConcurrentSameKey,
+		"ClaimOrderAndBackend":        testClaimOrderAndBackend,
+		"ConcurrentClaimsTakeOnce":    testConcurrentClaims,
+		"ClaimDispatchFencing":        testClaimDispatchFencing,
+		"CompleteSavesEpisodeOnce":    testCompleteSavesEpisode,
+		"FiftyEpisodesNumberedOnce":   testFiftyEpisodes,
+		"StaleHolderCannotFinish":     testStaleHolder,
+		"FailRetriesThenFails":        testFailRetries,
+		"ReleaseGivesAttemptBack":     testRelease,
+		"ExpireLeases":                testExpireLeases,
+		"Cancel":                      testCancel,
+		"ProgressEventsInOrder":       testProgressEvents,
+		"ListJobsFilterAndPagination": testListJobs,
+	}
+	for name, fn := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(newFixture(t, open))
+		})
+	}
+}
+
+func testCreateAndGet(f *fixture) {
+	j := f.create("p1", "", job.BackendBackgroundTasks)
+	got, err := f.s.GetJob(f.ctx, j.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if got.Status != job.StatusQueued || got.DispatchEpoch != 1 || got.Attempt != 0 || got.ProjectID != "p1" ||
+		got.Backend != job.BackendBackgroundTasks || got.MaxAttempts != job.DefaultMaxAttempts {
+		f.t.Fatalf("unexpected new job: %+v", got)
+	}
+	if !got.CreatedAt.Equal(f.clk.Now()) {
+		f.t.Fatalf("created_at %v, want %v", got.CreatedAt, f.clk.Now())
+	}
+	if _, err := f.s.GetJob(f.ctx, "nope"); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("unknown id: %v, want ErrNotFound", err)
+	}
+	if evs := f.events(j.ID); len(evs) != 1 || evs[0].Status != job.StatusQueued {
+		f.t.Fatalf("first event: %+v", evs)
+	}
+}
+
+func testIdempotency(f *fixture) {
+	first := f.create("p1", "key-1", job.BackendBackgroundTasks)
+	payload := json.RawMessage(`{"title":"t"}`)
+	again, created, err := f.s.CreateJob(f.ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1", Payload: payload,
+		IdempotencyKey: "key-1", RequestHash: job.RequestHash(job.KindGeneration, "p1", payload), Backend: job.BackendBackgroundTasks})
+	if err != nil || created || again.ID != first.ID {
+		f.t.Fatalf("same key and body: id=%s created=%v err=%v, want %s", again.ID, created, err, first.ID)
+	}
+	other := json.RawMessage(`{"title":"other"}`)
+	_, _, err = f.s.CreateJob(f.ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1", Payload: other,
+		IdempotencyKey: "key-1", RequestHash: job.RequestHash(job.KindGeneration, "p1", other), Backend: job.BackendBackgroundTasks})
+	if !errors.Is(err, job.ErrIdempotencyMismatch) {
+		f.t.Fatalf("same key, other body: %v, want ErrIdempotencyMismatch", err)
+	}
+	if n, _ := f.s.CountJobs(f.ctx, store.JobFilter{}); n != 1 {
+		f.t.Fatalf("%d jobs, want 1", n)
+	}
+}
+
+func testConcurrentSameKey(f *fixture) {
+	payload := json.RawMessage(`{"title":"t"}`)
+	ids := make(chan string, 20)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, _, err := f.s.CreateJob(f.ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1", Payload: payload,
+				IdempotencyKey: "same", RequestHash: job.RequestHash(job.KindGeneration, "p1", payload), Backend: job.BackendBackgroundTasks})
+			if err != nil {
+				f.t.Errorf("create: %v", err)
+				return
+			}
+			ids <- j.ID
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != 1 {
+		f.t.Fatalf("20 concurrent creates with one key made %d jobs", len(seen))
+	}
+}
+
+func testClaimOrderAndBackend(f *fixture) {
+	if _, err := f.s.ClaimNext(f.ctx, job.BackendBackgroundTasks, "w", lease); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("empty queue: %v, want ErrNotFound", err)
+	}
+	a := f.create("p1", "", job.BackendBackgroundTasks)
+	d := f.create("p1", "", job.BackendDurable)
+	b := f.create("p1", "", job.BackendBackgroundTasks)
+	got := f.claim(job.BackendBackgroundTasks, "w1")
+	if got.ID != a.ID || got.Status != job.StatusRunning || got.Attempt != 1 || got.LeaseOwner != "w1" ||
+		!got.LeaseExpiresAt.Equal(f.clk.Now().Add(lease)) {
+		f.t.Fatalf("first claim: %+v, want job %s running with a lease", got, a.ID)
+	}
+	if got := f.claim(job.BackendBackgroundTasks, "w1"); got.ID != b.ID {
+		f.t.Fatalf("second claim took %s, want %s", got.ID, b.ID)
+	}
+	if _, err := f.s.ClaimNext(f.ctx, job.BackendBackgroundTasks, "w", lease); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("background queue drained but claim gave %v", err)
+	}
+	if got := f.claim(job.BackendDurable, "w2"); got.ID != d.ID {
+		f.t.Fatalf("durable claim took %s, want %s", got.ID, d.ID)
+	}
+}
+
+func testConcurrentClaims(f *fixture) {
+	const n = 40
+	for range n {
+		f.create("p1", "", job.BackendBackgroundTasks)
+	}
+	var mu sync.Mutex
+	claimed := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, err := f.s.ClaimNext(f.ctx, job.BackendBackgroundTasks, fmt.Sprintf("w%d", w), lease)
+				if errors.Is(err, job.ErrNotFound) {
+					return
+				}
+				if err != nil {
+					f.t.Errorf("claim: %v", err)
+					return
+				}
+				mu.Lock()
+				claimed[j.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(claimed) != n {
+		f.t.Fatalf("claimed %d distinct jobs, want %d", len(claimed), n)
+	}
+	for id, c := range claimed {
+		if c != 1 {
+			f.t.Fatalf("job %s claimed %d times", id, c)
+		}
+	}
+}
+
+func testClaimDispatchFencing(f *fixture) {
+	j := f.create("p1", "", job.BackendDurable)
+	if _, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: j.ID, Epoch: 0}, "w", lease); !errors.Is(err, job.ErrStaleLease) {
+		f.t.Fatalf("old epoch: %v, want ErrStaleLease", err)
+	}
+	got, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: j.ID, Epoch: 1}, "w", lease)
+	if err != nil || got.Status != job.StatusRunning {
+		f.t.Fatalf("current epoch: %+v %v", got, err)
+	}
+	if _, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: j.ID, Epoch: 1}, "w2", lease); !errors.Is(err, job.ErrStaleLease) {
+		f.t.Fatalf("second delivery of the same dispatch: %v, want ErrStaleLease", err)
+	}
+}
+
+func testCompleteSavesEpisode(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "w")
+	done, err := f.s.Complete(f.ctx, j.Lease(), f.episode(j))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(done.Result, &res); err != nil || res["episode_number"] != float64(1) || res["scenes"] != float64(3) {
+		f.t.Fatalf("result %s (%v): want episode_number 1 beside the generator's fields", done.Result, err)
+	}
+	if done.Status != job.StatusSucceeded || done.Progress != 100 || done.FinishedAt.IsZero() || done.LeaseOwner != "" {
+		f.t.Fatalf("completed job: %+v", done)
+	}
+	if _, err := f.s.Complete(f.ctx, j.Lease(), f.episode(j)); !errors.Is(err, job.ErrStaleLease) {
+		f.t.Fatalf("second completion: %v, want ErrStaleLease", err)
+	}
+	eps, err := f.s.ListEpisodes(f.ctx, "p1", 0, 0)
+	if err != nil || len(eps) != 1 || eps[0].Number != 1 || eps[0].JobID != j.ID {
+		f.t.Fatalf("episodes: %+v %v", eps, err)
+	}
+	ep, err := f.s.GetEpisode(f.ctx, "p1", 1)
+	if err != nil || ep.Script != "INT. ROOM - DAY" {
+		f.t.Fatalf("episode 1: %+v %v", ep, err)
+	}
+	if _, err := f.s.GetEpisode(f.ctx, "p1", 2); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("episode 2: %v, want ErrNotFound", err)
+	}
+	evs := f.events(j.ID)
+	if last := evs[len(evs)-1]; last.Type != job.EventResult || last.Status != job.StatusSucceeded {
+		f.t.Fatalf("last event %+v, want the result", last)
+	}
+}
+
+func testFiftyEpisodes(f *fixture) {
+	const n = 50
+	for range n {
+		f.create("p1", "", job.BackendBackgroundTasks)
+	}
+	f.create("p2", "", job.BackendBackgroundTasks)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j, err := f.s.ClaimNext(f.ctx, job.BackendBackgroundTasks, "w", lease)
+				if errors.Is(err, job.ErrNotFound) {
+					return
+				}
+				if err == nil {
+					_, err = f.s.Complete(f.ctx, j.Lease(), f.episode(j))
+				}
+				if err != nil {
+					f.t.Errorf("claim/complete: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	eps, err := f.s.ListEpisodes(f.ctx, "p1", 0, 100)
+	if err != nil || len(eps) != n {
+		f.t.Fatalf("%d episodes of p1 (%v), want %d", len(eps), err, n)
+	}
+	jobs := map[string]bool{}
+	for i, e := range eps {
+		if e.Number != i+1 || jobs[e.JobID] {
+			f.t.Fatalf("episode %d: number %d job %s (numbers must be 1..%d, one per job)", i, e.Number, e.JobID, n)
+		}
+		jobs[e.JobID] = true
+	}
+	if p2, _ := f.s.ListEpisodes(f.ctx, "p2", 0, 0); len(p2) != 1 || p2[0].Number != 1 {
+		f.t.Fatalf("p2 episodes %+v: each project counts on its own", p2)
+	}
+	page, _ := f.s.ListEpisodes(f.ctx, "p1", 48, 10)
+	if len(page) != 2 || page[0].Number != 49 {
+		f.t.Fatalf("page after 48: %+v", page)
+	}
+}
+
+func testStaleHolder(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "dead")
+	f.clk.Advance(lease + time.Second)
+	expired, err := f.s.ExpireLeases(f.ctx)
+	if err != nil || len(expired) != 1 || expired[0].Status != job.StatusQueued || expired[0].DispatchEpoch != 2 {
+		f.t.Fatalf("expire: %+v %v", expired, err)
+	}
+	again := f.claim(job.BackendBackgroundTasks, "alive")
+	if again.Attempt != 2 {
+		f.t.Fatalf("second attempt numbered %d", again.Attempt)
+	}
+	for name, err := range map[string]error{
+		"complete": func() error { _, err := f.s.Complete(f.ctx, j.Lease(), f.episode(j)); return err }(),
+		"progress": f.s.ReportProgress(f.ctx, j.Lease(), store.Progress{Percent: 50}),
+		"extend":   f.s.ExtendLease(f.ctx, j.Lease(), lease),
+		"release":  f.s.Release(f.ctx, j.Lease(), "x"),
+		"fail":     func() error { _, err := f.s.Fail(f.ctx, j.Lease(), "x", true); return err }(),
+	} {
+		if !errors.Is(err, job.ErrStaleLease) {
+			f.t.Errorf("stale holder %s: %v, want ErrStaleLease", name, err)
+		}
+	}
+	if _, err := f.s.Complete(f.ctx, again.Lease(), f.episode(again)); err != nil {
+		f.t.Fatal(err)
+	}
+	if eps, _ := f.s.ListEpisodes(f.ctx, "p1", 0, 0); len(eps) != 1 {
+		f.t.Fatalf("%d episodes, want exactly 1", len(eps))
+	}
+}
+
+func testFailRetries(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	for attempt := 1; attempt <= job.DefaultMaxAttempts; attempt++ {
+		j := f.claim(job.BackendBackgroundTasks, "w")
+		got, err := f.s.Fail(f.ctx, j.Lease(), fmt.Sprintf("boom %d", attempt), true)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		want := job.StatusQueued
+		if attempt == job.DefaultMaxAttempts {
+			want = job.StatusFailed
+		}
+		if got.Status != want || got.Error != fmt.Sprintf("boom %d", attempt) || got.DispatchEpoch != int64(attempt+1) {
+			f.t.Fatalf("after attempt %d: %+v, want %s", attempt, got, want)
+		}
+	}
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "w")
+	if got, _ := f.s.Fail(f.ctx, j.Lease(), "bad input", false); got.Status != job.StatusFailed {
+		f.t.Fatalf("permanent failure left the job %s", got.Status)
+	}
+}
+
+func testRelease(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "w")
+	if err := f.s.Release(f.ctx, j.Lease(), "shutting down"); err != nil {
+		f.t.Fatal(err)
+	}
+	got, _ := f.s.GetJob(f.ctx, j.ID)
+	if got.Status != job.StatusQueued || got.Attempt != 0 || got.DispatchEpoch != 2 || got.LeaseOwner != "" {
+		f.t.Fatalf("released job: %+v", got)
+	}
+}
+
+func testExpireLeases(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	f.create("p1", "", job.BackendBackgroundTasks)
+	held := f.claim(job.BackendBackgroundTasks, "w")
+	renewed := f.claim(job.BackendBackgroundTasks, "w")
+	f.clk.Advance(lease / 2)
+	if err := f.s.ExtendLease(f.ctx, renewed.Lease(), lease); err != nil {
+		f.t.Fatal(err)
+	}
+	if exp, _ := f.s.ExpireLeases(f.ctx); len(exp) != 0 {
+		f.t.Fatalf("expired %d live leases", len(exp))
+	}
+	f.clk.Advance(lease/2 + time.Second)
+	exp, err := f.s.ExpireLeases(f.ctx)
+	if err != nil || len(exp) != 1 || exp[0].ID != held.ID {
+		f.t.Fatalf("expired %+v (%v), want only the unrenewed %s", exp, err, held.ID)
+	}
+	// Out of attempts: the expiry fails the job instead of requeueing it.
+	for range job.DefaultMaxAttempts - 1 {
+		f.claim(job.BackendBackgroundTasks, "w")
+		f.clk.Advance(lease + time.Second)
+		f.s.ExpireLeases(f.ctx)
+	}
+	got, _ := f.s.GetJob(f.ctx, held.ID)
+	if got.Status != job.StatusFailed || got.Error == "" {
+		f.t.Fatalf("job out of attempts: %+v", got)
+	}
+}
+
+func testCancel(f *fixture) {
+	queued := f.create("p1", "", job.BackendBackgroundTasks)
+	if got, err := f.s.Cancel(f.ctx, queued.ID); err != nil || got.Status != job.StatusCancelled {
+		f.t.Fatalf("cancel queued: %+v %v", got, err)
+	}
+	if _, err := f.s.Cancel(f.ctx, queued.ID); !errors.Is(err, job.ErrNotCancellable) {
+		f.t.Fatalf("cancel twice: %v, want ErrNotCancellable", err)
+	}
+	if _, err := f.s.Cancel(f.ctx, "missing"); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("cancel unknown: %v, want ErrNotFound", err)
+	}
+	f.create("p1", "", job.BackendBackgroundTasks)
+	running := f.claim(job.BackendBackgroundTasks, "w")
+	if _, err := f.s.Cancel(f.ctx, running.ID); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.s.ExtendLease(f.ctx, running.Lease(), lease); !errors.Is(err, job.ErrStaleLease) {
+		f.t.Fatalf("holder of a cancelled job renewed its lease: %v", err)
+	}
+	if _, err := f.s.Complete(f.ctx, running.Lease(), f.episode(running)); !errors.Is(err, job.ErrStaleLease) {
+		f.t.Fatalf("cancelled job completed: %v", err)
+	}
+	if eps, _ := f.s.ListEpisodes(f.ctx, "p1", 0, 0); len(eps) != 0 {
+		f.t.Fatalf("cancelled job saved an episode")
+	}
+}
+
+func testProgressEvents(f *fixture) {
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "w")
+	for _, p := range []int{10, 40, 80} {
+		if err := f.s.ReportProgress(f.ctx, j.Lease(), store.Progress{Percent: p, Stage: fmt.Sprintf("s%d", p), Message: "m"}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	got, _ := f.s.GetJob(f.ctx, j.ID)
+	if got.Progress != 80 || got.Stage != "s80" {
+		f.t.Fatalf("job progress %d stage %q", got.Progress, got.Stage)
+	}
+	evs := f.events(j.ID)
+	var kinds []string
+	for _, e := range evs {
+		kinds = append(kinds, fmt.Sprintf("%s:%s:%d", e.Type, e.Status, e.Progress))
+	}
+	want := []string{"status:queued:0", "status:running:0", "progress:running:10", "progress:running:40", "progress:running:80"}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		f.t.Fatalf("events %v, want %v", kinds, want)
+	}
+	after, _ := f.s.ListEvents(f.ctx, j.ID, 3, 0)
+	if len(after) != 2 || after[0].Seq != 4 {
+		f.t.Fatalf("events after 3: %+v", after)
+	}
+}
+
+func testListJobs(f *fixture) {
+	var ids []string
+	for i := range 7 {
+		p := "a"
+		if i%2 == 1 {
+			p = "b"
+		}
+		ids = append(ids, f.create(p, "", job.BackendBackgroundTasks).ID)
+		f.clk.Advance(time.Millisecond)
+	}
+	f.claim(job.BackendBackgroundTasks, "w") // ids[0] runs
+	var all []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		page, next, err := f.s.ListJobs(f.ctx, store.JobFilter{Cursor: cursor, Limit: 3})
+		if err != nil || pages > 5 {
+			f.t.Fatalf("list: %v (pages %d)", err, pages)
+		}
+		for _, j := range page {
+			all = append(all, j.ID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(all) != 7 || all[0] != ids[6] || all[6] != ids[0] {
+		f.t.Fatalf("paged list %v, want all 7 newest first", all)
+	}
+	bs, _, _ := f.s.ListJobs(f.ctx, store.JobFilter{ProjectID: "b"})
+	if len(bs) != 3 {
+		f.t.Fatalf("project b has %d jobs, want 3", len(bs))
+	}
+	running, _, _ := f.s.ListJobs(f.ctx, store.JobFilter{Status: job.StatusRunning})
+	if len(running) != 1 || running[0].ID != ids[0] {
+		f.t.Fatalf("running: %+v", running)
+	}
+	if n, _ := f.s.CountJobs(f.ctx, store.JobFilter{ProjectID: "a", Status: job.StatusQueued}); n != 3 {
+		f.t.Fatalf("queued jobs of a: %d, want 3", n)
+	}
+}

@@ -61,4 +61,3 @@ func Open(ctx context.Context, url string, clk clock.Clock) (*Store, error) {
 	}
 	return &Store{SQL: store.NewSQL(db, db, Dialect, clk), URL: url}, nil
 }
-

@@ -1,0 +1,140 @@
+// Command submit measures scriptgen's submission path and end-to-end
+// throughput against a running server: p50/p99 latency of POST
+// /api/generation and accepted jobs per second at C concurrent clients, then
+// how long the server takes to finish every accepted job. It also samples the
+// server's resident memory (VmRSS of --pid) while it runs.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	base := flag.String("url", "http://127.0.0.1:8002", "scriptgen base URL")
+	clients := flag.Int("c", 50, "concurrent clients")
+	total := flag.Int("n", 10000, "jobs to submit")
+	project := flag.String("project", fmt.Sprintf("bench-%d", time.Now().UnixNano()), "project id")
+	pid := flag.Int("pid", 0, "pid of the server, to sample its RSS")
+	wait := flag.Duration("wait", 5*time.Minute, "how long to wait for all jobs to finish")
+	label := flag.String("label", "", "label printed with the figures")
+	flag.Parse()
+
+	tr := &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var maxRSS atomic.Int64
+	stopRSS := make(chan struct{})
+	if *pid > 0 {
+		go sampleRSS(*pid, &maxRSS, stopRSS)
+	}
+
+	lat := make([]time.Duration, *total)
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= *total {
+					return
+				}
+				body, _ := json.Marshal(map[string]any{"project_id": *project, "episode_data": map[string]any{
+					"title": fmt.Sprintf("Episode %d", i), "synopsis": "bench", "characters": []string{"A", "B"}}})
+				req, _ := http.NewRequest("POST", *base+"/api/generation", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", *project, i))
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				lat[i] = time.Since(t0)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var b bytes.Buffer
+				b.ReadFrom(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	submitTook := time.Since(start)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
+
+	// End to end: wait until the project has every episode.
+	done := 0
+	deadline := time.Now().Add(*wait)
+	for time.Now().Before(deadline) {
+		done = countSucceeded(client, *base, *project)
+		if done >= *total-int(failed.Load()) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e2e := time.Since(start)
+	close(stopRSS)
+
+	fmt.Printf("label=%s clients=%d jobs=%d failed=%d\n", *label, *clients, *total, failed.Load())
+	fmt.Printf("submit: p50=%s p99=%s max=%s accepted/s=%.0f\n", pct(0.50).Round(10*time.Microsecond),
+		pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), float64(*total)/submitTook.Seconds())
+	fmt.Printf("end-to-end: %d jobs succeeded in %s = %.0f jobs/s\n", done, e2e.Round(time.Millisecond), float64(done)/e2e.Seconds())
+	if *pid > 0 {
+		fmt.Printf("server max RSS: %.1f MB\n", float64(maxRSS.Load())/1024)
+	}
+	if done < *total-int(failed.Load()) || failed.Load() > 0 {
+		os.Exit(1)
+	}
+}
+
+func countSucceeded(c *http.Client, base, project string) int {
+	resp, err := c.Get(base + "/api/projects/" + project)
+	if err == nil && resp.StatusCode == 200 {
+		var out struct {
+			Jobs map[string]int `json:"jobs"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		return out.Jobs["succeeded"]
+	}
+	if resp != nil {
+		resp.Body.Close()
+	}
+	return 0
+}
+
+func sampleRSS(pid int, maxKB *atomic.Int64, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				if kb, _ := strconv.ParseInt(f[1], 10, 64); kb > maxKB.Load() {
+					maxKB.Store(kb)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,299 @@
+// Package e2e drives the real scriptgen binary as a user and an operator
+// would: it starts processes on their own ports, injects faults with real
+// signals and real servers, and ends every test by checking that each accepted
+// job finished exactly once.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "scriptgen-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "scriptgen")
+	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/scriptgen")
+	if os.Getenv("E2E_NO_RACE") != "" {
+		build = exec.Command("go", "build", "-o", binary, "../cmd/scriptgen")
+	}
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build scriptgen:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is one scriptgen process started by a test.
+type proc struct {
+	t    *testing.T
+	name string
+	args []string
+	env  []string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	URL  string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startProc starts `scriptgen args…` with env added to the test's environment.
+func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, args: args, env: env, log: &syncBuffer{}}
+	for _, e := range env {
+		if addr, ok := strings.CutPrefix(e, "LISTEN_ADDR="); ok {
+			p.URL = "http://" + addr
+		}
+	}
+	p.start()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("--- log of %s ---\n%s", p.name, tail(p.log.String(), 60))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(binary, p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) {
+		cmd.Wait()
+		close(done)
+	}(p.cmd, p.done)
+	if p.URL != "" {
+		p.waitHealthy()
+	}
+}
+
+func (p *proc) waitHealthy() {
+	p.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.URL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("%s exited before it was healthy:\n%s", p.name, tail(p.log.String(), 40))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	p.t.Fatalf("%s never became healthy", p.name)
+}
+
+// kill sends SIGKILL and waits.
+func (p *proc) kill() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop sends SIGTERM and waits up to limit for the process to exit.
+func (p *proc) stop(limit time.Duration) time.Duration {
+	p.t.Helper()
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		p.t.Fatalf("%s did not exit within %s of SIGTERM", p.name, limit)
+	}
+	return time.Since(start)
+}
+
+func (p *proc) restart() {
+	p.t.Helper()
+	p.start()
+}
+
+// request does an HTTP call and decodes the JSON answer.
+func request(t *testing.T, method, url string, body any, headers ...string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, map[string]any{"transport_error": err.Error()}
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func episodeBody(project string, i int) map[string]any {
+	return map[string]any{"project_id": project, "episode_data": map[string]any{
+		"title": fmt.Sprintf("에피소드 %d", i), "synopsis": "A writer meets a deadline.", "characters": []string{"지수", "Minho"}}}
+}
+
+// submitted is one accepted job.
+type submitted struct {
+	ID      string
+	Project string
+}
+
+// submit posts one generation job and requires a 202.
+func submit(t *testing.T, base, project string, i int) submitted {
+	t.Helper()
+	code, j := request(t, "POST", base+"/api/generation", episodeBody(project, i), "Idempotency-Key", fmt.Sprintf("%s-%d", project, i))
+	if code != http.StatusAccepted {
+		t.Fatalf("submit %d: %d %v", i, code, j)
+	}
+	return submitted{ID: j["id"].(string), Project: project}
+}
+
+// waitAllSucceeded polls until every job has succeeded.
+func waitAllSucceeded(t *testing.T, base string, jobs []submitted, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	pending := map[string]bool{}
+	for _, j := range jobs {
+		pending[j.ID] = true
+	}
+	var last map[string]any
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		for id := range pending {
+			code, j := request(t, "GET", base+"/api/generation/"+id, nil)
+			if code != 200 {
+				continue
+			}
+			last = j
+			switch j["status"] {
+			case "succeeded":
+				delete(pending, id)
+			case "failed", "cancelled":
+				t.Fatalf("job %s ended %s: %v", id, j["status"], j["error"])
+			}
+		}
+		if len(pending) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if len(pending) > 0 {
+		t.Fatalf("%d of %d jobs did not succeed within %s; one of them: %v", len(pending), len(jobs), limit, last)
+	}
+}
+
+// checkExactlyOnce checks that each accepted job saved exactly one episode and
+// that every project's episodes are numbered 1..n with no gap or repeat.
+func checkExactlyOnce(t *testing.T, base string, jobs []submitted) {
+	t.Helper()
+	byProject := map[string]map[string]bool{}
+	for _, j := range jobs {
+		if byProject[j.Project] == nil {
+			byProject[j.Project] = map[string]bool{}
+		}
+		byProject[j.Project][j.ID] = true
+	}
+	for project, ids := range byProject {
+		seen := map[string]int{}
+		n := 0
+		cursor := ""
+		for {
+			code, page := request(t, "GET", base+"/api/projects/"+project+"/episodes?limit=200&cursor="+cursor, nil)
+			if code != 200 {
+				t.Fatalf("episodes of %s: %d %v", project, code, page)
+			}
+			for _, it := range page["items"].([]any) {
+				ep := it.(map[string]any)
+				n++
+				if int(ep["number"].(float64)) != n {
+					t.Fatalf("project %s: episode %v where %d was due (gap or repeat)", project, ep["number"], n)
+				}
+				seen[ep["job_id"].(string)]++
+			}
+			cursor, _ = page["next_cursor"].(string)
+			if cursor == "" {
+				break
+			}
+		}
+		for id := range ids {
+			if seen[id] != 1 {
+				t.Fatalf("project %s: job %s saved %d episodes, want exactly 1", project, id, seen[id])
+			}
+		}
+		if n != len(ids) {
+			t.Fatalf("project %s: %d episodes for %d accepted jobs", project, n, len(ids))
+		}
+	}
+}
+
+func serveEnv(t *testing.T, extra ...string) []string {
+	port := testenv.FreePort(t)
+	return append([]string{
+		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", port),
+		"DATABASE_URL=sqlite:" + filepath.Join(t.TempDir(), "scriptgen.db"),
+		"LEASE_DURATION=2s", "GENERATOR_STEP_DELAY=80ms", "MAX_WORKERS=4", "DRAIN_TIMEOUT=10s",
+		"POLL_INTERVAL=100ms", "LOG_LEVEL=info", "REDIS_URL=", "ADMIN_TOKEN=",
+	}, extra...)
+}

@@ -1,0 +1,161 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// JobJSON is a job as the API shows it.
+type JobJSON struct {
+	ID          string            `json:"id"`
+	Kind        job.Kind          `json:"kind"`
+	ProjectID   string            `json:"project_id"`
+	Status      job.Status        `json:"status"`
+	Stage       string            `json:"stage"`
+	Progress    int               `json:"progress"`
+	Attempt     int               `json:"attempt"`
+	MaxAttempts int               `json:"max_attempts"`
+	Backend     job.Backend       `json:"backend"`
+	Epoch       int64             `json:"dispatch_epoch"`
+	Payload     json.RawMessage   `json:"payload"`
+	Result      json.RawMessage   `json:"result"`
+	Error       string            `json:"error"`
+	CreatedAt   *time.Time        `json:"created_at"`
+	StartedAt   *time.Time        `json:"started_at"`
+	FinishedAt  *time.Time        `json:"finished_at"`
+	Links       map[string]string `json:"links"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// NewJobJSON renders a job.
+func NewJobJSON(j job.Job) JobJSON {
+	base := "/api/generation/" + j.ID
+	return JobJSON{
+		ID: j.ID, Kind: j.Kind, ProjectID: j.ProjectID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Backend: j.Backend, Epoch: j.DispatchEpoch,
+		Payload: j.Payload, Result: j.Result, Error: j.Error,
+		CreatedAt: timePtr(j.CreatedAt), StartedAt: timePtr(j.StartedAt), FinishedAt: timePtr(j.FinishedAt),
+		Links: map[string]string{"self": base, "events": base + "/events", "cancel": base + "/cancel"},
+	}
+}
+
+func (a *API) submitGeneration(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if _, present := r.Header["Idempotency-Key"]; present {
+		if err := job.ValidateIdempotencyKey(key); err != nil {
+			a.writeDomainError(w, r, err)
+			return
+		}
+	}
+	req, err := job.DecodeGenerationRequest(http.MaxBytesReader(w, r.Body, job.MaxBodyBytes+1))
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	if key != "" {
+		if _, busy := a.inFlight.LoadOrStore(key, struct{}{}); busy {
+			a.writeDomainError(w, r, job.ErrIdempotencyInFlight)
+			return
+		}
+		defer a.inFlight.Delete(key)
+	}
+	payload := req.Payload()
+	j, created, err := a.cfg.Store.CreateJob(r.Context(), store.NewJob{
+		Kind: job.KindGeneration, ProjectID: req.ProjectID, Payload: payload, IdempotencyKey: key,
+		RequestHash: job.RequestHash(job.KindGeneration, req.ProjectID, payload),
+		Backend:     a.cfg.Dispatcher.BackendFor(req.ProjectID),
+	})
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/generation/"+j.ID)
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+		WriteJSON(w, http.StatusAccepted, NewJobJSON(j))
+		return
+	}
+	a.cfg.Dispatcher.Dispatch(r.Context(), j)
+	WriteJSON(w, http.StatusAccepted, NewJobJSON(j))
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := a.cfg.Store.GetJob(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, NewJobJSON(j))
+}
+
+func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := a.cfg.Store.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	a.cfg.Canceller.CancelLocal(j.ID)
+	WriteJSON(w, http.StatusOK, NewJobJSON(j))
+}
+
+// limitParam reads ?limit= within 1..max (default def).
+func limitParam(r *http.Request, def, max int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, &job.ValidationError{Field: "limit", Message: "must be an integer from 1 to " + strconv.Itoa(max)}
+	}
+	return n, nil
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.JobFilter{ProjectID: q.Get("project_id"), Status: job.Status(q.Get("status")), Cursor: q.Get("cursor"), Kind: job.Kind(q.Get("kind"))}
+	if f.ProjectID != "" {
+		if err := job.ValidateProjectID(f.ProjectID); err != nil {
+			a.writeDomainError(w, r, err)
+			return
+		}
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		a.writeDomainError(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})
+		return
+	}
+	if f.Kind != "" && f.Kind != job.KindGeneration && f.Kind != job.KindRAGDocument {
+		a.writeDomainError(w, r, &job.ValidationError{Field: "kind", Message: "must be generation or rag_document"})
+		return
+	}
+	if len(f.Cursor) > 64 {
+		a.writeDomainError(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
+		return
+	}
+	var err error
+	if f.Limit, err = limitParam(r, 50, 200); err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	jobs, next, err := a.cfg.Store.ListJobs(r.Context(), f)
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
+	items := make([]JobJSON, len(jobs))
+	for i, j := range jobs {
+		items[i] = NewJobJSON(j)
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}

@@ -1,0 +1,138 @@
+// Package backgroundtasks is the in-process runner: a bounded pool of
+// goroutines in the serving process that claim queued background_tasks rows
+// from the database. The database, not the pool, holds the queue, so a job
+// left by a crashed or stopped process is resumed by whichever process claims
+// it next (invariant 1).
+package backgroundtasks
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/runner"
+)
+
+// Claimer is the part of the store the pool needs.
+type Claimer interface {
+	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
+}
+
+// Config sizes the pool.
+type Config struct {
+	Workers      int
+	Owner        string
+	PollInterval time.Duration
+	DrainTimeout time.Duration
+}
+
+// Pool is the background_tasks runner.
+type Pool struct {
+	claimer Claimer
+	exec    *runner.Executor
+	cfg     Config
+	log     *slog.Logger
+
+	wake      chan struct{}
+	stopping  chan struct{}
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	wg        sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+var _ runner.Runner = (*Pool)(nil)
+
+// New builds a pool; Start starts it.
+func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	return &Pool{claimer: c, exec: exec, cfg: cfg, log: log.With("backend", job.BackendBackgroundTasks),
+		wake: make(chan struct{}, cfg.Workers), stopping: make(chan struct{})}
+}
+
+// Backend is background_tasks.
+func (p *Pool) Backend() job.Backend { return job.BackendBackgroundTasks }
+
+// Max is the number of workers.
+func (p *Pool) Max() int { return p.cfg.Workers }
+
+// Dispatch wakes an idle worker; the job itself is already in the database.
+func (p *Pool) Dispatch(context.Context, job.Job) error {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Start starts the workers. Queued rows left by an earlier process are
+// claimed like any other.
+func (p *Pool) Start(ctx context.Context) error {
+	p.runCtx, p.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	for i := range p.cfg.Workers {
+		p.wg.Add(1)
+		go p.work(i)
+	}
+	p.log.Info("background_tasks started", "workers", p.cfg.Workers, "owner", p.cfg.Owner)
+	return nil
+}
+
+// Stop stops claiming, waits up to the drain timeout (or ctx) for running jobs,
+// then releases the rest back to the queue.
+func (p *Pool) Stop(ctx context.Context) error {
+	p.stopOnce.Do(func() { close(p.stopping) })
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(p.cfg.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		p.cancelRun()
+		return nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	p.log.Warn("Drain timeout: releasing running jobs", "active", p.exec.Active())
+	p.cancelRun()
+	<-done
+	return nil
+}
+
+func (p *Pool) work(i int) {
+	defer p.wg.Done()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-p.stopping:
+			return
+		default:
+		}
+		j, err := p.claimer.ClaimNext(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor())
+		if err == nil {
+			p.exec.Run(p.runCtx, j)
+			continue
+		}
+		if !errors.Is(err, job.ErrNotFound) && p.runCtx.Err() == nil {
+			p.log.Warn("Claim failed", "worker", i, "err", err)
+		}
+		poll.Reset(p.cfg.PollInterval)
+		select {
+		case <-p.stopping:
+			return
+		case <-p.wake:
+		case <-poll.C:
+		}
+	}
+}

@@ -1,0 +1,148 @@
+// Package config reads scriptgen's settings. Every setting is an environment
+// variable and a command-line flag of the same name in kebab case
+// (LISTEN_ADDR ↔ --listen-addr); a flag wins over the environment. The table
+// below is the documentation: `scriptgen serve --help` prints it.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of scriptgen.
+type Config struct {
+	ListenAddr          string
+	DatabaseURL         string
+	RedisURL            string
+	AdminToken          string
+	MaxWorkers          int
+	Generator           string
+	GeneratorStepDelay  time.Duration
+	UseDurableWorker    string
+	WorkerSystemEnabled string
+	DrainTimeout        time.Duration
+	LeaseDuration       time.Duration
+	PollInterval        time.Duration
+	LogLevel            string
+	LogFormat           string
+}
+
+type option struct {
+	env, def, help string
+	bind           func(c *Config, fs *flag.FlagSet, name, def, help string)
+}
+
+func str(field func(*Config) *string) func(*Config, *flag.FlagSet, string, string, string) {
+	return func(c *Config, fs *flag.FlagSet, name, def, help string) { fs.StringVar(field(c), name, def, help) }
+}
+
+func integer(field func(*Config) *int) func(*Config, *flag.FlagSet, string, string, string) {
+	return func(c *Config, fs *flag.FlagSet, name, def, help string) {
+		fs.Func(name, help+" (default "+def+")", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("must be a positive integer")
+			}
+			*field(c) = n
+			return nil
+		})
+	}
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, *flag.FlagSet, string, string, string) {
+	return func(c *Config, fs *flag.FlagSet, name, def, help string) {
+		fs.Func(name, help+" (default "+def+")", func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("must be a duration such as 500ms or 30s")
+			}
+			*field(c) = d
+			return nil
+		})
+	}
+}
+
+var options = []option{
+	{"LISTEN_ADDR", ":8002", "address the HTTP API listens on", str(func(c *Config) *string { return &c.ListenAddr })},
+	{"DATABASE_URL", "sqlite:./data/scriptgen.db", "system of record: sqlite:PATH or postgres://…", str(func(c *Config) *string { return &c.DatabaseURL })},
+	{"REDIS_URL", "", "Redis of the durable worker, e.g. redis://127.0.0.1:6379/5; unset: no durable side", str(func(c *Config) *string { return &c.RedisURL })},
+	{"ADMIN_TOKEN", "", "Bearer token of the admin API; unset: admin API off", str(func(c *Config) *string { return &c.AdminToken })},
+	{"MAX_WORKERS", "4", "background_tasks goroutines in the serving process", integer(func(c *Config) *int { return &c.MaxWorkers })},
+	{"GENERATOR", "template", "script generator: template (offline), noop (benchmarks) or openai", str(func(c *Config) *string { return &c.Generator })},
+	{"GENERATOR_STEP_DELAY", "150ms", "pause between the template generator's stages", duration(func(c *Config) *time.Duration { return &c.GeneratorStepDelay })},
+	{"USE_DURABLE_WORKER", "", "kill switch: false forces background_tasks", str(func(c *Config) *string { return &c.UseDurableWorker })},
+	{"WORKER_SYSTEM_ENABLED", "", "kill switch: false forces background_tasks", str(func(c *Config) *string { return &c.WorkerSystemEnabled })},
+	{"DRAIN_TIMEOUT", "20s", "on SIGTERM, how long running jobs may finish before they are released", duration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
+	{"LEASE_DURATION", "30s", "how long a runner's lease on a job lasts without renewal", duration(func(c *Config) *time.Duration { return &c.LeaseDuration })},
+	{"POLL_INTERVAL", "500ms", "how often idle runners look for work they were not told about", duration(func(c *Config) *time.Duration { return &c.PollInterval })},
+	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+}
+
+// FlagName is the kebab-case flag of an environment variable.
+func FlagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
+
+// Parse reads the environment (through getenv), then the flags in args.
+func Parse(name string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	for _, o := range options {
+		o.bind(c, fs, FlagName(o.env), o.def, o.help+" ["+o.env+"]")
+	}
+	for _, o := range options {
+		v := o.def
+		if e := getenv(o.env); e != "" {
+			v = e
+		}
+		if err := fs.Set(FlagName(o.env), v); err != nil {
+			return nil, fmt.Errorf("%s=%q: %w", o.env, v, err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.Generator {
+	case "template", "noop", "openai":
+	default:
+		return fmt.Errorf("GENERATOR=%q: must be template, noop or openai", c.Generator)
+	}
+	for env, v := range map[string]string{"USE_DURABLE_WORKER": c.UseDurableWorker, "WORKER_SYSTEM_ENABLED": c.WorkerSystemEnabled} {
+		if _, err := parseSwitch(v); err != nil {
+			return fmt.Errorf("%s=%q: %w", env, v, err)
+		}
+	}
+	if c.LeaseDuration < time.Second {
+		return fmt.Errorf("LEASE_DURATION=%s: must be at least 1s", c.LeaseDuration)
+	}
+	return nil
+}
+
+func parseSwitch(v string) (bool, error) {
+	if v == "" {
+		return true, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("must be true or false")
+	}
+	return b, nil
+}
+
+// KillSwitchOff reports whether the environment forces background_tasks.
+func (c *Config) KillSwitchOff() bool {
+	a, _ := parseSwitch(c.UseDurableWorker)
+	b, _ := parseSwitch(c.WorkerSystemEnabled)
+	return !a || !b
+}

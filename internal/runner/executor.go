@@ -1,0 +1,204 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Outcome is how one run of a job ended.
+type Outcome string
+
+// The outcomes of a run.
+const (
+	OutcomeSucceeded Outcome = "succeeded"
+	OutcomeRetry     Outcome = "retry"
+	OutcomeFailed    Outcome = "failed"
+	OutcomeReleased  Outcome = "released"
+	// OutcomeDropped: the lease was lost (cancelled, expired, migrated) and the
+	// run's work was thrown away.
+	OutcomeDropped Outcome = "dropped"
+)
+
+// Observer hears about every finished run (metrics, logs).
+type Observer interface {
+	JobFinished(j job.Job, outcome Outcome, took time.Duration)
+}
+
+// ExecutorConfig sets lease timing.
+type ExecutorConfig struct {
+	LeaseFor time.Duration
+	// Heartbeat is how often the lease is renewed, which also bounds how long a
+	// cancel from another process takes to reach the run. Default: LeaseFor/3,
+	// at most 2s.
+	Heartbeat time.Duration
+}
+
+// Executor runs claimed jobs.
+type Executor struct {
+	store    store.Store
+	handlers map[job.Kind]Handler
+	cfg      ExecutorConfig
+	log      *slog.Logger
+	observer Observer
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+}
+
+// NewExecutor builds an executor for the given handlers.
+func NewExecutor(st store.Store, handlers map[job.Kind]Handler, cfg ExecutorConfig, log *slog.Logger, obs Observer) *Executor {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = min(cfg.LeaseFor/3, 2*time.Second)
+	}
+	return &Executor{store: st, handlers: handlers, cfg: cfg, log: log, observer: obs, running: map[string]context.CancelCauseFunc{}}
+}
+
+// LeaseFor is the lease a runner should ask for when it claims.
+func (e *Executor) LeaseFor() time.Duration { return e.cfg.LeaseFor }
+
+var errLeaseLost = errors.New("lease lost")
+
+// CancelLocal stops a run of job id in this process at once, if there is one;
+// other processes learn of a cancel at their next lease renewal.
+func (e *Executor) CancelLocal(id string) {
+	e.mu.Lock()
+	cancel := e.running[id]
+	e.mu.Unlock()
+	if cancel != nil {
+		cancel(errLeaseLost)
+	}
+}
+
+// Active is the number of jobs running in this executor.
+func (e *Executor) Active() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.running)
+}
+
+// Run runs j, which the caller has claimed. When ctx ends before the job does
+// (shutdown), the job is released back to the queue.
+func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
+	start := time.Now()
+	lease := j.Lease()
+	log := e.log.With("job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "worker", j.LeaseOwner)
+	runCtx, cancel := context.WithCancelCause(ctx)
+	e.mu.Lock()
+	e.running[j.ID] = cancel
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.running, j.ID)
+		e.mu.Unlock()
+		cancel(nil)
+	}()
+
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		e.heartbeat(runCtx, lease, cancel, log)
+	}()
+
+	log.Info("Processing job", "kind", j.Kind, "attempt", j.Attempt)
+	outcome := e.run(ctx, runCtx, j, lease, cancel, log)
+	cancel(nil)
+	<-hbDone
+	if e.observer != nil {
+		e.observer.JobFinished(j, outcome, time.Since(start))
+	}
+	return outcome
+}
+
+func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, cancel context.CancelCauseFunc, log *slog.Logger) Outcome {
+	report := func(ctx context.Context, p store.Progress) error {
+		err := e.store.ReportProgress(ctx, lease, p)
+		if errors.Is(err, job.ErrStaleLease) {
+			cancel(errLeaseLost)
+		}
+		return err
+	}
+	var completion store.Completion
+	var err error
+	if h, ok := e.handlers[j.Kind]; ok {
+		completion, err = e.safeHandle(runCtx, h, j, report)
+	} else {
+		err = fmt.Errorf("%w: no handler for kind %q", ErrPermanent, j.Kind)
+	}
+
+	// The run is over; what remains are the finishing writes, which must not be
+	// cut short by a shutdown that began meanwhile.
+	finishCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer done()
+	switch {
+	case errors.Is(context.Cause(runCtx), errLeaseLost):
+		log.Warn("Dropped job: lease lost (cancelled, expired or migrated)")
+		return OutcomeDropped
+	case err == nil:
+		if _, err := e.store.Complete(finishCtx, lease, completion); err != nil {
+			if errors.Is(err, job.ErrStaleLease) {
+				log.Warn("Dropped result: lease lost before completion")
+				return OutcomeDropped
+			}
+			log.Error("Could not record success; the lease will expire and the job run again", "err", err)
+			return OutcomeRetry
+		}
+		log.Info("Job succeeded")
+		return OutcomeSucceeded
+	case ctx.Err() != nil:
+		if err := e.store.Release(finishCtx, lease, "released on shutdown"); err != nil && !errors.Is(err, job.ErrStaleLease) {
+			log.Error("Could not release job; its lease will expire", "err", err)
+		}
+		log.Info("Released job on shutdown")
+		return OutcomeReleased
+	default:
+		f, ferr := e.store.Fail(finishCtx, lease, err.Error(), !errors.Is(err, ErrPermanent))
+		if ferr != nil {
+			log.Error("Could not record failure; the lease will expire", "err", ferr, "cause", err)
+			return OutcomeRetry
+		}
+		if f.Status == job.StatusQueued {
+			log.Warn("Job attempt failed, will retry", "err", err)
+			return OutcomeRetry
+		}
+		log.Error("Job failed", "err", err)
+		return OutcomeFailed
+	}
+}
+
+// safeHandle turns a handler's panic into a permanent failure of the job
+// rather than a crash of the runner.
+func (e *Executor) safeHandle(ctx context.Context, h Handler, j job.Job, report ReportFunc) (c store.Completion, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: handler panicked: %v", ErrPermanent, r)
+		}
+	}()
+	return h.Handle(ctx, j, report)
+}
+
+func (e *Executor) heartbeat(ctx context.Context, lease job.Lease, cancel context.CancelCauseFunc, log *slog.Logger) {
+	t := time.NewTicker(e.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			err := e.store.ExtendLease(ctx, lease, e.cfg.LeaseFor)
+			if errors.Is(err, job.ErrStaleLease) {
+				cancel(errLeaseLost)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				log.Warn("Could not renew lease", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/scriptgen/scriptgen/internal/generate"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Retriever finds passages of a project's documents for an episode.
+type Retriever interface {
+	Retrieve(ctx context.Context, projectID string, ep job.EpisodeData) ([]generate.ContextChunk, error)
+}
+
+// GenerationHandler runs generation jobs: it asks the generator for the script
+// and returns the episode to be saved with the job's success.
+type GenerationHandler struct {
+	Generator generate.Generator
+	Retriever Retriever // optional
+}
+
+// Handle generates the episode's script.
+func (h GenerationHandler) Handle(ctx context.Context, j job.Job, report ReportFunc) (store.Completion, error) {
+	var ep job.EpisodeData
+	if err := json.Unmarshal(j.Payload, &ep); err != nil {
+		return store.Completion{}, fmt.Errorf("%w: payload is not episode data: %v", ErrPermanent, err)
+	}
+	req := generate.Request{JobID: j.ID, ProjectID: j.ProjectID, Episode: ep, Context: []generate.ContextChunk{}}
+	if h.Retriever != nil {
+		chunks, err := h.Retriever.Retrieve(ctx, j.ProjectID, ep)
+		if err != nil {
+			return store.Completion{}, fmt.Errorf("retrieve context: %w", err)
+		}
+		req.Context = chunks
+	}
+	script, err := h.Generator.Generate(ctx, req, func(ctx context.Context, p generate.Progress) error {
+		return report(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
+	})
+	if err != nil {
+		return store.Completion{}, err
+	}
+	result, err := json.Marshal(struct {
+		Title   string                  `json:"title"`
+		Scenes  int                     `json:"scenes"`
+		Model   string                  `json:"model"`
+		Usage   generate.Usage          `json:"usage"`
+		Context []generate.ContextChunk `json:"context_chunks"`
+		Chars   int                     `json:"script_chars"`
+	}{script.Title, script.Scenes, script.Model, script.Usage, req.Context, len([]rune(script.Script))})
+	if err != nil {
+		return store.Completion{}, err
+	}
+	return store.Completion{Result: result, Episode: &job.Episode{
+		ProjectID: j.ProjectID, Title: script.Title, Script: script.Script, JobID: j.ID,
+	}}, nil
+}

@@ -1,0 +1,147 @@
+// Package server wires the serving process together: the store, the runners,
+// the reconciler and the HTTP API, started from one place and stopped in the
+// order that loses nothing — stop accepting, drain running jobs, release the
+// rest (invariant 1).
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/backgroundtasks"
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/config"
+	"github.com/scriptgen/scriptgen/internal/database"
+	"github.com/scriptgen/scriptgen/internal/generate"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/reconciler"
+	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Server is one serving process.
+type Server struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	store store.Store
+	exec  *runner.Executor
+	pool  *backgroundtasks.Pool
+	adapt *runner.Adapter
+	recon *reconciler.Reconciler
+	http  *http.Server
+}
+
+// OwnerID names this process in leases and logs.
+func OwnerID(role string) string {
+	host, _ := os.Hostname()
+	b := make([]byte, 3)
+	rand.Read(b)
+	return fmt.Sprintf("%s-%s-%d-%s", role, host, os.Getpid(), hex.EncodeToString(b))
+}
+
+// NewGenerator builds the generator that GENERATOR names.
+func NewGenerator(cfg *config.Config) (generate.Generator, error) {
+	switch cfg.Generator {
+	case "template":
+		return generate.NewTemplate(generate.TemplateConfig{StepDelay: cfg.GeneratorStepDelay}), nil
+	case "noop":
+		return generate.Noop{}, nil
+	}
+	return nil, fmt.Errorf("generator %q is not available in this build", cfg.Generator)
+}
+
+// NewExecutor builds the executor with every kind's handler.
+func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger) (*runner.Executor, error) {
+	gen, err := NewGenerator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	handlers := map[job.Kind]runner.Handler{
+		job.KindGeneration: runner.GenerationHandler{Generator: gen},
+	}
+	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, nil), nil
+}
+
+// New opens the store and builds every component; Serve runs them.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: st}
+	if s.exec, err = NewExecutor(cfg, st, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.pool = backgroundtasks.New(st, s.exec, backgroundtasks.Config{
+		Workers: cfg.MaxWorkers, Owner: OwnerID("serve"), PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout,
+	}, log)
+	s.adapt = runner.NewAdapter(staticRouter(job.BackendBackgroundTasks), log, s.pool)
+	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log)
+	handler := api.New(api.Config{
+		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
+	})
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return s, nil
+}
+
+func reconcileInterval(lease time.Duration) time.Duration {
+	return min(max(lease/4, 250*time.Millisecond), 5*time.Second)
+}
+
+type staticRouter job.Backend
+
+func (r staticRouter) BackendFor(string) job.Backend { return job.Backend(r) }
+
+// WorkerSystem reports the effective worker system.
+func (s *Server) WorkerSystem(ctx context.Context) api.WorkerSystem {
+	return api.WorkerSystem{Enabled: false, Type: string(job.BackendBackgroundTasks), KillSwitch: s.cfg.KillSwitchOff(), Redis: "unconfigured"}
+}
+
+// BackgroundTasks reports the in-process pool.
+func (s *Server) BackgroundTasks(ctx context.Context) api.BackgroundTasks {
+	queued, _ := s.store.CountJobs(ctx, store.JobFilter{Backend: job.BackendBackgroundTasks, Status: job.StatusQueued})
+	return api.BackgroundTasks{Active: s.exec.Active(), Queued: queued, Max: s.pool.Max()}
+}
+
+// Serve runs until ctx ends, then shuts down without losing a job: it stops
+// accepting requests, lets in-flight requests finish, drains the runners and
+// releases what did not finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.pool.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.recon.Start(ctx); err != nil {
+		return err
+	}
+	s.log.Info("scriptgen serving", "addr", ln.Addr().String(), "database", s.store.Driver(), "workers", s.cfg.MaxWorkers)
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("Shutting down: no new requests, draining jobs", "drain_timeout", s.cfg.DrainTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout+10*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil {
+		s.log.Warn("HTTP shutdown", "err", err)
+	}
+	err := errors.Join(s.pool.Stop(shutdownCtx), s.recon.Stop(shutdownCtx), s.store.Close())
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(serveErr, err)
+	}
+	s.log.Info("Stopped")
+	return err
+}

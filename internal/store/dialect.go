@@ -16,6 +16,10 @@ type Dialect struct {
 	SkipLocked string
 	// MigrationLock, when set, runs first in every migration transaction.
 	MigrationLock string
+	// NotifyEvent, when set, runs in the transaction of every appended event
+	// with the job id as its one argument (PostgreSQL's pg_notify), so that
+	// streams in other processes learn of it at commit.
+	NotifyEvent string
 	// IsUniqueViolation recognises the driver's unique-constraint error.
 	IsUniqueViolation func(error) bool
 }

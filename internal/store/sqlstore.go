@@ -135,6 +135,11 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
 	}
+	if n := s.rb.d.NotifyEvent; n != "" {
+		if _, err := ex.ExecContext(ctx, s.Q(n), e.JobID); err != nil {
+			return fmt.Errorf("notify event of job %s: %w", e.JobID, err)
+		}
+	}
 	return nil
 }
 

@@ -29,11 +29,16 @@ var Dialect = store.Dialect{
 	NumberedPlaceholders: true,
 	SkipLocked:           "FOR UPDATE SKIP LOCKED",
 	MigrationLock:        "SELECT pg_advisory_xact_lock(727224)",
+	NotifyEvent:          "SELECT pg_notify('" + EventChannel + "', ?)",
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"
 	},
 }
+
+// EventChannel is the LISTEN/NOTIFY channel on which every appended job event
+// is announced, with the job id as payload.
+const EventChannel = "scriptgen_job_events"
 
 // Store is the PostgreSQL driver.
 type Store struct {

@@ -38,6 +38,14 @@ type Server struct {
 	adapt *runner.Adapter
 	recon *reconciler.Reconciler
 	http  *http.Server
+	// components are started after the runners and stopped before the store
+	// closes (progress broker…).
+	components []component
+}
+
+type component interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
 }
 
 // OwnerID names this process in leases and logs.
@@ -87,8 +95,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}, log)
 	s.adapt = runner.NewAdapter(staticRouter(job.BackendBackgroundTasks), log, s.pool)
 	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log)
+	extra, err := s.progressRoutes()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	handler := api.New(api.Config{
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
+		Extra: extra,
 	})
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -124,6 +138,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.recon.Start(ctx); err != nil {
 		return err
 	}
+	for _, c := range s.components {
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
+	}
 	s.log.Info("scriptgen serving", "addr", ln.Addr().String(), "database", s.store.Driver(), "workers", s.cfg.MaxWorkers)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
@@ -138,7 +157,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("HTTP shutdown", "err", err)
 	}
-	err := errors.Join(s.pool.Stop(shutdownCtx), s.recon.Stop(shutdownCtx), s.store.Close())
+	err := errors.Join(s.pool.Stop(shutdownCtx), s.recon.Stop(shutdownCtx))
+	for _, c := range s.components {
+		err = errors.Join(err, c.Stop(shutdownCtx))
+	}
+	err = errors.Join(err, s.store.Close())
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(serveErr, err)
 	}

@@ -95,6 +95,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}, log)
 	s.adapt = runner.NewAdapter(staticRouter(job.BackendBackgroundTasks), log, s.pool)
 	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log)
+	s.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	extra, err := s.progressRoutes()
 	if err != nil {
 		st.Close()
@@ -104,8 +106,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
 		Extra: extra,
 	})
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	s.http.Handler = handler
 	return s, nil
 }
 

@@ -35,6 +35,12 @@ type WorkerSystem struct {
 	Reason         string `json:"reason,omitempty"`
 	KillSwitch     bool   `json:"kill_switch"`
 	Redis          string `json:"redis"`
+	// WorkersUp counts durable worker processes with a fresh heartbeat;
+	// WorkersCrashed those that went silent without a clean stop (last 10 min).
+	WorkersUp      int `json:"workers_up"`
+	WorkersCrashed int `json:"workers_crashed"`
+	// Setting is the persisted half of the flag.
+	Setting *WorkerSetting `json:"setting,omitempty"`
 }
 
 // BackgroundTasks describes the in-process pool.
@@ -118,9 +124,7 @@ func (a *API) writeDomainError(w http.ResponseWriter, r *http.Request, err error
 	var ve *job.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		var b errorBody
-		b.Error.Code, b.Error.Message, b.Error.Field = "invalid_request", ve.Error(), ve.Field
-		WriteJSON(w, http.StatusBadRequest, b)
+		writeValidation(w, ve)
 	case errors.Is(err, job.ErrNotFound):
 		WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, job.ErrIdempotencyMismatch):

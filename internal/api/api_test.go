@@ -34,7 +34,9 @@ type system struct{}
 func (system) WorkerSystem(context.Context) api.WorkerSystem {
 	return api.WorkerSystem{Type: "background_tasks"}
 }
-func (system) BackgroundTasks(context.Context) api.BackgroundTasks { return api.BackgroundTasks{Max: 4} }
+func (system) BackgroundTasks(context.Context) api.BackgroundTasks {
+	return api.BackgroundTasks{Max: 4}
+}
 
 // gatedStore holds CreateJob until the gate opens, to catch a request in flight.
 type gatedStore struct {

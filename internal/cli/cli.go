@@ -26,6 +26,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the HTTP API and the background_tasks runner", serve},
+		{"worker", "run a durable worker (asynq on REDIS_URL)", worker},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 			fmt.Fprintln(out, version.String())
 			return nil
@@ -93,4 +94,12 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+func worker(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := config.Parse("worker", args, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
 }

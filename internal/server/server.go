@@ -16,16 +16,20 @@ import (
 	"os"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/backgroundtasks"
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/database"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
 // Server is one serving process.
@@ -38,6 +42,9 @@ type Server struct {
 	adapt *runner.Adapter
 	recon *reconciler.Reconciler
 	http  *http.Server
+	flag  *workerflag.Flag
+	disp  *durable.Dispatcher // nil without REDIS_URL
+	insp  *durable.Inspector  // nil without REDIS_URL
 	// components are started after the runners and stopped before the store
 	// closes (progress broker…).
 	components []component
@@ -93,8 +100,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.pool = backgroundtasks.New(st, s.exec, backgroundtasks.Config{
 		Workers: cfg.MaxWorkers, Owner: OwnerID("serve"), PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout,
 	}, log)
-	s.adapt = runner.NewAdapter(staticRouter(job.BackendBackgroundTasks), log, s.pool)
-	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log)
+	s.flag = workerflag.New(st, workerflag.Config{KillSwitchOff: cfg.KillSwitchOff(), DurableAvailable: cfg.RedisURL != ""}, log)
+	s.components = append(s.components, s.flag)
+	runners := []runner.Runner{s.pool}
+	var passes []reconciler.Pass
+	if cfg.RedisURL != "" {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		s.disp, s.insp = durable.NewDispatcher(opt), durable.NewInspector(opt)
+		runners = append(runners, s.disp)
+		passes = append(passes, durable.Redispatch(st, s.disp, redispatchGrace, time.Now))
+	}
+	s.adapt = runner.NewAdapter(s.flag, log, runners...)
+	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log, passes...)
 	s.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	extra, err := s.progressRoutes()
@@ -102,6 +123,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		st.Close()
 		return nil, err
 	}
+	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s}))
 	handler := api.New(api.Config{
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
 		Extra: extra,
@@ -114,20 +136,9 @@ func reconcileInterval(lease time.Duration) time.Duration {
 	return min(max(lease/4, 250*time.Millisecond), 5*time.Second)
 }
 
-type staticRouter job.Backend
-
-func (r staticRouter) BackendFor(string) job.Backend { return job.Backend(r) }
-
-// WorkerSystem reports the effective worker system.
-func (s *Server) WorkerSystem(ctx context.Context) api.WorkerSystem {
-	return api.WorkerSystem{Enabled: false, Type: string(job.BackendBackgroundTasks), KillSwitch: s.cfg.KillSwitchOff(), Redis: "unconfigured"}
-}
-
-// BackgroundTasks reports the in-process pool.
-func (s *Server) BackgroundTasks(ctx context.Context) api.BackgroundTasks {
-	queued, _ := s.store.CountJobs(ctx, store.JobFilter{Backend: job.BackendBackgroundTasks, Status: job.StatusQueued})
-	return api.BackgroundTasks{Active: s.exec.Active(), Queued: queued, Max: s.pool.Max()}
-}
+// redispatchGrace is how long a queued durable job waits before the
+// reconciler enqueues it again (its first enqueue normally lands at once).
+const redispatchGrace = 2 * time.Second
 
 // Serve runs until ctx ends, then shuts down without losing a job: it stops
 // accepting requests, lets in-flight requests finish, drains the runners and
@@ -161,6 +172,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := errors.Join(s.pool.Stop(shutdownCtx), s.recon.Stop(shutdownCtx))
 	for _, c := range s.components {
 		err = errors.Join(err, c.Stop(shutdownCtx))
+	}
+	if s.disp != nil {
+		err = errors.Join(err, s.disp.Stop(shutdownCtx), s.insp.Close())
 	}
 	err = errors.Join(err, s.store.Close())
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

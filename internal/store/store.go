@@ -17,12 +17,16 @@ import (
 
 // Store is what the rest of scriptgen knows of the database.
 type Store interface {
+	DocumentStore
 	// CreateJob commits a new queued job, or returns the existing job of the same
 	// idempotency key and request hash (created is then false).
 	CreateJob(ctx context.Context, nj NewJob) (j job.Job, created bool, err error)
 	GetJob(ctx context.Context, id string) (job.Job, error)
 	ListJobs(ctx context.Context, f JobFilter) (jobs []job.Job, nextCursor string, err error)
 	CountJobs(ctx context.Context, f JobFilter) (int, error)
+	// ListQueued lists queued jobs of a backend last changed before olderThan,
+	// oldest first.
+	ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error)
 
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.
@@ -45,6 +49,15 @@ type Store interface {
 
 	ListEpisodes(ctx context.Context, projectID string, afterNumber, limit int) ([]job.Episode, error)
 	GetEpisode(ctx context.Context, projectID string, number int) (job.Episode, error)
+
+	GetWorkerSetting(ctx context.Context) (WorkerSetting, error)
+	PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error)
+
+	RegisterWorker(ctx context.Context, w WorkerProcess) error
+	HeartbeatWorker(ctx context.Context, id string) error
+	StopWorker(ctx context.Context, id string) error
+	ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error)
+	PruneWorkers(ctx context.Context, before time.Time) error
 
 	Ping(ctx context.Context) error
 	Driver() string
@@ -85,4 +98,6 @@ type Completion struct {
 	// Episode, when set, is saved under the project's next number; the number is
 	// written into the result as "episode_number".
 	Episode *job.Episode
+	// Chunks, when set, replace the chunks of a document (rag_document jobs).
+	Chunks *DocumentChunks
 }

@@ -1,0 +1,150 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+)
+
+// WorkerSetting is the persisted flag as the admin API shows it.
+type WorkerSetting struct {
+	Enabled        bool      `json:"enabled"`
+	RolloutPercent int       `json:"rollout_percent"`
+	Reason         string    `json:"reason"`
+	UpdatedBy      string    `json:"updated_by"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// WorkerSystemChange is the body of PUT /api/admin/worker-system.
+type WorkerSystemChange struct {
+	Enabled        *bool  `json:"enabled"`
+	RolloutPercent *int   `json:"rollout_percent"`
+	Reason         string `json:"reason"`
+}
+
+// Admin is what the admin API drives.
+type Admin interface {
+	// SetWorkerSystem saves a new setting and applies it to this replica at once.
+	SetWorkerSystem(ctx context.Context, change WorkerSystemChange, by string) error
+}
+
+// AdminConfig configures the admin routes.
+type AdminConfig struct {
+	Token  string
+	Admin  Admin
+	System System
+	// More registers further admin routes behind the same authentication.
+	More []func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc)
+}
+
+// AdminRoutes registers /api/admin/*, every route behind the Bearer token.
+// With no token configured the admin API is off and answers 403.
+func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
+	return func(mux *http.ServeMux) {
+		auth := func(next http.HandlerFunc) http.HandlerFunc { return requireToken(cfg.Token, next) }
+		mux.HandleFunc("GET /api/admin/worker-system", auth(func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, http.StatusOK, cfg.System.WorkerSystem(r.Context()))
+		}))
+		mux.HandleFunc("PUT /api/admin/worker-system", auth(func(w http.ResponseWriter, r *http.Request) {
+			var change WorkerSystemChange
+			if err := decodeAdminBody(r, &change); err != nil {
+				writeValidation(w, err)
+				return
+			}
+			if change.Enabled == nil {
+				writeValidation(w, &job.ValidationError{Field: "enabled", Message: "is required"})
+				return
+			}
+			if p := change.RolloutPercent; p != nil && (*p < 0 || *p > 100) {
+				writeValidation(w, &job.ValidationError{Field: "rollout_percent", Message: "must be from 0 to 100"})
+				return
+			}
+			if err := cfg.Admin.SetWorkerSystem(r.Context(), change, "admin@"+clientAddr(r)); err != nil {
+				WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			WriteJSON(w, http.StatusOK, cfg.System.WorkerSystem(r.Context()))
+		}))
+		for _, more := range cfg.More {
+			more(mux, auth)
+		}
+		mux.HandleFunc("/api/admin/", auth(func(w http.ResponseWriter, r *http.Request) {
+			WriteError(w, http.StatusNotFound, "not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path)
+		}))
+	}
+}
+
+func clientAddr(r *http.Request) string {
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i > 0 {
+		return r.RemoteAddr[:i]
+	}
+	return r.RemoteAddr
+}
+
+// requireToken checks "Authorization: Bearer <token>" in constant time.
+func requireToken(token string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			WriteError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set ADMIN_TOKEN to enable it")
+			return
+		}
+		h := r.Header.Get("Authorization")
+		if h == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <ADMIN_TOKEN>")
+			return
+		}
+		given, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || given == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin", error="invalid_request"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "malformed Authorization header: want 'Bearer <ADMIN_TOKEN>'")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
+			WriteError(w, http.StatusForbidden, "forbidden", "wrong admin token")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// decodeAdminBody strictly decodes a small JSON body; an empty body is {}.
+func decodeAdminBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	if err != nil {
+		return &job.ValidationError{Message: "could not read body"}
+	}
+	if len(body) > 64<<10 {
+		return &job.ValidationError{Message: "body is larger than 64 KiB"}
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &job.ValidationError{Message: "malformed JSON body: " + err.Error()}
+	}
+	if dec.More() {
+		return &job.ValidationError{Message: "body has data after the JSON object"}
+	}
+	return nil
+}
+
+func writeValidation(w http.ResponseWriter, err error) {
+	var ve *job.ValidationError
+	if !errors.As(err, &ve) {
+		WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	var b errorBody
+	b.Error.Code, b.Error.Message, b.Error.Field = "invalid_request", ve.Error(), ve.Field
+	WriteJSON(w, http.StatusBadRequest, b)
+}

@@ -1,0 +1,100 @@
+package durable
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Registry is what the heartbeater needs of the database.
+type Registry interface {
+	RegisterWorker(ctx context.Context, w store.WorkerProcess) error
+	HeartbeatWorker(ctx context.Context, id string) error
+	StopWorker(ctx context.Context, id string) error
+}
+
+// Heartbeater registers a worker process and beats for it, so that the
+// service knows how many workers are up and which died without a clean stop.
+type Heartbeater struct {
+	reg      Registry
+	id       string
+	interval time.Duration
+	log      *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewHeartbeater builds a heartbeater for the process id.
+func NewHeartbeater(reg Registry, id string, interval time.Duration, log *slog.Logger) *Heartbeater {
+	return &Heartbeater{reg: reg, id: id, interval: interval, log: log}
+}
+
+// Start registers the process and beats until Stop.
+func (h *Heartbeater) Start(ctx context.Context) error {
+	host, _ := os.Hostname()
+	if err := h.reg.RegisterWorker(ctx, store.WorkerProcess{ID: h.id, Role: RoleWorker, Host: host, PID: os.Getpid()}); err != nil {
+		return err
+	}
+	ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(h.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := h.reg.HeartbeatWorker(ctx, h.id); err != nil && ctx.Err() == nil {
+					h.log.Warn("Heartbeat failed", "worker", h.id, "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop records a clean stop.
+func (h *Heartbeater) Stop(ctx context.Context) error {
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.wg.Wait()
+	return h.reg.StopWorker(context.WithoutCancel(ctx), h.id)
+}
+
+// RoleWorker is the registry role of `scriptgen worker` processes.
+const RoleWorker = "worker"
+
+// HeartbeatInterval is how often workers beat; a worker silent for three
+// intervals is counted as down.
+const HeartbeatInterval = time.Second
+
+// Census counts worker processes from the registry.
+type Census struct {
+	Up      int
+	Crashed int // silent without a clean stop, within the window
+	Stopped int
+}
+
+// Count classifies processes seen since the window began.
+func Count(ws []store.WorkerProcess, now time.Time) Census {
+	var c Census
+	for _, w := range ws {
+		switch {
+		case !w.StoppedAt.IsZero():
+			c.Stopped++
+		case now.Sub(w.HeartbeatAt) <= 3*HeartbeatInterval:
+			c.Up++
+		default:
+			c.Crashed++
+		}
+	}
+	return c
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/config"
+	"github.com/scriptgen/scriptgen/internal/database"
+	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/reconciler"
+	"github.com/scriptgen/scriptgen/internal/runner"
+)
+
+// RunWorker runs a `scriptgen worker` process until ctx ends: the asynq server
+// that runs durable jobs, its heartbeat in the registry, and a reconciler (any
+// number of them may run; every duty is a fenced, idempotent update).
+func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if cfg.RedisURL == "" {
+		return errors.New("REDIS_URL is required: the durable worker reads its queue from Redis")
+	}
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	exec, err := NewExecutor(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	id := OwnerID("worker")
+	log = log.With("worker", id)
+	disp := durable.NewDispatcher(opt)
+	defer disp.Stop(context.Background())
+	adapter := runner.NewAdapter(onlyDurable{}, log, disp)
+	components := []component{
+		durable.NewHeartbeater(st, id, durable.HeartbeatInterval, log),
+		durable.NewWorker(st, exec, disp, durable.WorkerConfig{Redis: opt, ID: id, Concurrency: cfg.MaxWorkers, ShutdownTimeout: cfg.DrainTimeout}, log),
+		reconciler.New(st, adapter, reconcileInterval(cfg.LeaseDuration), log, durable.Redispatch(st, disp, redispatchGrace, time.Now)),
+	}
+	for i, c := range components {
+		if err := c.Start(ctx); err != nil {
+			for j := i - 1; j >= 0; j-- {
+				components[j].Stop(context.Background())
+			}
+			return err
+		}
+	}
+	<-ctx.Done()
+	log.Info("Worker shutting down: draining running jobs", "drain_timeout", cfg.DrainTimeout)
+	for i := len(components) - 1; i >= 0; i-- {
+		err = errors.Join(err, components[i].Stop(context.Background()))
+	}
+	log.Info("Worker stopped")
+	return err
+}
+
+type onlyDurable struct{}
+
+func (onlyDurable) BackendFor(string) job.Backend { return job.BackendDurable }

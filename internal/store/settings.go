@@ -1,0 +1,56 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// WorkerSetting is the persisted half of the worker-system flag.
+type WorkerSetting struct {
+	Enabled        bool
+	RolloutPercent int
+	Reason         string
+	UpdatedBy      string
+	UpdatedAt      time.Time
+}
+
+// DefaultWorkerSetting applies until an operator changes it: durable for every
+// project, wherever the environment allows it.
+var DefaultWorkerSetting = WorkerSetting{Enabled: true, RolloutPercent: 100, Reason: "default"}
+
+// GetWorkerSetting reads the setting (the default when none was saved).
+func (s *SQL) GetWorkerSetting(ctx context.Context) (WorkerSetting, error) {
+	var w WorkerSetting
+	var enabled int
+	var updated int64
+	err := s.R.QueryRowContext(ctx, `SELECT enabled, rollout_percent, reason, updated_by, updated_at FROM worker_settings WHERE id = 1`).
+		Scan(&enabled, &w.RolloutPercent, &w.Reason, &w.UpdatedBy, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return DefaultWorkerSetting, nil
+	}
+	if err != nil {
+		return w, fmt.Errorf("read worker setting: %w", err)
+	}
+	w.Enabled, w.UpdatedAt = enabled == 1, fromMicros(updated)
+	return w, nil
+}
+
+// PutWorkerSetting saves the setting.
+func (s *SQL) PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error) {
+	w.UpdatedAt = s.Clock.Now().UTC().Truncate(time.Microsecond)
+	enabled := 0
+	if w.Enabled {
+		enabled = 1
+	}
+	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at)
+		VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,
+		rollout_percent = excluded.rollout_percent, reason = excluded.reason, updated_by = excluded.updated_by,
+		updated_at = excluded.updated_at`), enabled, w.RolloutPercent, w.Reason, w.UpdatedBy, micros(w.UpdatedAt))
+	if err != nil {
+		return w, fmt.Errorf("save worker setting: %w", err)
+	}
+	return w, nil
+}

@@ -1,0 +1,153 @@
+// Package workerflag is the worker-system flag: the effective state is the
+// environment's kill switch AND the persisted setting. The kill switch
+// (USE_DURABLE_WORKER=false or WORKER_SYSTEM_ENABLED=false) forces
+// background_tasks with no API and no database; otherwise the setting row
+// decides, and every replica re-reads it about every half second, so a change
+// reaches all of them within a second and without a restart.
+package workerflag
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Source reads the persisted setting.
+type Source interface {
+	GetWorkerSetting(ctx context.Context) (store.WorkerSetting, error)
+}
+
+// Config says what the environment allows.
+type Config struct {
+	// KillSwitchOff: the environment forces background_tasks.
+	KillSwitchOff bool
+	// DurableAvailable: REDIS_URL is set, so there is a durable side at all.
+	DurableAvailable bool
+	Refresh          time.Duration
+}
+
+// State is the flag as this replica sees it.
+type State struct {
+	// Enabled: new jobs may go to the durable worker.
+	Enabled          bool
+	RolloutPercent   int
+	KillSwitchOff    bool
+	DurableAvailable bool
+	Setting          store.WorkerSetting
+}
+
+// Type names the worker system new jobs mostly go to.
+func (s State) Type() job.Backend {
+	if s.Enabled && s.RolloutPercent > 0 {
+		return job.BackendDurable
+	}
+	return job.BackendBackgroundTasks
+}
+
+// Flag holds the latest state and refreshes it.
+type Flag struct {
+	src   Source
+	cfg   Config
+	log   *slog.Logger
+	state atomic.Pointer[State]
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds a flag; call Refresh or Start before use.
+func New(src Source, cfg Config, log *slog.Logger) *Flag {
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = 500 * time.Millisecond
+	}
+	f := &Flag{src: src, cfg: cfg, log: log.With("component", "workerflag")}
+	f.set(store.DefaultWorkerSetting)
+	return f
+}
+
+func (f *Flag) set(w store.WorkerSetting) {
+	st := &State{Setting: w, KillSwitchOff: f.cfg.KillSwitchOff, DurableAvailable: f.cfg.DurableAvailable}
+	st.Enabled = w.Enabled && !f.cfg.KillSwitchOff && f.cfg.DurableAvailable
+	if st.Enabled {
+		st.RolloutPercent = w.RolloutPercent
+	}
+	if old := f.state.Swap(st); old != nil && (old.Enabled != st.Enabled || old.RolloutPercent != st.RolloutPercent) {
+		f.log.Info("Worker system changed", "enabled", st.Enabled, "type", st.Type(), "rollout_percent", st.RolloutPercent,
+			"reason", w.Reason, "by", w.UpdatedBy)
+	}
+}
+
+// Refresh reads the setting now.
+func (f *Flag) Refresh(ctx context.Context) error {
+	w, err := f.src.GetWorkerSetting(ctx)
+	if err != nil {
+		return err
+	}
+	f.set(w)
+	return nil
+}
+
+// State returns the current state.
+func (f *Flag) State() State { return *f.state.Load() }
+
+// BackendFor routes a new job of a project: durable for the rollout's share of
+// projects (sticky: the same project always lands on the same side), else
+// background_tasks.
+func (f *Flag) BackendFor(projectID string) job.Backend {
+	st := f.state.Load()
+	if !st.Enabled || st.RolloutPercent <= 0 {
+		return job.BackendBackgroundTasks
+	}
+	if st.RolloutPercent >= 100 || Bucket(projectID) < st.RolloutPercent {
+		return job.BackendDurable
+	}
+	return job.BackendBackgroundTasks
+}
+
+// Bucket places a project in 0..99 for the rollout.
+func Bucket(projectID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(projectID))
+	return int(h.Sum32() % 100)
+}
+
+// Start refreshes the flag every Refresh until Stop. A failed read keeps the
+// last known state.
+func (f *Flag) Start(ctx context.Context) error {
+	if err := f.Refresh(ctx); err != nil {
+		f.log.Warn("Could not read the worker setting; using the last known state", "err", err)
+	}
+	ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		t := time.NewTicker(f.cfg.Refresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
+					f.log.Warn("Could not refresh the worker setting", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop stops refreshing.
+func (f *Flag) Stop(context.Context) error {
+	if f.cancel != nil {
+		f.cancel()
+	}
+	f.wg.Wait()
+	return nil
+}

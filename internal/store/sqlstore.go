@@ -432,6 +432,11 @@ func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job,
 				return err
 			}
 		}
+		if c.Chunks != nil {
+			if err := s.saveChunks(ctx, tx, l, c.Chunks, now); err != nil {
+				return err
+			}
+		}
 		var err error
 		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done', result = ?,
 			error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,

@@ -90,6 +90,13 @@ func Run(t *testing.T, open Opener) {
 		"Cancel":                      testCancel,
 		"ProgressEventsInOrder":       testProgressEvents,
 		"ListJobsFilterAndPagination": testListJobs,
+
+		"DocumentCreateAndIdempotency":      testDocumentCreateAndIdempotency,
+		"DocumentChunksReplaced":            testDocumentChunksReplaced,
+		"DocumentStaleHolderWritesNoChunks": testDocumentStaleHolderWritesNoChunks,
+		"DocumentDelete":                    testDocumentDelete,
+		"SearchRanksAndIsolates":            testSearchRanksAndIsolates,
+		"ListDocumentsPagination":           testListDocumentsPagination,
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) {

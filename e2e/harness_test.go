@@ -78,9 +78,12 @@ func (s *syncBuffer) String() string {
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, args: args, env: env, log: &syncBuffer{}}
-	for _, e := range env {
+	for _, e := range env { // the last LISTEN_ADDR wins, as in the process
 		if addr, ok := strings.CutPrefix(e, "LISTEN_ADDR="); ok {
-			p.URL = "http://" + addr
+			p.URL = ""
+			if addr != "" {
+				p.URL = "http://" + addr
+			}
 		}
 	}
 	p.start()

@@ -22,6 +22,7 @@ type JobJSON struct {
 	MaxAttempts int               `json:"max_attempts"`
 	Backend     job.Backend       `json:"backend"`
 	Epoch       int64             `json:"dispatch_epoch"`
+	Worker      string            `json:"worker,omitempty"`
 	Payload     json.RawMessage   `json:"payload"`
 	Result      json.RawMessage   `json:"result"`
 	Error       string            `json:"error"`
@@ -43,7 +44,7 @@ func NewJobJSON(j job.Job) JobJSON {
 	base := "/api/generation/" + j.ID
 	return JobJSON{
 		ID: j.ID, Kind: j.Kind, ProjectID: j.ProjectID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
-		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Backend: j.Backend, Epoch: j.DispatchEpoch,
+		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Backend: j.Backend, Epoch: j.DispatchEpoch, Worker: j.LeaseOwner,
 		Payload: j.Payload, Result: j.Result, Error: j.Error,
 		CreatedAt: timePtr(j.CreatedAt), StartedAt: timePtr(j.StartedAt), FinishedAt: timePtr(j.FinishedAt),
 		Links: map[string]string{"self": base, "events": base + "/events", "cancel": base + "/cancel"},

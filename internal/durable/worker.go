@@ -40,7 +40,7 @@ type Worker struct {
 
 // NewWorker builds a worker; Start runs it.
 func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConfig, log *slog.Logger) *Worker {
-	w := &Worker{store: st, exec: exec, disp: disp, cfg: cfg, log: log.With("backend", job.BackendDurable, "worker", cfg.ID)}
+	w := &Worker{store: st, exec: exec, disp: disp, cfg: cfg, log: log.With("backend", job.BackendDurable)}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency:     cfg.Concurrency,
 		Queues:          Queues,

@@ -1,0 +1,288 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
+)
+
+const adminToken = "e2e-admin-token"
+
+// cluster is one serve process and its durable workers on a PostgreSQL schema
+// and a redis-server of the test's own.
+type cluster struct {
+	t       *testing.T
+	redis   *testenv.RedisServer
+	dbURL   string
+	serve   *proc
+	workers []*proc
+}
+
+func newCluster(t *testing.T, workers int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, redis: testenv.StartRedis(t), dbURL: testenv.PostgresURL(t)}
+	env := append([]string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=" + adminToken}, extra...)
+	c.serve = startProc(t, "serve", serveEnv(t, env...), "serve")
+	for i := range workers {
+		c.addWorker(i, env)
+	}
+	c.waitWorkersUp(workers)
+	return c
+}
+
+func (c *cluster) addWorker(i int, env []string) {
+	wenv := append(serveEnv(c.t, env...), "LISTEN_ADDR=")
+	c.workers = append(c.workers, startProc(c.t, fmt.Sprintf("worker-%d", i), wenv, "worker"))
+}
+
+func (c *cluster) health() map[string]any {
+	_, h := request(c.t, "GET", c.serve.URL+"/health", nil)
+	ws, _ := h["worker_system"].(map[string]any)
+	return ws
+}
+
+func (c *cluster) waitWorkersUp(n int) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if up, _ := c.health()["workers_up"].(float64); int(up) >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("fewer than %d workers came up: %v", n, c.health())
+}
+
+func (c *cluster) setDurable(enabled bool) {
+	c.t.Helper()
+	code, body := request(c.t, "PUT", c.serve.URL+"/api/admin/worker-system",
+		map[string]any{"enabled": enabled, "reason": "e2e"}, "Authorization", "Bearer "+adminToken)
+	if code != 200 || body["enabled"] != enabled {
+		c.t.Fatalf("switch to enabled=%v: %d %v", enabled, code, body)
+	}
+}
+
+func (c *cluster) redisClient() *redis.Client {
+	cl := redis.NewClient(&redis.Options{Addr: c.redis.Addr(), DB: 5})
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// backends counts the accepted jobs by the backend that ran them.
+func backends(t *testing.T, base string, jobs []submitted) map[string]int {
+	out := map[string]int{}
+	for _, j := range jobs {
+		_, got := request(t, "GET", base+"/api/generation/"+j.ID, nil)
+		out[fmt.Sprint(got["backend"])]++
+	}
+	return out
+}
+
+// TestDurableSwitchingUnderLoad switches durable → background_tasks and back
+// repeatedly while 500 jobs are submitted and processed.
+func TestDurableSwitchingUnderLoad(t *testing.T) {
+	c := newCluster(t, 2, "GENERATOR_STEP_DELAY=5ms")
+	var (
+		mu   sync.Mutex
+		jobs []submitted
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= 500 {
+					return
+				}
+				project := fmt.Sprintf("switch-%d", i%7)
+				j := submit(t, c.serve.URL, project, i)
+				mu.Lock()
+				jobs = append(jobs, j)
+				mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	switches := 0
+	stop := make(chan struct{})
+	go func() { wg.Wait(); close(stop) }()
+	for enabled := false; ; enabled = !enabled {
+		select {
+		case <-stop:
+		case <-time.After(250 * time.Millisecond):
+			c.setDurable(enabled)
+			switches++
+			continue
+		}
+		break
+	}
+	c.setDurable(true)
+	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+	by := backends(t, c.serve.URL, jobs)
+	if switches < 4 || by["durable"] == 0 || by["background_tasks"] == 0 {
+		t.Fatalf("%d switches, jobs by backend %v: the test must exercise both sides", switches, by)
+	}
+	t.Logf("%d switches; jobs by backend %v", switches, by)
+}
+
+// TestDurableWorkerKill9 kills a worker process mid-job.
+func TestDurableWorkerKill9(t *testing.T) {
+	c := newCluster(t, 2, "GENERATOR_STEP_DELAY=150ms")
+	var jobs []submitted
+	for i := range 30 {
+		jobs = append(jobs, submit(t, c.serve.URL, "wkill", i))
+	}
+	victim := c.workers[0]
+	waitWorkerRunning(t, c.serve.URL, victim.cmd.Process.Pid)
+	victim.kill()
+	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+	if !strings.Contains(c.serve.log.String()+c.workers[1].log.String(), "Lease expired") {
+		t.Fatal("no lease expired: the killed worker held no job")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if h := c.health(); h["workers_crashed"] == float64(1) && h["workers_up"] == float64(1) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the registry does not show the crash: %v", c.health())
+}
+
+// TestDurableRedisDown stops Redis while jobs are submitted: every submission
+// is still accepted, and everything completes once Redis is back.
+func TestDurableRedisDown(t *testing.T) {
+	c := newCluster(t, 2, "GENERATOR_STEP_DELAY=20ms")
+	var jobs []submitted
+	for i := range 10 {
+		jobs = append(jobs, submit(t, c.serve.URL, "redisdown", i))
+	}
+	c.redis.Kill()
+	for i := 10; i < 40; i++ {
+		jobs = append(jobs, submit(t, c.serve.URL, "redisdown", i)) // submit requires 202
+	}
+	if h := c.health(); h["redis"] != "down" {
+		t.Fatalf("health with Redis stopped: %v", h)
+	}
+	time.Sleep(time.Second)
+	c.redis.Start()
+	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+}
+
+// TestDurableFlushDB flushes the queue's Redis database mid-run.
+func TestDurableFlushDB(t *testing.T) {
+	c := newCluster(t, 2, "GENERATOR_STEP_DELAY=100ms")
+	var jobs []submitted
+	for i := range 40 {
+		jobs = append(jobs, submit(t, c.serve.URL, "flush", i))
+	}
+	waitRunning(t, c.serve.URL, 2)
+	if err := c.redisClient().FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 40; i < 50; i++ {
+		jobs = append(jobs, submit(t, c.serve.URL, "flush", i))
+	}
+	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+}
+
+// TestDurableGarbageIsDeadLettered puts foreign and garbage messages in the
+// queues: they are archived with a logged reason and the worker goes on.
+func TestDurableGarbageIsDeadLettered(t *testing.T) {
+	c := newCluster(t, 1, "GENERATOR_STEP_DELAY=5ms")
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: c.redis.Addr(), DB: 5})
+	defer client.Close()
+	for _, task := range []*asynq.Task{
+		asynq.NewTask("scriptgen:job", []byte("not json")),
+		asynq.NewTask("scriptgen:job", []byte(`{"job_id":"","epoch":0}`)),
+		asynq.NewTask("rq:job", []byte(`{"id":"x"}`)),
+	} {
+		for _, q := range []string{"generation", "rag_processing"} {
+			if _, err := client.Enqueue(task, asynq.Queue(q)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	jobs := []submitted{submit(t, c.serve.URL, "garbage", 0), submit(t, c.serve.URL, "garbage", 1)}
+	waitAllSucceeded(t, c.serve.URL, jobs, 60*time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: c.redis.Addr(), DB: 5})
+	defer insp.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	archived := 0
+	for time.Now().Before(deadline) {
+		archived = 0
+		for _, q := range []string{"generation", "rag_processing"} {
+			if info, err := insp.GetQueueInfo(q); err == nil {
+				archived += info.Archived
+			}
+		}
+		if archived == 6 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if archived != 6 {
+		t.Fatalf("%d of 6 garbage tasks archived", archived)
+	}
+	if n := strings.Count(c.workers[0].log.String(), "Dead-lettered task"); n != 6 {
+		t.Fatalf("%d dead-letter reasons logged, want 6", n)
+	}
+}
+
+// TestAdminTokenRequired: a wrong, missing or malformed token changes nothing.
+func TestAdminTokenRequired(t *testing.T) {
+	c := newCluster(t, 0)
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + adminToken, "Bearer", adminToken} {
+		var headers []string
+		if auth != "" {
+			headers = []string{"Authorization", auth}
+		}
+		code, body := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", map[string]any{"enabled": false}, headers...)
+		if code != 401 && code != 403 {
+			t.Fatalf("auth %q: %d %v, want 401 or 403", auth, code, body)
+		}
+	}
+	if c.health()["enabled"] != true {
+		t.Fatal("an unauthorised call changed the flag")
+	}
+	code, _ := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", map[string]any{"enabled": false, "rollout_percent": 101},
+		"Authorization", "Bearer "+adminToken)
+	if code != 400 || c.health()["enabled"] != true {
+		t.Fatalf("bad rollout: %d; flag %v", code, c.health())
+	}
+}
+
+// waitWorkerRunning waits until the worker process pid holds a running job.
+func waitWorkerRunning(t *testing.T, base string, pid int) {
+	t.Helper()
+	marker := fmt.Sprintf("-%d-", pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		_, list := request(t, "GET", base+"/api/generation?status=running", nil)
+		items, _ := list["items"].([]any)
+		for _, it := range items {
+			if w, _ := it.(map[string]any)["worker"].(string); strings.HasPrefix(w, "worker-") && strings.Contains(w, marker) {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("worker %d never ran a job", pid)
+}

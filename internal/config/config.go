@@ -22,6 +22,9 @@ type Config struct {
 	MaxWorkers          int
 	Generator           string
 	GeneratorStepDelay  time.Duration
+	OpenAIBaseURL       string
+	OpenAIAPIKey        string
+	OpenAIModel         string
 	UseDurableWorker    string
 	WorkerSystemEnabled string
 	DrainTimeout        time.Duration
@@ -74,6 +77,9 @@ var options = []option{
 	{"MAX_WORKERS", "4", "background_tasks goroutines in the serving process", integer(func(c *Config) *int { return &c.MaxWorkers })},
 	{"GENERATOR", "template", "script generator: template (offline), noop (benchmarks) or openai", str(func(c *Config) *string { return &c.Generator })},
 	{"GENERATOR_STEP_DELAY", "150ms", "pause between the template generator's stages", duration(func(c *Config) *time.Duration { return &c.GeneratorStepDelay })},
+	{"OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI-compatible API root (OpenAI, vLLM, llama.cpp server, Ollama)", str(func(c *Config) *string { return &c.OpenAIBaseURL })},
+	{"OPENAI_API_KEY", "", "API key of GENERATOR=openai (local servers need none)", str(func(c *Config) *string { return &c.OpenAIAPIKey })},
+	{"OPENAI_MODEL", "gpt-4o-mini", "model of GENERATOR=openai", str(func(c *Config) *string { return &c.OpenAIModel })},
 	{"USE_DURABLE_WORKER", "", "kill switch: false forces background_tasks", str(func(c *Config) *string { return &c.UseDurableWorker })},
 	{"WORKER_SYSTEM_ENABLED", "", "kill switch: false forces background_tasks", str(func(c *Config) *string { return &c.WorkerSystemEnabled })},
 	{"DRAIN_TIMEOUT", "20s", "on SIGTERM, how long running jobs may finish before they are released", duration(func(c *Config) *time.Duration { return &c.DrainTimeout })},

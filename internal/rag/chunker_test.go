@@ -33,8 +33,8 @@ func TestSplit(t *testing.T) {
 		want     []Chunk
 	}{
 		{
-			name: "headings start chunks and make a path",
-			text: "# 인물\n\n## 지수\n\n지수는 바리스타다.\n\n## Minho\n\nMinho writes at night.\n\n# 장소\n\n한강 공원.",
+			name:     "headings start chunks and make a path",
+			text:     "# 인물\n\n## 지수\n\n지수는 바리스타다.\n\n## Minho\n\nMinho writes at night.\n\n# 장소\n\n한강 공원.",
 			markdown: true, cfg: DefaultChunkConfig,
 			want: []Chunk{
 				{Heading: "인물 > 지수", Text: "인물 > 지수\n지수는 바리스타다."},

@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/scriptgen/scriptgen/internal/generate"
@@ -39,6 +40,9 @@ func (h GenerationHandler) Handle(ctx context.Context, j job.Job, report ReportF
 	script, err := h.Generator.Generate(ctx, req, func(ctx context.Context, p generate.Progress) error {
 		return report(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
 	})
+	if errors.Is(err, generate.ErrRejected) {
+		return store.Completion{}, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
 	if err != nil {
 		return store.Completion{}, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -70,6 +71,12 @@ func NewGenerator(cfg *config.Config) (generate.Generator, error) {
 		return generate.NewTemplate(generate.TemplateConfig{StepDelay: cfg.GeneratorStepDelay}), nil
 	case "noop":
 		return generate.Noop{}, nil
+	case "openai":
+		g, err := generate.NewOpenAI(generate.OpenAIConfig{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAIModel})
+		if err != nil {
+			return nil, err
+		}
+		return g, nil
 	}
 	return nil, fmt.Errorf("generator %q is not available in this build", cfg.Generator)
 }
@@ -81,7 +88,8 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger) (*runner.
 		return nil, err
 	}
 	handlers := map[job.Kind]runner.Handler{
-		job.KindGeneration: runner.GenerationHandler{Generator: gen},
+		job.KindGeneration:  runner.GenerationHandler{Generator: gen, Retriever: rag.NewRetriever(st, 5)},
+		job.KindRAGDocument: rag.NewHandler(st),
 	}
 	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, nil), nil
 }
@@ -123,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		st.Close()
 		return nil, err
 	}
+	extra = append(extra, api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: s.adapt, Canceller: s.exec, Log: log}))
 	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s}))
 	handler := api.New(api.Config{
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,

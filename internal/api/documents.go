@@ -1,0 +1,422 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rag"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// DefaultMaxDocumentBytes bounds a document's content.
+const DefaultMaxDocumentBytes = 1 << 20
+
+// DocumentConfig is what the document routes need.
+type DocumentConfig struct {
+	Store      store.Store
+	Dispatcher Dispatcher
+	// Canceller, when set, stops a local run of a deleted document's job at once.
+	Canceller Canceller
+	Log       *slog.Logger
+	// MaxBytes bounds a document's content (DefaultMaxDocumentBytes if 0).
+	MaxBytes int
+}
+
+type documents struct {
+	cfg      DocumentConfig
+	errs     *API // for writeDomainError
+	inFlight sync.Map
+}
+
+// DocumentRoutes registers a project's documents and their search:
+//
+//	POST   /api/projects/{project_id}/documents            202, the rag_document job and the document
+//	GET    /api/projects/{project_id}/documents            {"items": [...], "next_cursor": "..."}
+//	GET    /api/projects/{project_id}/documents/{id}       the document with its content
+//	DELETE /api/projects/{project_id}/documents/{id}       removes it and its chunks
+//	POST   /api/projects/{project_id}/documents/{id}/reprocess  202, a new job that replaces the chunks
+//	GET    /api/projects/{project_id}/search?q=...&limit=  ranked chunks with their document
+//
+// POST takes either a JSON body {"title": "...", "content": "...", "format":
+// "markdown" | "text"} (format defaults to markdown) or the document itself as
+// a text/markdown or text/plain body with ?title=. An Idempotency-Key header
+// works as on POST /api/generation.
+func DocumentRoutes(cfg DocumentConfig) func(mux *http.ServeMux) {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxDocumentBytes
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &documents{cfg: cfg, errs: &API{cfg: Config{Store: cfg.Store, Log: cfg.Log}}}
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("POST /api/projects/{project_id}/documents", d.create)
+		mux.HandleFunc("GET /api/projects/{project_id}/documents", d.list)
+		mux.HandleFunc("GET /api/projects/{project_id}/documents/{id}", d.get)
+		mux.HandleFunc("DELETE /api/projects/{project_id}/documents/{id}", d.delete)
+		mux.HandleFunc("POST /api/projects/{project_id}/documents/{id}/reprocess", d.reprocess)
+		mux.HandleFunc("GET /api/projects/{project_id}/search", d.search)
+	}
+}
+
+// DocumentJSON is a document as the API shows it. Status is processing,
+// ready, failed or cancelled, after the document's current job.
+type DocumentJSON struct {
+	ID         string            `json:"id"`
+	ProjectID  string            `json:"project_id"`
+	Title      string            `json:"title"`
+	Format     string            `json:"format"`
+	SizeBytes  int               `json:"size_bytes"`
+	Status     string            `json:"status"`
+	JobID      string            `json:"job_id"`
+	ChunkCount int               `json:"chunk_count"`
+	Content    *string           `json:"content,omitempty"`
+	CreatedAt  *time.Time        `json:"created_at"`
+	UpdatedAt  *time.Time        `json:"updated_at"`
+	Links      map[string]string `json:"links"`
+}
+
+func newDocumentJSON(d store.Document, withContent bool) DocumentJSON {
+	base := "/api/projects/" + d.ProjectID + "/documents/" + d.ID
+	out := DocumentJSON{ID: d.ID, ProjectID: d.ProjectID, Title: d.Title, Format: d.Format, SizeBytes: d.SizeBytes,
+		Status: documentStatus(d.JobStatus), JobID: d.JobID, ChunkCount: d.ChunkCount,
+		CreatedAt: timePtr(d.CreatedAt), UpdatedAt: timePtr(d.UpdatedAt),
+		Links: map[string]string{"self": base, "job": "/api/generation/" + d.JobID, "events": "/api/generation/" + d.JobID + "/events"}}
+	if withContent {
+		out.Content = &d.Content
+	}
+	return out
+}
+
+func documentStatus(s job.Status) string {
+	switch s {
+	case job.StatusSucceeded:
+		return "ready"
+	case job.StatusFailed:
+		return "failed"
+	case job.StatusCancelled:
+		return "cancelled"
+	}
+	return "processing"
+}
+
+// documentAccepted answers a submission: the job, as POST /api/generation
+// answers, with the document beside it.
+type documentAccepted struct {
+	JobJSON
+	DocumentID string       `json:"document_id"`
+	Document   DocumentJSON `json:"document"`
+}
+
+type documentRequest struct {
+	Title   string `json:"title"`
+	Content string `json:"content"`
+	Format  string `json:"format"`
+}
+
+func invalidDoc(field, format string, args ...any) error {
+	return &job.ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// errTooLarge is answered with 413.
+var errTooLarge = errors.New("document is too large")
+
+// decode reads a submission in either of its two shapes and checks it.
+func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequest, error) {
+	var req documentRequest
+	mediaType := "application/json"
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return req, invalidDoc("Content-Type", "is malformed")
+		}
+		mediaType = mt
+	}
+	raw := mediaType == "text/plain" || mediaType == "text/markdown"
+	if !raw && mediaType != "application/json" {
+		return req, invalidDoc("Content-Type", "must be application/json, text/markdown or text/plain")
+	}
+	// JSON escapes may take up to six bytes for a three-byte character.
+	limit := d.cfg.MaxBytes
+	if !raw {
+		limit = 2*d.cfg.MaxBytes + 64<<10
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return req, errTooLarge
+	}
+	if err != nil {
+		return req, invalidDoc("", "could not read body: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return req, invalidDoc("content", "is not valid UTF-8")
+	}
+	if raw {
+		req.Title = r.URL.Query().Get("title")
+		req.Content = string(body)
+		req.Format = store.FormatText
+		if mediaType == "text/markdown" {
+			req.Format = store.FormatMarkdown
+		}
+	} else {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, invalidDoc("", "malformed JSON body: %v", err)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return req, invalidDoc("", "body has data after the JSON object")
+		}
+		if req.Format == "" {
+			req.Format = store.FormatMarkdown
+		}
+	}
+	return req, d.validate(&req)
+}
+
+func (d *documents) validate(req *documentRequest) error {
+	req.Title = strings.TrimSpace(req.Title)
+	if req.Title == "" {
+		return invalidDoc("title", "is required")
+	}
+	if n := utf8.RuneCountInString(req.Title); n > job.MaxTitleRunes {
+		return invalidDoc("title", "is %d characters long; the limit is %d", n, job.MaxTitleRunes)
+	}
+	for _, r := range req.Title {
+		if unicode.IsControl(r) {
+			return invalidDoc("title", "contains control character %U", r)
+		}
+	}
+	if req.Format != store.FormatMarkdown && req.Format != store.FormatText {
+		return invalidDoc("format", "must be markdown or text")
+	}
+	if len(req.Content) > d.cfg.MaxBytes {
+		return errTooLarge
+	}
+	// JSON may carry text that raw bytes were checked for already; check
+	// the decoded content too, since "\u0000" is valid JSON.
+	if !utf8.ValidString(req.Content) {
+		return invalidDoc("content", "is not valid UTF-8")
+	}
+	for _, r := range req.Content {
+		if r == 0 || (unicode.IsControl(r) && !strings.ContainsRune("\n\r\t\f\v", r)) {
+			return invalidDoc("content", "looks binary: it contains %U; send text or Markdown", r)
+		}
+	}
+	if rag.Normalize(req.Content) == "" {
+		return invalidDoc("content", "is empty")
+	}
+	return nil
+}
+
+func (d *documents) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errTooLarge) {
+		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("document content is larger than %d bytes", d.cfg.MaxBytes))
+		return
+	}
+	d.errs.writeDomainError(w, r, err)
+}
+
+func (d *documents) project(w http.ResponseWriter, r *http.Request) (string, bool) {
+	p := r.PathValue("project_id")
+	if err := job.ValidateProjectID(p); err != nil {
+		d.fail(w, r, err)
+		return "", false
+	}
+	return p, true
+}
+
+// documentID refuses what cannot be an id before it reaches the store.
+func (d *documents) documentID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 64 {
+		d.fail(w, r, job.ErrNotFound)
+		return "", false
+	}
+	return id, true
+}
+
+func (d *documents) create(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if _, present := r.Header["Idempotency-Key"]; present {
+		if err := job.ValidateIdempotencyKey(key); err != nil {
+			d.fail(w, r, err)
+			return
+		}
+	}
+	req, err := d.decode(r, w)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if key != "" {
+		if _, busy := d.inFlight.LoadOrStore(key, struct{}{}); busy {
+			d.fail(w, r, job.ErrIdempotencyInFlight)
+			return
+		}
+		defer d.inFlight.Delete(key)
+	}
+	sum := sha256.Sum256([]byte(req.Content))
+	fingerprint, _ := json.Marshal(map[string]string{"title": req.Title, "format": req.Format, "content_sha256": hex.EncodeToString(sum[:])})
+	doc, j, created, err := d.cfg.Store.CreateDocument(r.Context(), store.NewDocument{
+		ProjectID: project, Title: req.Title, Format: req.Format, Content: req.Content, IdempotencyKey: key,
+		RequestHash: job.RequestHash(job.KindRAGDocument, project, fingerprint),
+		Backend:     d.cfg.Dispatcher.BackendFor(project),
+	})
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/projects/"+project+"/documents/"+doc.ID)
+	if created {
+		d.cfg.Dispatcher.Dispatch(r.Context(), j)
+	} else {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	WriteJSON(w, http.StatusAccepted, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+}
+
+func (d *documents) list(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	limit, err := limitParam(r, 50, 200)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	cursor := r.URL.Query().Get("cursor")
+	if len(cursor) > 64 {
+		d.fail(w, r, invalidDoc("cursor", "is not a cursor this API gave"))
+		return
+	}
+	docs, next, err := d.cfg.Store.ListDocuments(r.Context(), project, cursor, limit)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	items := make([]DocumentJSON, len(docs))
+	for i, doc := range docs {
+		items[i] = newDocumentJSON(doc, false)
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+func (d *documents) get(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	id, ok := d.documentID(w, r)
+	if !ok {
+		return
+	}
+	doc, err := d.cfg.Store.GetDocument(r.Context(), project, id)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, newDocumentJSON(doc, true))
+}
+
+// delete removes the document and its chunks, and cancels its job if that is
+// still queued or running: the job would find nothing to process.
+func (d *documents) delete(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	id, ok := d.documentID(w, r)
+	if !ok {
+		return
+	}
+	doc, err := d.cfg.Store.DeleteDocument(r.Context(), project, id)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	if !doc.JobStatus.Terminal() {
+		if _, err := d.cfg.Store.Cancel(r.Context(), doc.JobID); err == nil && d.cfg.Canceller != nil {
+			d.cfg.Canceller.CancelLocal(doc.JobID)
+		}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"deleted": true, "document": newDocumentJSON(doc, false)})
+}
+
+func (d *documents) reprocess(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	id, ok := d.documentID(w, r)
+	if !ok {
+		return
+	}
+	doc, j, err := d.cfg.Store.ReprocessDocument(r.Context(), project, id, d.cfg.Dispatcher.BackendFor(project))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.cfg.Dispatcher.Dispatch(r.Context(), j)
+	WriteJSON(w, http.StatusAccepted, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+}
+
+// ChunkJSON is one search result.
+type ChunkJSON struct {
+	ChunkID       int64  `json:"chunk_id"`
+	DocumentID    string `json:"document_id"`
+	DocumentTitle string `json:"document_title"`
+	Seq           int    `json:"seq"`
+	Heading       string `json:"heading"`
+	Text          string `json:"text"`
+	Score         int    `json:"score"`
+}
+
+func (d *documents) search(w http.ResponseWriter, r *http.Request) {
+	project, ok := d.project(w, r)
+	if !ok {
+		return
+	}
+	terms, err := rag.ParseQuery(r.URL.Query().Get("q"))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	limit, err := limitParam(r, 10, 50)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	hits, err := d.cfg.Store.SearchChunks(r.Context(), project, terms, limit)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	items := make([]ChunkJSON, len(hits))
+	for i, h := range hits {
+		items[i] = ChunkJSON{ChunkID: h.ChunkID, DocumentID: h.DocumentID, DocumentTitle: h.DocumentTitle, Seq: h.Seq,
+			Heading: h.Heading, Text: h.Text, Score: h.Score}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": "", "terms": terms})
+}

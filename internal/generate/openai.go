@@ -1,0 +1,417 @@
+package generate
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OpenAIConfig configures the OpenAI-compatible generator. The same settings
+// reach OpenAI, vLLM, llama.cpp server and Ollama (each serves
+// POST {BaseURL}/chat/completions).
+type OpenAIConfig struct {
+	// BaseURL is the API root, e.g. https://api.openai.com/v1 or
+	// http://localhost:11434/v1.
+	BaseURL string
+	// APIKey is sent as a bearer token when set; local servers need none.
+	APIKey string
+	Model  string
+	// Timeout bounds one attempt, request and stream together (default 10m).
+	Timeout time.Duration
+	// IdleTimeout bounds the silence between two reads of the stream; a
+	// stalled stream is abandoned and retried (default 60s).
+	IdleTimeout time.Duration
+	// MaxRetries is how many times a rate-limited (429), failed (5xx),
+	// stalled or broken attempt is tried again (default 3; negative: none).
+	MaxRetries int
+	// Backoff is the first retry's delay, doubled for each next one, when the
+	// server gives no Retry-After (default 1s); MaxBackoff caps every delay,
+	// Retry-After included (default 60s).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// MaxTokens, when set, bounds the completion.
+	MaxTokens int
+	// ExpectedTokens is the completion length progress is measured against
+	// (default 2000).
+	ExpectedTokens int
+	// HTTPClient defaults to a client without an overall timeout (the
+	// attempt's context carries it).
+	HTTPClient *http.Client
+	// Sleep waits for d or until ctx ends; tests inject one that does not sleep.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// OpenAI generates scripts with an OpenAI-compatible chat-completions API,
+// streaming the answer and turning it into progress.
+type OpenAI struct {
+	cfg      OpenAIConfig
+	endpoint string
+}
+
+// ErrRejected marks a request the API refused for a reason that retrying
+// cannot fix (400, 401, 403, 404…): a job should fail at once.
+var ErrRejected = errors.New("request rejected by the model API")
+
+// ErrStalled is the cause of an attempt whose stream went silent for longer
+// than the idle timeout.
+var ErrStalled = errors.New("stream stalled")
+
+// NewOpenAI checks the configuration and builds the generator.
+func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
+	u, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("OPENAI_BASE_URL %q must be an http(s) URL such as https://api.openai.com/v1", cfg.BaseURL)
+	}
+	if strings.TrimSpace(cfg.Model) == "" {
+		return nil, errors.New("OPENAI_MODEL is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = 3
+	}
+	cfg.MaxRetries = max(cfg.MaxRetries, 0)
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 60 * time.Second
+	}
+	if cfg.ExpectedTokens <= 0 {
+		cfg.ExpectedTokens = 2000
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	return &OpenAI{cfg: cfg, endpoint: strings.TrimRight(u.String(), "/") + "/chat/completions"}, nil
+}
+
+type chatMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+type chatRequest struct {
+	Model         string        `json:"model"`
+	Messages      []chatMessage `json:"messages"`
+	Stream        bool          `json:"stream"`
+	StreamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	MaxTokens int `json:"max_tokens,omitempty"`
+}
+
+type chatChunk struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Delta struct {
+			Content string `json:"content"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	} `json:"usage"`
+	Error *apiError `json:"error"`
+}
+
+type apiError struct {
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    any    `json:"code"`
+}
+
+// attemptError is one failed attempt; retryAfter is the server's wish.
+type attemptError struct {
+	err        error
+	retryable  bool
+	retryAfter time.Duration
+}
+
+func (e *attemptError) Error() string { return e.err.Error() }
+func (e *attemptError) Unwrap() error { return e.err }
+
+const systemPrompt = `You are a professional TV drama screenwriter. Write the complete script of one episode in screenplay form: ` +
+	`numbered scene headings (e.g. "1. INT. 카페 - NIGHT"), action lines, and dialogue under character cues. ` +
+	`Write in the language of the episode's title and synopsis. Stay consistent with the series notes you are given. ` +
+	`Answer with the script only.`
+
+// messages builds the prompt: the episode, and the retrieved passages of the
+// project's documents as series notes.
+func messages(req Request) []chatMessage {
+	var b strings.Builder
+	ep := req.Episode
+	fmt.Fprintf(&b, "Episode title: %s\n", ep.Title)
+	if ep.Synopsis != "" {
+		fmt.Fprintf(&b, "Synopsis: %s\n", ep.Synopsis)
+	}
+	if len(ep.Characters) > 0 {
+		b.WriteString("Characters:\n")
+		for _, c := range ep.Characters {
+			if c.Description != "" {
+				fmt.Fprintf(&b, "- %s: %s\n", c.Name, c.Description)
+			} else {
+				fmt.Fprintf(&b, "- %s\n", c.Name)
+			}
+		}
+	}
+	if len(req.Context) > 0 {
+		b.WriteString("\nSeries notes (excerpts from the project's documents):\n")
+		for i, c := range req.Context {
+			fmt.Fprintf(&b, "[%d]\n%s\n\n", i+1, c.Text)
+		}
+	}
+	return []chatMessage{{Role: "system", Content: systemPrompt}, {Role: "user", Content: b.String()}}
+}
+
+// Generate streams the script from the API, retrying rate limits, server
+// errors and stalled or broken streams with backoff.
+func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFunc) (Script, error) {
+	body := chatRequest{Model: o.cfg.Model, Messages: messages(req), Stream: true, MaxTokens: o.cfg.MaxTokens}
+	body.StreamOptions.IncludeUsage = true
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return Script{}, err
+	}
+	if err := progress(ctx, Progress{Percent: 5, Stage: "prompt", Message: fmt.Sprintf("asking %s with %d context chunks", o.cfg.Model, len(req.Context))}); err != nil {
+		return Script{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		script, err := o.attempt(ctx, payload, progress)
+		if err == nil {
+			script.Title = req.Episode.Title
+			return script, nil
+		}
+		var ae *attemptError
+		if ctx.Err() != nil || !errors.As(err, &ae) {
+			return Script{}, err
+		}
+		if !ae.retryable {
+			return Script{}, fmt.Errorf("%w: %w", ErrRejected, err)
+		}
+		if attempt >= o.cfg.MaxRetries {
+			return Script{}, fmt.Errorf("model API failed after %d attempts: %w", attempt+1, err)
+		}
+		delay := ae.retryAfter
+		if delay <= 0 {
+			delay = o.cfg.Backoff << attempt
+		}
+		delay = min(delay, o.cfg.MaxBackoff)
+		if err := progress(ctx, Progress{Percent: 5, Stage: "retrying",
+			Message: fmt.Sprintf("attempt %d failed (%v); retrying in %s", attempt+1, err, delay)}); err != nil {
+			return Script{}, err
+		}
+		if err := o.cfg.Sleep(ctx, delay); err != nil {
+			return Script{}, err
+		}
+	}
+}
+
+// attempt makes one request and reads its stream to the end.
+func (o *OpenAI) attempt(ctx context.Context, payload []byte, progress ProgressFunc) (Script, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	actx, cancelTimeout := context.WithTimeoutCause(actx, o.cfg.Timeout, fmt.Errorf("attempt took longer than %s", o.cfg.Timeout))
+	defer cancelTimeout()
+	// The idle timer cancels the attempt when the server goes silent; every
+	// read resets it.
+	idle := time.AfterFunc(o.cfg.IdleTimeout, func() {
+		cancel(fmt.Errorf("%w: nothing received for %s", ErrStalled, o.cfg.IdleTimeout))
+	})
+	defer idle.Stop()
+
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, o.endpoint, bytes.NewReader(payload))
+	if err != nil {
+		return Script{}, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if o.cfg.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
+	}
+	resp, err := o.cfg.HTTPClient.Do(hreq)
+	if err != nil {
+		return Script{}, o.broken(ctx, actx, fmt.Errorf("request to %s: %w", o.endpoint, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Script{}, statusError(resp)
+	}
+
+	var text strings.Builder
+	var usage Usage
+	model := o.cfg.Model
+	deltas, lastPercent := 0, 5
+	finished, done := false, false
+	handle := func(data string) error {
+		if data == "[DONE]" {
+			done = true
+			return nil
+		}
+		var c chatChunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			return &attemptError{err: fmt.Errorf("malformed stream chunk %.80q: %v", data, err), retryable: true}
+		}
+		if c.Error != nil {
+			return &attemptError{err: fmt.Errorf("model API error in stream: %s", c.Error.Message), retryable: true}
+		}
+		if c.Model != "" {
+			model = c.Model
+		}
+		if c.Usage != nil {
+			usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != "" {
+				text.WriteString(ch.Delta.Content)
+				deltas++
+			}
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				finished = true
+			}
+		}
+		// Deltas are about a token each; report every five percent.
+		if pct := 10 + 85*min(deltas, o.cfg.ExpectedTokens)/o.cfg.ExpectedTokens; pct >= lastPercent+5 {
+			lastPercent = pct
+			if err := progress(ctx, Progress{Percent: pct, Stage: "writing", Message: fmt.Sprintf("received %d tokens", deltas)}); err != nil {
+				return progressError{err}
+			}
+		}
+		return nil
+	}
+	err = readEvents(resp.Body, func() { idle.Reset(o.cfg.IdleTimeout) }, func(data string) error {
+		if done {
+			return nil
+		}
+		return handle(data)
+	})
+	var pe progressError
+	switch {
+	case errors.As(err, &pe):
+		// The job lost its lease or was cancelled: stop, do not retry.
+		return Script{}, pe.err
+	case err != nil:
+		var ae *attemptError
+		if errors.As(err, &ae) {
+			return Script{}, err
+		}
+		return Script{}, o.broken(ctx, actx, fmt.Errorf("stream broke: %w", err))
+	case !done && !finished:
+		return Script{}, &attemptError{err: errors.New("stream ended before the answer was complete"), retryable: true}
+	case strings.TrimSpace(text.String()) == "":
+		return Script{}, &attemptError{err: errors.New("model returned no text"), retryable: true}
+	}
+	script := strings.TrimSpace(text.String()) + "\n"
+	return Script{Script: script, Scenes: countScenes(script), Model: model, Usage: usage}, nil
+}
+
+// broken classifies an attempt cut short: by the caller (returned as is), by
+// a stall or the attempt timeout (retryable, with the cause), or by the network.
+func (o *OpenAI) broken(ctx, actx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if cause := context.Cause(actx); actx.Err() != nil && cause != nil {
+		return &attemptError{err: cause, retryable: true}
+	}
+	return &attemptError{err: err, retryable: true}
+}
+
+// progressError carries the error of the progress callback out of the stream.
+type progressError struct{ err error }
+
+func (e progressError) Error() string { return e.err.Error() }
+
+// readEvents reads server-sent events, calling onRead after every line and
+// event with the data of each event (its data lines joined by newlines).
+func readEvents(r io.Reader, onRead func(), event func(data string) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var data []string
+	flush := func() error {
+		if len(data) == 0 {
+			return nil
+		}
+		d := strings.Join(data, "\n")
+		data = data[:0]
+		return event(d)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if len(line) > 0 {
+			onRead()
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+		case strings.HasPrefix(line, ":"):
+			// A comment (keep-alive).
+		case strings.HasPrefix(line, "data:"):
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		}
+		if err == io.EOF {
+			return flush()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// statusError reads an error answer: 429 and 5xx are retried (after
+// Retry-After when given), anything else is the request's fault.
+func statusError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
+	msg := strings.TrimSpace(string(raw))
+	var body struct {
+		Error *apiError `json:"error"`
+	}
+	if json.Unmarshal(raw, &body) == nil && body.Error != nil && body.Error.Message != "" {
+		msg = body.Error.Message
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	err := fmt.Errorf("model API answered %s: %s", resp.Status, msg)
+	retryable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout
+	return &attemptError{err: err, retryable: retryable, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+var openAISceneHeading = regexp.MustCompile(`(?m)^\s*(?:\d+\.\s*)?(?:INT\.|EXT\.|INT/EXT\.|S#\s*\d+|씬\s*\d+)`)
+
+func countScenes(script string) int { return len(openAISceneHeading.FindAllStringIndex(script, -1)) }

@@ -136,7 +136,7 @@ func scanDocument(sc scanner, withContent bool) (Document, error) {
 
 // insertJob inserts a queued job with its first event inside tx; it is the
 // insert of CreateJob for callers that commit more in the same transaction.
-func (s *SQL) insertJob(ctx context.Context, tx *sql.Tx, nj NewJob, id string, now time.Time) (job.Job, error) {
+func (s *SQL) insertJob(ctx context.Context, tx *Tx, nj NewJob, id string, now time.Time) (job.Job, error) {
 	if nj.MaxAttempts <= 0 {
 		nj.MaxAttempts = job.DefaultMaxAttempts
 	}
@@ -148,6 +148,7 @@ func (s *SQL) insertJob(ctx context.Context, tx *sql.Tx, nj NewJob, id string, n
 		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
 		result, error, created_at, updated_at, started_at, finished_at, event_seq)
 		VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)
+		ON CONFLICT (idempotency_key) DO NOTHING
 		RETURNING `+jobColumns),
 		id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend, nj.MaxAttempts,
 		micros(now), micros(now)))
@@ -174,7 +175,7 @@ func (s *SQL) CreateDocument(ctx context.Context, nd NewDocument) (Document, job
 	nj := NewJob{Kind: job.KindRAGDocument, ProjectID: nd.ProjectID, Payload: payload, IdempotencyKey: nd.IdempotencyKey,
 		RequestHash: nd.RequestHash, Backend: nd.Backend, MaxAttempts: nd.MaxAttempts}
 	var j job.Job
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *Tx) error {
 		if nd.IdempotencyKey != "" {
 			existing, err := scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nd.IdempotencyKey))
 			if err == nil {
@@ -186,7 +187,14 @@ func (s *SQL) CreateDocument(ctx context.Context, nd NewDocument) (Document, job
 			}
 		}
 		var err error
-		if j, err = s.insertJob(ctx, tx, nj, jobID.String(), now); err != nil {
+		j, err = s.insertJob(ctx, tx, nj, jobID.String(), now)
+		if errors.Is(err, job.ErrNotFound) {
+			// Another replica committed the same key since our read.
+			if j, err = scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nd.IdempotencyKey)); err == nil {
+				return errExisting
+			}
+		}
+		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, s.Q(`INSERT INTO documents (id, project_id, title, format, content, size_bytes, job_id,
@@ -241,7 +249,7 @@ func (s *SQL) ReprocessDocument(ctx context.Context, projectID, id string, backe
 	}
 	now := s.Clock.Now()
 	var j job.Job
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *Tx) error {
 		d, err := scanDocument(tx.QueryRowContext(ctx, s.Q(`SELECT `+documentColumns+documentFrom+` WHERE d.project_id = ? AND d.id = ?`),
 			projectID, id), false)
 		if err != nil {
@@ -314,7 +322,7 @@ func (s *SQL) ListDocuments(ctx context.Context, projectID, cursor string, limit
 // still processing it finds it gone and saves nothing.
 func (s *SQL) DeleteDocument(ctx context.Context, projectID, id string) (Document, error) {
 	var d Document
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		d, err = scanDocument(tx.QueryRowContext(ctx, s.Q(`SELECT `+documentColumns+documentFrom+` WHERE d.project_id = ? AND d.id = ?`),
 			projectID, id), false)
@@ -337,7 +345,7 @@ func (s *SQL) DeleteDocument(ctx context.Context, projectID, id string) (Documen
 // its job, after the lease was checked by a row lock on the job, so a stale
 // holder writes nothing and a re-run replaces rather than adds. A document
 // deleted meanwhile gets no chunks.
-func (s *SQL) saveChunks(ctx context.Context, tx *sql.Tx, l job.Lease, dc *DocumentChunks, now time.Time) error {
+func (s *SQL) saveChunks(ctx context.Context, tx *Tx, l job.Lease, dc *DocumentChunks, now time.Time) error {
 	res, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld), append([]any{micros(now)}, leaseArgs(l)...)...)
 	if err != nil {
 		return err

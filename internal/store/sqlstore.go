@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,6 +23,12 @@ type SQL struct {
 	W, R  *sql.DB
 	Clock clock.Clock
 	rb    rebinder
+	stmts stmtCache
+
+	batchOnce sync.Once
+	creates   chan *createReq
+	closing   chan struct{}
+	batchers  sync.WaitGroup
 }
 
 // NewSQL builds the shared store for a driver.
@@ -29,7 +36,10 @@ func NewSQL(w, r *sql.DB, d Dialect, clk clock.Clock) *SQL {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}}
+	if d.Committers < 1 {
+		d.Committers = 1
+	}
+	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}, closing: make(chan struct{})}
 }
 
 // Q rebinds a '?' query to the driver's placeholders; driver packages use it for
@@ -47,6 +57,10 @@ func (s *SQL) Ping(ctx context.Context) error { return s.R.PingContext(ctx) }
 
 // Close closes both pools.
 func (s *SQL) Close() error {
+	close(s.closing)
+	s.batchOnce.Do(func() {})
+	s.batchers.Wait()
+	s.closeStatements()
 	err := s.W.Close()
 	if s.R != s.W {
 		err = errors.Join(err, s.R.Close())
@@ -105,23 +119,26 @@ type execer interface {
 }
 
 // inTx runs fn in a write transaction.
-func (s *SQL) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.W.BeginTx(ctx, nil)
+func (s *SQL) inTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := s.W.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
+	tx := &Tx{Tx: sqlTx, s: s}
+	err = fn(tx)
+	if err == nil {
+		if err = tx.Commit(); err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	} else {
+		tx.Rollback()
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	s.prepareWanted(ctx)
+	return err
 }
 
 // InTx exposes write transactions to driver packages.
-func (s *SQL) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error { return s.inTx(ctx, fn) }
+func (s *SQL) InTx(ctx context.Context, fn func(tx *Tx) error) error { return s.inTx(ctx, fn) }
 
 // appendEvent writes the event of a transition whose update returned seq.
 func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
@@ -143,60 +160,47 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	return nil
 }
 
-// CreateJob commits a queued job with its first event.
-func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
-	if nj.MaxAttempts <= 0 {
-		nj.MaxAttempts = job.DefaultMaxAttempts
-	}
+// createInTx creates a job inside tx, or finds the job of the same
+// idempotency key (created is then false; another request hash is
+// job.ErrIdempotencyMismatch).
+func (s *SQL) createInTx(ctx context.Context, tx *Tx, nj NewJob) (job.Job, bool, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return job.Job{}, false, err
 	}
-	now := s.Clock.Now()
-	var key any
-	if nj.IdempotencyKey != "" {
-		key = nj.IdempotencyKey
-	}
-	var created job.Job
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		if nj.IdempotencyKey != "" {
-			existing, err := scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
-			if err == nil {
-				created = existing
-				return errExisting
-			}
-			if !errors.Is(err, job.ErrNotFound) {
-				return err
-			}
-		}
-		j, err := scanJob(tx.QueryRowContext(ctx, s.Q(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
-			status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
-			result, error, created_at, updated_at, started_at, finished_at, event_seq)
-			VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)
-			RETURNING `+jobColumns),
-			id.String(), nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend, nj.MaxAttempts,
-			micros(now), micros(now)))
+	j, err := s.insertJob(ctx, tx, nj, id.String(), s.Clock.Now())
+	if errors.Is(err, job.ErrNotFound) && nj.IdempotencyKey != "" {
+		// The key is taken: this is a replay, or a reuse with another body.
+		existing, err := scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
 		if err != nil {
-			return err
+			return job.Job{}, false, err
 		}
-		created = j
-		return s.appendEvent(ctx, tx, job.Event{JobID: j.ID, Seq: 1, Type: job.EventStatus, Status: job.StatusQueued,
-			Stage: "queued", Message: "accepted", CreatedAt: now})
+		return s.sameRequest(existing, nj)
+	}
+	return j, err == nil, err
+}
+
+// createOne creates a job in a transaction of its own.
+func (s *SQL) createOne(ctx context.Context, nj NewJob) (job.Job, bool, error) {
+	var j job.Job
+	var created bool
+	err := s.inTx(ctx, func(tx *Tx) error {
+		var err error
+		j, created, err = s.createInTx(ctx, tx, nj)
+		return err
 	})
-	switch {
-	case errors.Is(err, errExisting):
-		return s.sameRequest(created, nj)
-	case err != nil && nj.IdempotencyKey != "" && s.rb.d.IsUniqueViolation(err):
+	if err != nil && nj.IdempotencyKey != "" && s.rb.d.IsUniqueViolation(err) {
 		// Another replica committed the same key between our read and insert.
 		existing, gerr := scanJob(s.W.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
 		if gerr != nil {
 			return job.Job{}, false, fmt.Errorf("create job: %w", err)
 		}
 		return s.sameRequest(existing, nj)
-	case err != nil:
+	}
+	if err != nil && !errors.Is(err, job.ErrIdempotencyMismatch) {
 		return job.Job{}, false, fmt.Errorf("create job: %w", err)
 	}
-	return created, true, nil
+	return j, created, err
 }
 
 var errExisting = errors.New("idempotency key exists")
@@ -288,7 +292,7 @@ func (s *SQL) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 
 // transition applies one fenced update that returns the job, and appends the
 // event it makes. set must bump event_seq; the event's Seq is filled from it.
-func (s *SQL) transition(ctx context.Context, tx *sql.Tx, update string, args []any, ev func(j job.Job) job.Event) (job.Job, error) {
+func (s *SQL) transition(ctx context.Context, tx *Tx, update string, args []any, ev func(j job.Job) job.Event) (job.Job, error) {
 	rows, err := tx.QueryContext(ctx, s.Q(update+` RETURNING event_seq, `+jobColumns), args...)
 	if err != nil {
 		return job.Job{}, err
@@ -346,7 +350,7 @@ const claimSet = `UPDATE jobs SET status = 'running', attempt = attempt + 1, lea
 func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, claimSet+` WHERE status = 'queued' AND id = (SELECT id FROM jobs
 			WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT 1 `+s.rb.d.SkipLocked+`)`,
@@ -370,7 +374,7 @@ func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, 
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, claimSet+` WHERE id = ? AND dispatch_epoch = ? AND status = 'queued'`,
 			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), d.JobID, d.Epoch},
@@ -407,7 +411,7 @@ func (s *SQL) ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Durati
 // ReportProgress records progress and appends its event.
 func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error {
 	now := s.Clock.Now()
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx *Tx) error {
 		_, err := s.transition(ctx, tx, `UPDATE jobs SET progress = ?, stage = ?, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
 			append([]any{p.Percent, p.Stage, micros(now)}, leaseArgs(l)...),
 			func(j job.Job) job.Event {
@@ -421,7 +425,7 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		result := c.Result
 		if c.Episode != nil {
 			number, err := s.saveEpisode(ctx, tx, l, c.Episode, now)
@@ -456,7 +460,7 @@ func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job,
 // saveEpisode takes the project's next episode number and saves the episode.
 // It runs inside the completing transaction, after the lease was checked by a
 // row lock on the job, so a retry never takes a second number.
-func (s *SQL) saveEpisode(ctx context.Context, tx *sql.Tx, l job.Lease, ep *job.Episode, now time.Time) (int, error) {
+func (s *SQL) saveEpisode(ctx context.Context, tx *Tx, l job.Lease, ep *job.Episode, now time.Time) (int, error) {
 	// Lock the job row first: a stale holder must not take a number.
 	res, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld), append([]any{micros(now)}, leaseArgs(l)...)...)
 	if err != nil {
@@ -498,7 +502,7 @@ func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bo
 	if retryable {
 		retry = 1
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, `UPDATE jobs SET
 			status = CASE WHEN ? = 1 AND attempt < max_attempts THEN 'queued' ELSE 'failed' END,
@@ -526,7 +530,7 @@ func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bo
 // attempt it used is given back too, since the job did not fail.
 func (s *SQL) Release(ctx context.Context, l job.Lease, reason string) error {
 	now := s.Clock.Now()
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		_, err := s.transition(ctx, tx, `UPDATE jobs SET status = 'queued', dispatch_epoch = dispatch_epoch + 1,
 			attempt = attempt - 1, lease_owner = '', lease_expires_at = 0, stage = 'released', updated_at = ?,
 			event_seq = event_seq + 1`+leaseHeld,
@@ -543,7 +547,7 @@ func (s *SQL) Release(ctx context.Context, l job.Lease, reason string) error {
 func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 	now := s.Clock.Now()
 	var out []job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET
 			status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
 			stage = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'lease_expired' END,
@@ -593,7 +597,7 @@ func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 func (s *SQL) Cancel(ctx context.Context, id string) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'cancelled', stage = 'cancelled',
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?,

@@ -28,6 +28,7 @@ var Dialect = store.Dialect{
 	Name:                 "postgres",
 	NumberedPlaceholders: true,
 	SkipLocked:           "FOR UPDATE SKIP LOCKED",
+	Committers:           4,
 	MigrationLock:        "SELECT pg_advisory_xact_lock(727224)",
 	NotifyEvent:          "SELECT pg_notify('" + EventChannel + "', ?)",
 	IsUniqueViolation: func(err error) bool {

@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"os"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/sysmem"
 	"github.com/scriptgen/scriptgen/internal/version"
 )
 
@@ -37,7 +39,13 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 		"worker_system":    a.cfg.System.WorkerSystem(r.Context()),
 		"background_tasks": a.cfg.System.BackgroundTasks(r.Context()),
 		"database":         db,
+		"process":          processJSON(),
 	})
+}
+
+func processJSON() map[string]any {
+	rss, _ := sysmem.ProcessRSS(0)
+	return map[string]any{"pid": os.Getpid(), "rss_bytes": rss}
 }
 
 func (a *API) systemInfo(w http.ResponseWriter, r *http.Request) {

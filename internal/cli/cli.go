@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
 
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/server"
@@ -27,6 +29,10 @@ func commands() []command {
 	return []command{
 		{"serve", "run the HTTP API and the background_tasks runner", serve},
 		{"worker", "run a durable worker (asynq on REDIS_URL)", worker},
+		{"rollback", "flag off, migrate queued durable jobs, sync, verify, report (works with the server down)", rollbackCmd},
+		{"rollforward", "step the durable rollout back up: --percent N", rollforwardCmd},
+		{"migrate", "move queued jobs between backends, with a progress bar; --list-failed, --retry-failed", migrateCmd},
+		{"report", "print a rollback report (YAML) — the latest, or the one of ID", reportCmd},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 			fmt.Fprintln(out, version.String())
 			return nil
@@ -85,13 +91,52 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	// tableflip hands the listening socket to a new process on a graceful
+	// restart (SIGHUP or POST /api/admin/graceful-restart): no connection is
+	// refused, and this process drains like on SIGTERM.
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: time.Minute})
+	if err != nil {
+		return fmt.Errorf("restarter: %w", err)
+	}
+	defer upg.Stop()
 	srv, err := server.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	ln, err := upg.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
+	}
+	srv.Restart = func() error {
+		log.Info("Graceful restart: starting the new process")
+		if err := upg.Upgrade(); err != nil {
+			return fmt.Errorf("graceful restart: %w", err)
+		}
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := srv.Restart(); err != nil {
+					log.Error("Graceful restart failed; still serving", "err", err)
+				}
+			case <-upg.Exit():
+				log.Info("The new process is ready: draining this one")
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := upg.Ready(); err != nil {
+		return err
 	}
 	return srv.Serve(ctx, ln)
 }

@@ -32,6 +32,15 @@ type Config struct {
 	PollInterval        time.Duration
 	LogLevel            string
 	LogFormat           string
+	AutoRollback        string
+	RollbackRedisDown   time.Duration
+	RollbackMaxCrashes  int
+	RollbackCrashWindow time.Duration
+	RollbackQueueDelay  time.Duration
+	RollbackQueueFor    time.Duration
+	RollbackMemory      int
+	RollbackMemoryFor   time.Duration
+	RollbackInterval    time.Duration
 }
 
 type option struct {
@@ -85,6 +94,15 @@ var options = []option{
 	{"DRAIN_TIMEOUT", "20s", "on SIGTERM, how long running jobs may finish before they are released", duration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 	{"LEASE_DURATION", "30s", "how long a runner's lease on a job lasts without renewal", duration(func(c *Config) *time.Duration { return &c.LeaseDuration })},
 	{"POLL_INTERVAL", "500ms", "how often idle runners look for work they were not told about", duration(func(c *Config) *time.Duration { return &c.PollInterval })},
+	{"AUTO_ROLLBACK", "true", "let the controller roll back by itself when a trigger holds (needs REDIS_URL)", str(func(c *Config) *string { return &c.AutoRollback })},
+	{"ROLLBACK_REDIS_DOWN_FOR", "5m", "trigger: Redis unreachable for longer than this", duration(func(c *Config) *time.Duration { return &c.RollbackRedisDown })},
+	{"ROLLBACK_MAX_WORKER_CRASHES", "3", "trigger: more worker crashes than this within ROLLBACK_CRASH_WINDOW", integer(func(c *Config) *int { return &c.RollbackMaxCrashes })},
+	{"ROLLBACK_CRASH_WINDOW", "10m", "window of the worker-crash trigger", duration(func(c *Config) *time.Duration { return &c.RollbackCrashWindow })},
+	{"ROLLBACK_QUEUE_DELAY", "10m", "trigger: oldest queued durable job older than this…", duration(func(c *Config) *time.Duration { return &c.RollbackQueueDelay })},
+	{"ROLLBACK_QUEUE_DELAY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackQueueFor })},
+	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: system memory use above this percent…", integer(func(c *Config) *int { return &c.RollbackMemory })},
+	{"ROLLBACK_MEMORY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackMemoryFor })},
+	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 }
@@ -92,11 +110,15 @@ var options = []option{
 // FlagName is the kebab-case flag of an environment variable.
 func FlagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
 
-// Parse reads the environment (through getenv), then the flags in args.
-func Parse(name string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+// Parse reads the environment (through getenv), then the flags in args. own
+// registers a command's own flags beside the settings.
+func Parse(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	for _, o := range own {
+		o(fs)
+	}
 	for _, o := range options {
 		o.bind(c, fs, FlagName(o.env), o.def, o.help+" ["+o.env+"]")
 	}
@@ -129,6 +151,12 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s=%q: %w", env, v, err)
 		}
 	}
+	if _, err := parseSwitch(c.AutoRollback); err != nil {
+		return fmt.Errorf("AUTO_ROLLBACK=%q: %w", c.AutoRollback, err)
+	}
+	if c.RollbackInterval <= 0 {
+		return fmt.Errorf("ROLLBACK_INTERVAL must be positive")
+	}
 	if c.LeaseDuration < time.Second {
 		return fmt.Errorf("LEASE_DURATION=%s: must be at least 1s", c.LeaseDuration)
 	}
@@ -151,4 +179,10 @@ func (c *Config) KillSwitchOff() bool {
 	a, _ := parseSwitch(c.UseDurableWorker)
 	b, _ := parseSwitch(c.WorkerSystemEnabled)
 	return !a || !b
+}
+
+// AutoRollbackOn reports whether the controller may roll back by itself.
+func (c *Config) AutoRollbackOn() bool {
+	on, _ := parseSwitch(c.AutoRollback)
+	return on && c.RedisURL != ""
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
+	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
@@ -44,8 +45,17 @@ type Server struct {
 	recon *reconciler.Reconciler
 	http  *http.Server
 	flag  *workerflag.Flag
-	disp  *durable.Dispatcher // nil without REDIS_URL
-	insp  *durable.Inspector  // nil without REDIS_URL
+	side  *durable.Side       // nil without REDIS_URL
+	disp  *durable.Dispatcher // side's, nil without REDIS_URL
+	insp  *durable.Inspector  // side's, nil without REDIS_URL
+
+	rollback   *rollback.Service
+	controller *rollback.Controller // nil unless AUTO_ROLLBACK and REDIS_URL
+	// Restart hands the listening socket to a new process; set by the command
+	// line when it runs under tableflip.
+	Restart func() error
+	// ResponseTimes reports average and p99 HTTP response times, when measured.
+	ResponseTimes func() (avg, p99 time.Duration)
 	// components are started after the runners and stopped before the store
 	// closes (progress broker…).
 	components []component
@@ -118,9 +128,25 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			st.Close()
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
-		s.disp, s.insp = durable.NewDispatcher(opt), durable.NewInspector(opt)
+		s.side = durable.NewSide(opt)
+		s.disp, s.insp = s.side.Dispatcher, s.side.Inspector
 		runners = append(runners, s.disp)
 		passes = append(passes, durable.Redispatch(st, s.disp, redispatchGrace, time.Now))
+	}
+	var side rollback.Durable
+	if s.side != nil {
+		side = s.side
+	}
+	s.rollback = rollback.New(st, side, log)
+	s.rollback.OnFlag = func(ctx context.Context) { s.flag.Refresh(ctx) }
+	passes = append(passes, s.sweepWhileOff)
+	if cfg.AutoRollbackOn() {
+		s.controller = rollback.NewController(s.rollback, s, st, rollback.ControllerConfig{
+			RedisDownFor: cfg.RollbackRedisDown, MaxCrashes: cfg.RollbackMaxCrashes, CrashWindow: cfg.RollbackCrashWindow,
+			MaxQueueDelay: cfg.RollbackQueueDelay, QueueDelayFor: cfg.RollbackQueueFor, MemoryPercent: float64(cfg.RollbackMemory),
+			MemoryFor: cfg.RollbackMemoryFor, Interval: cfg.RollbackInterval, HolderID: OwnerID("controller"),
+		}, log)
+		s.components = append(s.components, s.controller)
 	}
 	s.adapt = runner.NewAdapter(s.flag, log, runners...)
 	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log, passes...)
@@ -132,7 +158,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	extra = append(extra, api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: s.adapt, Canceller: s.exec, Log: log}))
-	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s}))
+	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s,
+		More: []func(*http.ServeMux, func(http.HandlerFunc) http.HandlerFunc){api.OperationRoutes(api.Operations{
+			Rollback: s.rollback, Store: st, Stats: s.Stats, Cleanup: s.Cleanup,
+			Restart: func() error {
+				if s.Restart == nil {
+					return errors.New("this process was not started by `scriptgen serve`'s restarter")
+				}
+				return s.Restart()
+			},
+		})}}))
 	handler := api.New(api.Config{
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
 		Extra: extra,
@@ -182,8 +217,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	for _, c := range s.components {
 		err = errors.Join(err, c.Stop(shutdownCtx))
 	}
-	if s.disp != nil {
-		err = errors.Join(err, s.disp.Stop(shutdownCtx), s.insp.Close())
+	if s.side != nil {
+		err = errors.Join(err, s.side.Close())
 	}
 	err = errors.Join(err, s.store.Close())
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

@@ -59,6 +59,15 @@ type Store interface {
 	ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error)
 	PruneWorkers(ctx context.Context, before time.Time) error
 
+	MigrateQueued(ctx context.Context, from, to job.Backend, ids []string, limit int) ([]job.Job, error)
+	InsertAudit(ctx context.Context, a AuditRecord) error
+	ListAudits(ctx context.Context, limit int) ([]AuditRecord, error)
+	GetAudit(ctx context.Context, id string) (AuditRecord, error)
+	AddMigrationFailure(ctx context.Context, f MigrationFailure) error
+	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
+	DeleteMigrationFailure(ctx context.Context, jobID string) error
+	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+
 	Ping(ctx context.Context) error
 	Driver() string
 	Close() error

@@ -59,6 +59,9 @@ func (s *SQL) prepareWanted(ctx context.Context) {
 	}
 }
 
+// ClearCaches drops the prepared statements (POST /api/admin/cleanup).
+func (s *SQL) ClearCaches() { s.closeStatements() }
+
 func (s *SQL) closeStatements() {
 	s.stmts.mu.Lock()
 	defer s.stmts.mu.Unlock()

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/config"
+	"github.com/scriptgen/scriptgen/internal/database"
+	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/rollback"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// ops is what the operator commands work on: the database and, where
+// configured, Redis — straight, with or without a running server.
+type ops struct {
+	cfg  *config.Config
+	st   store.Store
+	side *durable.Side
+	svc  *rollback.Service
+}
+
+func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, error) {
+	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	if err != nil {
+		return nil, err
+	}
+	o := &ops{cfg: cfg, st: st}
+	var side rollback.Durable
+	if cfg.RedisURL != "" {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		o.side = durable.NewSide(opt)
+		side = o.side
+	}
+	o.svc = rollback.New(st, side, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	return o, nil
+}
+
+func (o *ops) close() {
+	if o.side != nil {
+		o.side.Close()
+	}
+	o.st.Close()
+}
+
+func parseWith(name string, args []string, stderr io.Writer, own func(fs *flag.FlagSet)) (*config.Config, error) {
+	return config.Parse(name, args, os.Getenv, stderr, own)
+}
+
+func printStep(w io.Writer) rollback.StepFunc {
+	return func(s rollback.Step) {
+		mark := "✅"
+		if !s.OK {
+			mark = "❌"
+		}
+		fmt.Fprintf(w, "%s %-26s %8.1f ms  %s\n", mark, s.Name, s.TookMS, s.Detail)
+	}
+}
+
+func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var reason string
+	var asJSON bool
+	cfg, err := parseWith("rollback", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why (goes into the report as the root cause)")
+		fs.BoolVar(&asJSON, "json", false, "print the audit record as JSON at the end")
+	})
+	if err != nil {
+		return err
+	}
+	o, err := openOps(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	host, _ := os.Hostname()
+	start := time.Now()
+	var switched time.Duration
+	fmt.Fprintf(stdout, "Rolling back to background_tasks (reason: %q)\n", reason)
+	rec, err := o.svc.Rollback(ctx, rollback.Request{Reason: reason, Actor: "cli@" + host, Trigger: "manual"}, func(s rollback.Step) {
+		if s.Name == "flag off" {
+			switched = time.Since(start)
+		}
+		printStep(stdout)(s)
+	})
+	fmt.Fprintf(stdout, "Switched in %s; done in %s; %d jobs migrated, %d dead-lettered. Report: scriptgen report %s\n",
+		switched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rec.JobsMigrated, rec.JobsFailed, rec.ID)
+	if asJSON {
+		json.NewEncoder(stdout).Encode(rec)
+	}
+	return err
+}
+
+func rollforwardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var reason string
+	percent := -1
+	cfg, err := parseWith("rollforward", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why")
+		fs.IntVar(&percent, "percent", -1, "share of projects (0-100) whose new jobs go to the durable worker")
+	})
+	if err != nil {
+		return err
+	}
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("--percent is required, from 0 to 100")
+	}
+	o, err := openOps(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	host, _ := os.Hostname()
+	rec, err := o.svc.Rollforward(ctx, percent, rollback.Request{Reason: reason, Actor: "cli@" + host}, printStep(stdout))
+	if err == nil {
+		fmt.Fprintf(stdout, "Durable rollout at %d%%; replicas follow within a second. Record %s\n", percent, rec.ID)
+	}
+	return err
+}
+
+func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var source, target, retry string
+	var list bool
+	cfg, err := parseWith("migrate", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&source, "source", "durable", "backend to move queued jobs from: durable (alias rq_queue) or background_tasks")
+		fs.StringVar(&target, "target", "background_tasks", "backend to move them to")
+		fs.BoolVar(&list, "list-failed", false, "list the migration_failed dead-letter list")
+		fs.StringVar(&retry, "retry-failed", "", "retry a job of the migration_failed list (a job id, or 'all')")
+	})
+	if err != nil {
+		return err
+	}
+	o, err := openOps(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	switch {
+	case list:
+		fs, err := o.st.ListMigrationFailures(ctx, 100000)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d jobs on the migration_failed list\n", len(fs))
+		for _, f := range fs {
+			fmt.Fprintf(stdout, "%s  %s → %s  %s  (%s)\n", f.JobID, f.Source, f.Target, f.Reason, f.CreatedAt.Format(time.RFC3339))
+		}
+		return nil
+	case retry != "":
+		ids := []string{retry}
+		if retry == "all" {
+			fs, err := o.st.ListMigrationFailures(ctx, 100000)
+			if err != nil {
+				return err
+			}
+			ids = ids[:0]
+			for _, f := range fs {
+				ids = append(ids, f.JobID)
+			}
+		}
+		failed := 0
+		for _, id := range ids {
+			if _, err := o.svc.RetryFailed(ctx, id); err != nil {
+				failed++
+				fmt.Fprintf(stdout, "❌ %s: %v\n", id, err)
+				continue
+			}
+			fmt.Fprintf(stdout, "✅ %s migrated\n", id)
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d of %d jobs still cannot migrate", failed, len(ids))
+		}
+		return nil
+	}
+	src, err := rollback.ParseBackend(source)
+	if err != nil {
+		return err
+	}
+	dst, err := rollback.ParseBackend(target)
+	if err != nil {
+		return err
+	}
+	res, err := o.svc.Migrate(ctx, src, dst, "cli", func(done, total int) { progressBar(stderr, done, total) })
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Migrated %d of %d queued %s jobs to %s in %s; %d on the migration_failed list\n",
+		res.Migrated, res.Total, src, dst, res.Took.Round(time.Millisecond), len(res.Failed))
+	for _, f := range res.Failed {
+		fmt.Fprintf(stdout, "  ❌ %s: %s\n", f.JobID, f.Reason)
+	}
+	return nil
+}
+
+func progressBar(w io.Writer, done, total int) {
+	const width = 40
+	filled := width
+	pct := 100.0
+	if total > 0 {
+		filled = width * done / total
+		pct = 100 * float64(done) / float64(total)
+	}
+	fmt.Fprintf(w, "\r[%s%s] %5.1f%% %d/%d", strings.Repeat("█", filled), strings.Repeat("░", width-filled), pct, done, total)
+}
+
+func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var id string
+	var rest []string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") && id == "" {
+			id = a
+			continue
+		}
+		rest = append(rest, a)
+	}
+	cfg, err := config.Parse("report", rest, os.Getenv, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var rec store.AuditRecord
+	if id == "" {
+		recs, err := st.ListAudits(ctx, 1)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("no rollback has been recorded yet")
+		}
+		rec = recs[0]
+	} else if rec, err = st.GetAudit(ctx, id); err != nil {
+		return fmt.Errorf("report %s: %w", id, err)
+	}
+	b, err := rollback.NewReport(rec).YAML()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b)
+	return err
+}

@@ -1,0 +1,226 @@
+package rollback
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+)
+
+// Probe measures what the triggers watch.
+type Probe interface {
+	// RedisUp reports whether the durable side's Redis answers.
+	RedisUp(ctx context.Context) bool
+	// WorkerCrashes counts worker processes that went silent without a clean
+	// stop within the window.
+	WorkerCrashes(ctx context.Context, window time.Duration) (int, error)
+	// QueueDelay is how long the oldest queued durable job has waited.
+	QueueDelay(ctx context.Context) (time.Duration, error)
+	// MemoryPercent is the share of the machine's memory in use.
+	MemoryPercent() (float64, error)
+	// DurableEnabled reports whether new jobs go to the durable worker now.
+	DurableEnabled() bool
+}
+
+// ControllerConfig holds the triggers' thresholds and windows; the defaults
+// are the runbook's.
+type ControllerConfig struct {
+	RedisDownFor  time.Duration // Redis unreachable for longer than this (5m)
+	MaxCrashes    int           // more than this many worker crashes… (3)
+	CrashWindow   time.Duration // …within this window (10m)
+	MaxQueueDelay time.Duration // oldest queued durable job older than this (10m)
+	QueueDelayFor time.Duration // …continuously for this long (1m)
+	MemoryPercent float64       // system memory above this (90)
+	MemoryFor     time.Duration // …continuously for this long (1m)
+	Interval      time.Duration // how often the leader evaluates (5s)
+	HolderID      string
+	Clock         clock.Clock
+}
+
+// DefaultControllerConfig is the runbook's: Redis down > 5 min, > 3 worker
+// crashes in 10 min, queue delay > 10 min, system memory > 90 %.
+func DefaultControllerConfig() ControllerConfig {
+	return ControllerConfig{RedisDownFor: 5 * time.Minute, MaxCrashes: 3, CrashWindow: 10 * time.Minute,
+		MaxQueueDelay: 10 * time.Minute, QueueDelayFor: time.Minute, MemoryPercent: 90, MemoryFor: time.Minute,
+		Interval: 5 * time.Second}
+}
+
+// Leadership elects one controller among replicas through the database.
+type Leadership interface {
+	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+}
+
+// TriggerState is one trigger as the stats and the evidence show it.
+type TriggerState struct {
+	Name      string    `json:"name"`
+	State     string    `json:"state"` // ok | pending | firing | unknown
+	Since     time.Time `json:"since,omitzero"`
+	Value     string    `json:"value"`
+	Threshold string    `json:"threshold"`
+	Window    string    `json:"window"`
+}
+
+// Controller rolls back automatically when a trigger holds for its window. It
+// acts only while the durable worker is on, so it rolls back once per incident,
+// and it never rolls forward: an operator does.
+type Controller struct {
+	svc    *Service
+	probe  Probe
+	leader Leadership
+	cfg    ControllerConfig
+	log    *slog.Logger
+	// OnRollback hears about every automatic rollback (metrics).
+	OnRollback func(trigger string, err error)
+
+	mu       sync.Mutex
+	since    map[string]time.Time
+	states   []TriggerState
+	isLeader bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewController builds the controller.
+func NewController(svc *Service, probe Probe, leader Leadership, cfg ControllerConfig, log *slog.Logger) *Controller {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	return &Controller{svc: svc, probe: probe, leader: leader, cfg: cfg, log: log.With("component", "rollback-controller"),
+		since: map[string]time.Time{}}
+}
+
+// Triggers returns the triggers' current state.
+func (c *Controller) Triggers() []TriggerState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]TriggerState(nil), c.states...)
+}
+
+// Start evaluates the triggers every interval until Stop.
+func (c *Controller) Start(ctx context.Context) error {
+	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		t := time.NewTicker(c.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				c.Tick(ctx)
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop stops the controller.
+func (c *Controller) Stop(context.Context) error {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+type reading struct {
+	name, value, threshold, window string
+	cond                           bool
+	known                          bool
+	hold                           time.Duration
+}
+
+// Tick evaluates the triggers once; the leader rolls back if one fires.
+func (c *Controller) Tick(ctx context.Context) {
+	leader, err := c.leader.AcquireLeadership(ctx, "rollback-controller", c.cfg.HolderID, 3*c.cfg.Interval)
+	if err != nil {
+		c.log.Warn("Leader election failed", "err", err)
+		return
+	}
+	c.mu.Lock()
+	if leader != c.isLeader {
+		c.since = map[string]time.Time{} // a new leader starts its windows afresh
+	}
+	c.isLeader = leader
+	c.mu.Unlock()
+	if !leader {
+		return
+	}
+	enabled := c.probe.DurableEnabled()
+	readings := c.read(ctx)
+	now := c.cfg.Clock.Now()
+	var fired *reading
+	c.mu.Lock()
+	c.states = c.states[:0]
+	for i := range readings {
+		r := &readings[i]
+		st := TriggerState{Name: r.name, Value: r.value, Threshold: r.threshold, Window: r.window, State: "ok"}
+		switch {
+		case !r.known:
+			st.State = "unknown"
+			delete(c.since, r.name)
+		case r.cond && enabled:
+			since, ok := c.since[r.name]
+			if !ok {
+				since = now
+				c.since[r.name] = now
+			}
+			st.Since, st.State = since, "pending"
+			if now.Sub(since) >= r.hold {
+				st.State = "firing"
+				if fired == nil {
+					fired = r
+				}
+			}
+		default:
+			delete(c.since, r.name)
+		}
+		c.states = append(c.states, st)
+	}
+	evidence := append([]TriggerState(nil), c.states...)
+	c.mu.Unlock()
+	if fired == nil {
+		return
+	}
+	ev, _ := json.Marshal(map[string]any{"fired": fired.name, "triggers": evidence, "at": now.UTC()})
+	reason := fmt.Sprintf("automatic: %s (%s, threshold %s, held %s)", fired.name, fired.value, fired.threshold, fired.window)
+	c.log.Error("Trigger fired: rolling back", "trigger", fired.name, "value", fired.value, "threshold", fired.threshold)
+	_, err = c.svc.Rollback(ctx, Request{Reason: reason, Actor: "controller@" + c.cfg.HolderID, Trigger: fired.name, Evidence: ev},
+		func(s Step) { c.log.Info("Rollback step", "step", s.Name, "ok", s.OK, "detail", s.Detail) })
+	if c.OnRollback != nil {
+		c.OnRollback(fired.name, err)
+	}
+	c.mu.Lock()
+	c.since = map[string]time.Time{}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("Automatic rollback failed", "err", err)
+	}
+}
+
+func (c *Controller) read(ctx context.Context) []reading {
+	cfg := c.cfg
+	up := c.probe.RedisUp(ctx)
+	rs := []reading{{name: "redis_unreachable", known: true, cond: !up, hold: cfg.RedisDownFor,
+		value: map[bool]string{true: "up", false: "down"}[up], threshold: "unreachable", window: cfg.RedisDownFor.String()}}
+	crashes, err := c.probe.WorkerCrashes(ctx, cfg.CrashWindow)
+	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes,
+		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, cfg.CrashWindow), window: "0s"})
+	delay, err := c.probe.QueueDelay(ctx)
+	rs = append(rs, reading{name: "queue_delay", known: err == nil, cond: delay > cfg.MaxQueueDelay, hold: cfg.QueueDelayFor,
+		value: delay.Round(time.Millisecond).String(), threshold: "> " + cfg.MaxQueueDelay.String(), window: cfg.QueueDelayFor.String()})
+	mem, err := c.probe.MemoryPercent()
+	rs = append(rs, reading{name: "system_memory", known: err == nil, cond: mem > cfg.MemoryPercent, hold: cfg.MemoryFor,
+		value: fmt.Sprintf("%.1f%%", mem), threshold: fmt.Sprintf("> %.0f%%", cfg.MemoryPercent), window: cfg.MemoryFor.String()})
+	return rs
+}

@@ -1,0 +1,472 @@
+// Package rollback turns the runbook into commands: migrate queued jobs
+// between backends, roll back (flag off, migrate, sync, verify, report), roll
+// forward, and the automatic controller that rolls back once per incident.
+// Every migration bumps the dispatch epoch (invariant 2), so a copy left in
+// the old transport is dropped, never run; and every rollback and roll-forward
+// leaves an audit record from which its report is written.
+package rollback
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+)
+
+// Store is what the rollback needs of the database.
+type Store interface {
+	GetWorkerSetting(ctx context.Context) (store.WorkerSetting, error)
+	PutWorkerSetting(ctx context.Context, w store.WorkerSetting) (store.WorkerSetting, error)
+	ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error)
+	CountJobs(ctx context.Context, f store.JobFilter) (int, error)
+	GetJob(ctx context.Context, id string) (job.Job, error)
+	MigrateQueued(ctx context.Context, from, to job.Backend, ids []string, limit int) ([]job.Job, error)
+	ExpireLeases(ctx context.Context) ([]job.Job, error)
+	InsertAudit(ctx context.Context, a store.AuditRecord) error
+	AddMigrationFailure(ctx context.Context, f store.MigrationFailure) error
+	ListMigrationFailures(ctx context.Context, limit int) ([]store.MigrationFailure, error)
+	DeleteMigrationFailure(ctx context.Context, jobID string) error
+}
+
+// Durable is the durable side, when REDIS_URL is set.
+type Durable interface {
+	Ping(ctx context.Context) error
+	// DeleteTask removes a dispatch's copy from Redis (gone already is fine).
+	DeleteTask(queue, taskID string) error
+	Dispatch(ctx context.Context, j job.Job) error
+	QueueFor(k job.Kind) string
+	TaskID(d job.Dispatch) string
+}
+
+// Service runs migrations, rollbacks and roll-forwards.
+type Service struct {
+	st      Store
+	durable Durable // nil without Redis
+	log     *slog.Logger
+	// FlagRefresh is how long replicas may take to see a changed flag; the
+	// rollback sweeps once more after it for jobs routed by a lagging replica.
+	FlagRefresh time.Duration
+	// KnownKinds are the kinds a backend can run; other jobs cannot migrate.
+	KnownKinds map[job.Kind]bool
+	// OnFlag, if set, runs right after the flag is written, so that the
+	// replica serving the call switches at once.
+	OnFlag func(ctx context.Context)
+}
+
+// New builds the service; durable may be nil.
+func New(st Store, durable Durable, log *slog.Logger) *Service {
+	return &Service{st: st, durable: durable, log: log.With("component", "rollback"), FlagRefresh: time.Second,
+		KnownKinds: map[job.Kind]bool{job.KindGeneration: true, job.KindRAGDocument: true}}
+}
+
+// Step is one line of a rollback's progress.
+type Step struct {
+	Name   string        `json:"name"`
+	OK     bool          `json:"ok"`
+	Detail string        `json:"detail"`
+	Took   time.Duration `json:"-"`
+	TookMS float64       `json:"took_ms"`
+}
+
+// StepFunc hears about each step as it finishes.
+type StepFunc func(Step)
+
+// Request says who rolls back and why.
+type Request struct {
+	Reason   string
+	Actor    string
+	Trigger  string // "manual" or the automatic trigger's name
+	Evidence json.RawMessage
+}
+
+// ParseBackend reads a backend name; rq_queue is the runbook's name of durable.
+func ParseBackend(s string) (job.Backend, error) {
+	switch s {
+	case "durable", "rq_queue", "rq":
+		return job.BackendDurable, nil
+	case "background_tasks":
+		return job.BackendBackgroundTasks, nil
+	}
+	return "", fmt.Errorf("unknown backend %q: want durable (alias rq_queue) or background_tasks", s)
+}
+
+// MigrateResult is what a migration did.
+type MigrateResult struct {
+	Source   job.Backend              `json:"source"`
+	Target   job.Backend              `json:"target"`
+	Total    int                      `json:"total"`
+	Migrated int                      `json:"migrated"`
+	Failed   []store.MigrationFailure `json:"-"`
+	Projects map[string]bool          `json:"-"`
+	Took     time.Duration            `json:"-"`
+}
+
+const migratePage = 1000
+
+// Migrate moves every queued job of source to target. Jobs that cannot move go
+// to the migration_failed list with their reason and stay where they are.
+// progress, if set, hears how far it got.
+func (s *Service) Migrate(ctx context.Context, source, target job.Backend, auditID string, progress func(done, total int)) (MigrateResult, error) {
+	start := time.Now()
+	res := MigrateResult{Source: source, Target: target, Projects: map[string]bool{}}
+	if source == target {
+		return res, fmt.Errorf("source and target are both %s", source)
+	}
+	queued, err := s.st.ListQueued(ctx, source, time.Now().Add(time.Hour), 1<<30)
+	if err != nil {
+		return res, err
+	}
+	res.Total = len(queued)
+	if progress != nil {
+		progress(0, res.Total)
+	}
+	fail := func(j job.Job, reason string) error {
+		f := store.MigrationFailure{JobID: j.ID, Source: source, Target: target, Reason: reason, AuditID: auditID}
+		res.Failed = append(res.Failed, f)
+		res.Projects[j.ProjectID] = true
+		return s.st.AddMigrationFailure(ctx, f)
+	}
+	var movable []string
+	for _, j := range queued {
+		if !s.KnownKinds[j.Kind] {
+			if err := fail(j, fmt.Sprintf("no runner for kind %q", j.Kind)); err != nil {
+				return res, err
+			}
+			continue
+		}
+		movable = append(movable, j.ID)
+	}
+	if target == job.BackendDurable && len(movable) > 0 {
+		if s.durable == nil || s.durable.Ping(ctx) != nil {
+			reason := "Redis is unreachable"
+			if s.durable == nil {
+				reason = "no durable worker configured (REDIS_URL unset)"
+			}
+			for _, j := range queued {
+				if s.KnownKinds[j.Kind] {
+					if err := fail(j, reason); err != nil {
+						return res, err
+					}
+				}
+			}
+			res.Took = time.Since(start)
+			return res, nil
+		}
+	}
+	done := len(res.Failed)
+	for i := 0; i < len(movable); i += migratePage {
+		page := movable[i:min(i+migratePage, len(movable))]
+		moved, err := s.st.MigrateQueued(ctx, source, target, page, len(page))
+		if err != nil {
+			return res, err
+		}
+		res.Migrated += len(moved)
+		for _, j := range moved {
+			res.Projects[j.ProjectID] = true
+		}
+		s.afterMove(ctx, source, target, moved)
+		done += len(page)
+		if progress != nil {
+			progress(done, res.Total)
+		}
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// afterMove removes the old copies from Redis (durable → background_tasks), or
+// enqueues the new dispatches (background_tasks → durable). Both are best
+// effort: a stale copy is dropped by the fenced claim, and a missing one is
+// enqueued by the reconciler.
+func (s *Service) afterMove(ctx context.Context, source, target job.Backend, moved []job.Job) {
+	if s.durable == nil || len(moved) == 0 {
+		return
+	}
+	if err := s.durable.Ping(ctx); err != nil {
+		s.log.Warn("Redis does not answer: old copies stay and will be dropped as stale", "count", len(moved))
+		return
+	}
+	work := make(chan job.Job)
+	var wg sync.WaitGroup
+	var failures int
+	var mu sync.Mutex
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				var err error
+				if source == job.BackendDurable {
+					old := job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch - 1}
+					err = s.durable.DeleteTask(s.durable.QueueFor(j.Kind), s.durable.TaskID(old))
+				} else if target == job.BackendDurable {
+					err = s.durable.Dispatch(ctx, j)
+				}
+				if err != nil {
+					mu.Lock()
+					failures++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, j := range moved {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	if failures > 0 {
+		s.log.Warn("Some Redis copies were not updated; fencing and the reconciler cover them", "count", failures)
+	}
+}
+
+// RetryFailed migrates one job of the migration_failed list again, to the
+// target it was meant for.
+func (s *Service) RetryFailed(ctx context.Context, jobID string) (MigrateResult, error) {
+	fs, err := s.st.ListMigrationFailures(ctx, 100000)
+	if err != nil {
+		return MigrateResult{}, err
+	}
+	for _, f := range fs {
+		if f.JobID != jobID {
+			continue
+		}
+		j, err := s.st.GetJob(ctx, jobID)
+		if err != nil {
+			return MigrateResult{}, err
+		}
+		res := MigrateResult{Source: f.Source, Target: f.Target, Total: 1, Projects: map[string]bool{j.ProjectID: true}}
+		if j.Status != job.StatusQueued || j.Backend != f.Source {
+			// It moved or ran meanwhile: nothing is left to migrate.
+			return res, s.st.DeleteMigrationFailure(ctx, jobID)
+		}
+		if !s.KnownKinds[j.Kind] {
+			return res, fmt.Errorf("job %s still cannot migrate: no runner for kind %q", jobID, j.Kind)
+		}
+		if f.Target == job.BackendDurable && (s.durable == nil || s.durable.Ping(ctx) != nil) {
+			return res, fmt.Errorf("job %s still cannot migrate: Redis is unreachable", jobID)
+		}
+		moved, err := s.st.MigrateQueued(ctx, f.Source, f.Target, []string{jobID}, 1)
+		if err != nil {
+			return res, err
+		}
+		s.afterMove(ctx, f.Source, f.Target, moved)
+		res.Migrated = len(moved)
+		return res, s.st.DeleteMigrationFailure(ctx, jobID)
+	}
+	return MigrateResult{}, fmt.Errorf("job %s is not on the migration_failed list: %w", jobID, job.ErrNotFound)
+}
+
+// Rollback runs the runbook's rollback: flag off, migrate every queued durable
+// job to background_tasks, sync statuses, verify, and record the report. It is
+// safe to run twice and needs no server: only the database (and Redis where it
+// answers).
+func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (store.AuditRecord, error) {
+	rec := store.AuditRecord{ID: newID(), Kind: "rollback", Trigger: req.Trigger, Reason: req.Reason, Actor: req.Actor,
+		Evidence: req.Evidence, StartedAt: time.Now().UTC()}
+	if rec.Trigger == "" {
+		rec.Trigger = "manual"
+	}
+	steps := &stepper{on: onStep}
+	ok := true
+
+	steps.run("flag off", func() (string, error) {
+		if _, err := s.st.PutWorkerSetting(ctx, store.WorkerSetting{Enabled: false, RolloutPercent: 0,
+			Reason: "rollback: " + req.Reason, UpdatedBy: req.Actor}); err != nil {
+			return "", err
+		}
+		rec.Actions = append(rec.Actions, "Feature flag disabled")
+		if s.OnFlag != nil {
+			s.OnFlag(ctx)
+		}
+		return "worker system: background_tasks for every new job", nil
+	})
+	projects := map[string]bool{}
+	migrate := func() (string, error) {
+		res, err := s.Migrate(ctx, job.BackendDurable, job.BackendBackgroundTasks, rec.ID, nil)
+		rec.JobsMigrated += res.Migrated
+		rec.JobsFailed += len(res.Failed)
+		for p := range res.Projects {
+			projects[p] = true
+		}
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d queued durable jobs moved to background_tasks, %d dead-lettered, in %s",
+			res.Migrated, len(res.Failed), res.Took.Round(time.Millisecond)), nil
+	}
+	steps.run("migrate pending jobs", migrate)
+	rec.Actions = append(rec.Actions, "Jobs migrated to BackgroundTasks")
+	steps.run("sync statuses", func() (string, error) {
+		expired, err := s.st.ExpireLeases(ctx)
+		if err != nil {
+			return "", err
+		}
+		running, err := s.st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusRunning})
+		if err != nil {
+			return "", err
+		}
+		rec.Actions = append(rec.Actions, "Job statuses synced")
+		return fmt.Sprintf("%d expired leases requeued; %d durable jobs still running finish under their lease or run again", len(expired), running), nil
+	})
+	steps.run("sweep after flag refresh", func() (string, error) {
+		// A replica may route a job to durable until it sees the flag.
+		select {
+		case <-time.After(s.FlagRefresh):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return migrate()
+	})
+	steps.run("verify", func() (string, error) {
+		w, err := s.st.GetWorkerSetting(ctx)
+		if err != nil {
+			return "", err
+		}
+		if w.Enabled {
+			return "", errors.New("the worker setting is enabled again")
+		}
+		left, err := s.st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
+		if err != nil {
+			return "", err
+		}
+		if left > rec.JobsFailed {
+			return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered)", left, rec.JobsFailed)
+		}
+		return fmt.Sprintf("flag off; %d queued durable jobs left, all on the migration_failed list", left), nil
+	})
+	ok = steps.ok
+	rec.AffectedProjects = len(projects)
+	rec.Status = "completed"
+	if !ok {
+		rec.Status = "failed"
+	}
+	rec.FinishedAt = time.Now().UTC()
+	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
+		return rec, err
+	}
+	steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + rec.ID})
+	if !ok {
+		return rec, fmt.Errorf("rollback %s: %s", rec.ID, steps.firstErr)
+	}
+	return rec, nil
+}
+
+// Rollforward steps the durable rollout back up to percent. It never runs by
+// itself: an operator decides.
+func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onStep StepFunc) (store.AuditRecord, error) {
+	if percent < 0 || percent > 100 {
+		return store.AuditRecord{}, fmt.Errorf("percent %d: must be from 0 to 100", percent)
+	}
+	rec := store.AuditRecord{ID: newID(), Kind: "rollforward", Trigger: "manual", Reason: req.Reason, Actor: req.Actor,
+		StartedAt: time.Now().UTC()}
+	steps := &stepper{on: onStep}
+	steps.run("check durable side", func() (string, error) {
+		if s.durable == nil {
+			return "", errors.New("REDIS_URL is not set: there is no durable worker to roll forward to")
+		}
+		if err := s.durable.Ping(ctx); err != nil {
+			return "", fmt.Errorf("Redis is unreachable: %w", err)
+		}
+		return "Redis answers", nil
+	})
+	if steps.ok {
+		steps.run("flag on", func() (string, error) {
+			if _, err := s.st.PutWorkerSetting(ctx, store.WorkerSetting{Enabled: percent > 0, RolloutPercent: percent,
+				Reason: "rollforward: " + req.Reason, UpdatedBy: req.Actor}); err != nil {
+				return "", err
+			}
+			rec.Actions = append(rec.Actions, fmt.Sprintf("Durable rollout set to %d%%", percent))
+			if s.OnFlag != nil {
+				s.OnFlag(ctx)
+			}
+			return fmt.Sprintf("durable rollout %d%% of projects (sticky by project)", percent), nil
+		})
+	}
+	rec.Status = "completed"
+	if !steps.ok {
+		rec.Status = "failed"
+	}
+	rec.FinishedAt = time.Now().UTC()
+	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
+		return rec, err
+	}
+	if !steps.ok {
+		return rec, fmt.Errorf("rollforward: %s", steps.firstErr)
+	}
+	return rec, nil
+}
+
+type stepper struct {
+	on       StepFunc
+	ok       bool
+	firstErr string
+	started  bool
+}
+
+func (s *stepper) run(name string, fn func() (string, error)) {
+	if !s.started {
+		s.ok, s.started = true, true
+	}
+	start := time.Now()
+	detail, err := fn()
+	st := Step{Name: name, OK: err == nil, Detail: detail, Took: time.Since(start)}
+	if err != nil {
+		st.Detail = err.Error()
+		if s.ok {
+			s.firstErr = name + ": " + err.Error()
+		}
+		s.ok = false
+	}
+	s.emit(st)
+}
+
+func (s *stepper) emit(st Step) {
+	st.TookMS = float64(st.Took.Microseconds()) / 1000
+	if s.on != nil {
+		s.on(st)
+	}
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Sprintf("rb-%d", time.Now().UnixNano())
+	}
+	return id.String()
+}
+
+// Sweep moves queued durable jobs that waited longer than grace to
+// background_tasks. The reconciler runs it while the durable worker is off, so
+// that a job routed by a replica that had not yet seen the flag, or requeued
+// when a durable worker died after the rollback, never waits for a worker that
+// is gone.
+func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
+	queued, err := s.st.ListQueued(ctx, job.BackendDurable, time.Now().Add(-grace), migratePage)
+	if err != nil || len(queued) == 0 {
+		return 0, err
+	}
+	ids := make([]string, 0, len(queued))
+	for _, j := range queued {
+		if s.KnownKinds[j.Kind] {
+			ids = append(ids, j.ID)
+		}
+	}
+	moved, err := s.st.MigrateQueued(ctx, job.BackendDurable, job.BackendBackgroundTasks, ids, len(ids))
+	if err != nil {
+		return 0, err
+	}
+	s.afterMove(ctx, job.BackendDurable, job.BackendBackgroundTasks, moved)
+	if len(moved) > 0 {
+		s.log.Info("Swept queued durable jobs to background_tasks", "count", len(moved))
+	}
+	return len(moved), nil
+}

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/sysmem"
+)
+
+// The rollback controller's probe: what its triggers watch.
+
+// RedisUp reports whether the durable side's Redis answers.
+func (s *Server) RedisUp(ctx context.Context) bool { return s.insp != nil && s.insp.Ping(ctx) == nil }
+
+// WorkerCrashes counts durable workers silent without a clean stop in the window.
+func (s *Server) WorkerCrashes(ctx context.Context, window time.Duration) (int, error) {
+	now := time.Now()
+	ws, err := s.store.ListWorkers(ctx, durable.RoleWorker, now.Add(-window))
+	if err != nil {
+		return 0, err
+	}
+	return durable.Count(ws, now).Crashed, nil
+}
+
+// QueueDelay is how long the oldest queued durable job has waited.
+func (s *Server) QueueDelay(ctx context.Context) (time.Duration, error) {
+	now := time.Now()
+	oldest, err := s.store.ListQueued(ctx, job.BackendDurable, now, 1)
+	if err != nil || len(oldest) == 0 {
+		return 0, err
+	}
+	return now.Sub(oldest[0].UpdatedAt), nil
+}
+
+// MemoryPercent is the share of the machine's memory in use.
+func (s *Server) MemoryPercent() (float64, error) { return sysmem.SystemUsedPercent() }
+
+// DurableEnabled reports whether new jobs go to the durable worker now.
+func (s *Server) DurableEnabled() bool { return s.flag.State().Enabled }
+
+// sweepWhileOff is the reconciler's pass in rollback mode: queued durable
+// jobs move to background_tasks, so none waits for a worker that is gone.
+func (s *Server) sweepWhileOff(ctx context.Context) error {
+	if s.flag.State().Enabled {
+		return nil
+	}
+	n, err := s.rollback.Sweep(ctx, redispatchGrace)
+	if n > 0 {
+		s.pool.Dispatch(ctx, job.Job{})
+	}
+	return err
+}
+
+func (s *Server) responseTimes() (avg, p99 time.Duration) {
+	if s.ResponseTimes == nil {
+		return 0, 0
+	}
+	return s.ResponseTimes()
+}

@@ -198,7 +198,7 @@ func (s *Service) afterMove(ctx context.Context, source, target job.Backend, mov
 	var wg sync.WaitGroup
 	var failures int
 	var mu sync.Mutex
-	for range 8 {
+	for range 32 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

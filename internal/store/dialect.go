@@ -20,6 +20,8 @@ type Dialect struct {
 	// with the job id as its one argument (PostgreSQL's pg_notify), so that
 	// streams in other processes learn of it at commit.
 	NotifyEvent string
+	// NotifyEvents is NotifyEvent for n job ids at once.
+	NotifyEvents func(n int) string
 	// Committers is how many submission batches may commit at once: one on
 	// SQLite, which has one writer; several on PostgreSQL.
 	Committers int

@@ -54,13 +54,12 @@ func (s *SQL) MigrateQueued(ctx context.Context, from, to job.Backend, ids []str
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		evs := make([]job.Event, len(out))
 		for i, j := range out {
-			if err := s.appendEvent(ctx, tx, job.Event{JobID: j.ID, Seq: seqs[i], Type: job.EventStatus, Status: job.StatusQueued,
-				Stage: "migrated", Message: fmt.Sprintf("migrated from %s to %s", from, to), CreatedAt: now}); err != nil {
-				return err
-			}
+			evs[i] = job.Event{JobID: j.ID, Seq: seqs[i], Type: job.EventStatus, Status: job.StatusQueued,
+				Stage: "migrated", Message: fmt.Sprintf("migrated from %s to %s", from, to), CreatedAt: now}
 		}
-		return nil
+		return s.appendEvents(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate queued %s jobs to %s: %w", from, to, err)

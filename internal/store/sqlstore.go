@@ -160,6 +160,40 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	return nil
 }
 
+// appendEvents writes many events with multi-row statements (migrations of
+// thousands of jobs), announcing them like appendEvent does.
+func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
+	const chunk = 200
+	for start := 0; start < len(evs); start += chunk {
+		part := evs[start:min(start+chunk, len(evs))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at) VALUES `)
+		args := make([]any, 0, 9*len(part))
+		ids := make([]any, 0, len(part))
+		for i, e := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			data := "null"
+			if len(e.Data) > 0 {
+				data = string(e.Data)
+			}
+			args = append(args, e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt))
+			ids = append(ids, e.JobID)
+		}
+		if _, err := tx.Tx.ExecContext(ctx, s.Q(q.String()), args...); err != nil {
+			return fmt.Errorf("append %d events: %w", len(part), err)
+		}
+		if s.rb.d.NotifyEvents != nil {
+			if _, err := tx.Tx.ExecContext(ctx, s.Q(s.rb.d.NotifyEvents(len(part))), ids...); err != nil {
+				return fmt.Errorf("notify %d events: %w", len(part), err)
+			}
+		}
+	}
+	return nil
+}
+
 // createInTx creates a job inside tx, or finds the job of the same
 // idempotency key (created is then false; another request hash is
 // job.ErrIdempotencyMismatch).
@@ -575,17 +609,16 @@ func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		evs := make([]job.Event, len(out))
 		for i, j := range out {
 			typ := job.EventStatus
 			if j.Status == job.StatusFailed {
 				typ = job.EventError
 			}
-			if err := s.appendEvent(ctx, tx, job.Event{JobID: j.ID, Seq: seqs[i], Type: typ, Status: j.Status,
-				Progress: j.Progress, Stage: j.Stage, Message: j.Error, CreatedAt: now}); err != nil {
-				return err
-			}
+			evs[i] = job.Event{JobID: j.ID, Seq: seqs[i], Type: typ, Status: j.Status,
+				Progress: j.Progress, Stage: j.Stage, Message: j.Error, CreatedAt: now}
 		}
-		return nil
+		return s.appendEvents(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire leases: %w", err)

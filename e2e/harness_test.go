@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,32 +51,31 @@ type proc struct {
 	args []string
 	env  []string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *procLog
 	done chan struct{}
 	URL  string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// procLog is a process's output, written to a file rather than a pipe: a
+// child handed the socket by a graceful restart inherits the file, and the
+// parent's Wait does not hang on a pipe the child keeps open.
+type procLog struct {
+	f *os.File
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (l *procLog) String() string {
+	b, _ := os.ReadFile(l.f.Name())
+	return string(b)
 }
 
 // startProc starts `scriptgen args…` with env added to the test's environment.
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, args: args, env: env, log: &syncBuffer{}}
+	f, err := os.CreateTemp(t.TempDir(), name+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: name, args: args, env: env, log: &procLog{f: f}}
 	for _, e := range env { // the last LISTEN_ADDR wins, as in the process
 		if addr, ok := strings.CutPrefix(e, "LISTEN_ADDR="); ok {
 			p.URL = ""
@@ -108,7 +106,7 @@ func (p *proc) start() {
 	p.t.Helper()
 	p.cmd = exec.Command(binary, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	p.cmd.Stdout, p.cmd.Stderr = p.log.f, p.log.f
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)
 	}
@@ -148,7 +146,11 @@ func (p *proc) kill() {
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Errorf("%s did not exit after SIGKILL", p.name)
+	}
 }
 
 // stop sends SIGTERM and waits up to limit for the process to exit.

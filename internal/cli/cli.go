@@ -94,7 +94,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// tableflip hands the listening socket to a new process on a graceful
 	// restart (SIGHUP or POST /api/admin/graceful-restart): no connection is
 	// refused, and this process drains like on SIGTERM.
-	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: time.Minute})
+	upg, err := tableflip.New(tableflip.Options{UpgradeTimeout: time.Minute, PIDFile: cfg.PIDFile})
 	if err != nil {
 		return fmt.Errorf("restarter: %w", err)
 	}

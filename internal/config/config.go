@@ -32,6 +32,7 @@ type Config struct {
 	PollInterval        time.Duration
 	LogLevel            string
 	LogFormat           string
+	PIDFile             string
 	AutoRollback        string
 	RollbackRedisDown   time.Duration
 	RollbackMaxCrashes  int
@@ -94,6 +95,7 @@ var options = []option{
 	{"DRAIN_TIMEOUT", "20s", "on SIGTERM, how long running jobs may finish before they are released", duration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 	{"LEASE_DURATION", "30s", "how long a runner's lease on a job lasts without renewal", duration(func(c *Config) *time.Duration { return &c.LeaseDuration })},
 	{"POLL_INTERVAL", "500ms", "how often idle runners look for work they were not told about", duration(func(c *Config) *time.Duration { return &c.PollInterval })},
+	{"PID_FILE", "", "where serve writes its pid; set it under systemd so a graceful restart keeps the service", str(func(c *Config) *string { return &c.PIDFile })},
 	{"AUTO_ROLLBACK", "true", "let the controller roll back by itself when a trigger holds (needs REDIS_URL)", str(func(c *Config) *string { return &c.AutoRollback })},
 	{"ROLLBACK_REDIS_DOWN_FOR", "5m", "trigger: Redis unreachable for longer than this", duration(func(c *Config) *time.Duration { return &c.RollbackRedisDown })},
 	{"ROLLBACK_MAX_WORKER_CRASHES", "3", "trigger: more worker crashes than this within ROLLBACK_CRASH_WINDOW", integer(func(c *Config) *int { return &c.RollbackMaxCrashes })},

@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/backgroundtasks"
@@ -26,6 +28,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/rollback"
@@ -51,6 +54,8 @@ type Server struct {
 
 	rollback   *rollback.Service
 	controller *rollback.Controller // nil unless AUTO_ROLLBACK and REDIS_URL
+	metrics    *metrics.Metrics
+	draining   atomic.Bool
 	// Restart hands the listening socket to a new process; set by the command
 	// line when it runs under tableflip.
 	Restart func() error
@@ -92,7 +97,7 @@ func NewGenerator(cfg *config.Config) (generate.Generator, error) {
 }
 
 // NewExecutor builds the executor with every kind's handler.
-func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger) (*runner.Executor, error) {
+func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runner.Observer) (*runner.Executor, error) {
 	gen, err := NewGenerator(cfg)
 	if err != nil {
 		return nil, err
@@ -101,7 +106,7 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger) (*runner.
 		job.KindGeneration:  runner.GenerationHandler{Generator: gen, Retriever: rag.NewRetriever(st, 5)},
 		job.KindRAGDocument: rag.NewHandler(st),
 	}
-	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, nil), nil
+	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, obs), nil
 }
 
 // New opens the store and builds every component; Serve runs them.
@@ -111,7 +116,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st}
-	if s.exec, err = NewExecutor(cfg, st, log); err != nil {
+	reg := prometheus.NewRegistry()
+	s.metrics = metrics.New(reg, s) // gauges are read at scrape time, when every field is set
+	s.ResponseTimes = s.metrics.ResponseTimes
+	if s.exec, err = NewExecutor(cfg, st, log, s.metrics); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -146,6 +154,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 			MaxQueueDelay: cfg.RollbackQueueDelay, QueueDelayFor: cfg.RollbackQueueFor, MemoryPercent: float64(cfg.RollbackMemory),
 			MemoryFor: cfg.RollbackMemoryFor, Interval: cfg.RollbackInterval, HolderID: OwnerID("controller"),
 		}, log)
+		s.controller.OnRollback = func(_ string, err error) {
+			if err != nil {
+				s.metrics.RollbackError()
+			}
+		}
 		s.components = append(s.components, s.controller)
 	}
 	s.adapt = runner.NewAdapter(s.flag, log, runners...)
@@ -157,6 +170,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		st.Close()
 		return nil, err
 	}
+	extra = append(extra, func(mux *http.ServeMux) { mux.Handle("GET /metrics", metrics.Handler(reg)) })
 	extra = append(extra, api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: s.adapt, Canceller: s.exec, Log: log}))
 	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s,
 		More: []func(*http.ServeMux, func(http.HandlerFunc) http.HandlerFunc){api.OperationRoutes(api.Operations{
@@ -172,13 +186,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
 		Extra: extra,
 	})
-	s.http.Handler = handler
+	s.http.Handler = s.metrics.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		handler.ServeHTTP(w, r)
+	}))
 	return s, nil
 }
 
 func reconcileInterval(lease time.Duration) time.Duration {
 	return min(max(lease/4, 250*time.Millisecond), 5*time.Second)
 }
+
+// lameDuck is how long a stopping server keeps answering with keep-alives off
+// before it closes its connections.
+const lameDuck = 300 * time.Millisecond
 
 // redispatchGrace is how long a queued durable job waits before the
 // reconciler enqueues it again (its first enqueue normally lands at once).
@@ -210,6 +233,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("Shutting down: no new requests, draining jobs", "drain_timeout", s.cfg.DrainTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout+10*time.Second)
 	defer cancel()
+	// Lame duck: answers now say "Connection: close", so clients stop reusing
+	// connections before they are closed, and no request meets a closing one.
+	s.draining.Store(true)
+	time.Sleep(lameDuck)
 	if err := s.http.Shutdown(shutdownCtx); err != nil {
 		s.log.Warn("HTTP shutdown", "err", err)
 	}

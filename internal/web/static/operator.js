@@ -1,0 +1,161 @@
+// The operator's page: worker mode and rollout, stats and triggers, rollback
+// history and the rollback button. The admin token stays in sessionStorage
+// (gone when the tab closes) and is sent as a Bearer token.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "scriptgen.adminToken";
+const op = { reachable: false, dirty: false, lastWorkerSystem: null };
+window.scriptgenOperator = op;
+
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+function admin(method, path, body) {
+  return sg.api(method, path, body, token() ? { Authorization: "Bearer " + token() } : {});
+}
+function showError(id, msg) {
+  const el = $(id);
+  el.textContent = msg || "";
+  el.hidden = !msg;
+}
+function badge(text, cls) { return sg.el("span", { class: "state state-" + (cls || text) }, String(text)); }
+function num(v, digits) {
+  if (v === undefined || v === null || v === "") return "—";
+  return typeof v === "number" ? (digits !== undefined ? v.toFixed(digits) : String(v)) : String(v);
+}
+function secs(v) { return typeof v === "number" ? (v < 1 ? (v * 1000).toFixed(0) + " ms" : v.toFixed(2) + " s") : "—"; }
+function bytes(v) { return typeof v === "number" ? (v / 1048576).toFixed(0) + " MB" : "—"; }
+
+function showTokenState() {
+  $("token-state").textContent = token() ? "토큰 저장됨 (이 탭) · token kept for this tab" : "토큰 없음 · no token";
+}
+
+// --- worker system ---------------------------------------------------------
+async function loadWorkerSystem() {
+  const r = await admin("GET", "/api/admin/worker-system");
+  if (!r.ok) { showError("ws-error", r.error || "worker-system: " + r.status); return; }
+  showError("ws-error", "");
+  renderWorkerSystem(r.body);
+}
+
+function renderWorkerSystem(ws) {
+  op.lastWorkerSystem = ws;
+  $("ws-type").replaceChildren(badge(ws.type));
+  $("ws-enabled").textContent = ws.enabled ? "예 · yes" : "아니오 · no";
+  $("ws-rollout").textContent = num(ws.rollout_percent) + "%";
+  $("ws-redis").replaceChildren(badge(ws.redis || "—", ws.redis));
+  $("ws-kill").textContent = ws.kill_switch ? "켜짐 · ON (env)" : "꺼짐 · off";
+  const s = ws.setting || {};
+  $("ws-setting").textContent = s.updated_at
+    ? "설정 setting: " + (s.enabled ? "on" : "off") + ", " + num(s.rollout_percent) + "% — " + (s.reason || "—") +
+      " (" + (s.updated_by || "?") + ", " + sg.fmtTime(s.updated_at) + ")"
+    : "";
+  if (!op.dirty) {
+    $("ws-switch").checked = s.enabled !== undefined ? !!s.enabled : !!ws.enabled;
+    const p = s.rollout_percent !== undefined ? s.rollout_percent : ws.rollout_percent;
+    $("ws-percent").value = p === undefined ? 100 : p;
+    $("ws-percent-out").textContent = $("ws-percent").value;
+  }
+  $("worker-mode").textContent = ws.type;
+}
+
+async function applyWorkerSystem(ev) {
+  ev.preventDefault();
+  $("ws-apply").disabled = true;
+  const body = { enabled: $("ws-switch").checked, rollout_percent: Number($("ws-percent").value), reason: $("ws-reason").value.trim() || "operator page" };
+  const r = await admin("PUT", "/api/admin/worker-system", body);
+  $("ws-apply").disabled = false;
+  if (!r.ok) { showError("ws-error", r.error); return; }
+  showError("ws-error", "");
+  op.dirty = false;
+  renderWorkerSystem(r.body);
+  refreshStats();
+}
+
+// --- stats and triggers ----------------------------------------------------
+async function refreshStats() {
+  const r = await admin("GET", "/api/admin/stats");
+  if (!r.ok) { showError("st-error", r.error); return; }
+  showError("st-error", "");
+  const s = r.body || {};
+  const bt = s.background_tasks || {}, du = s.durable || {}, mem = s.memory || {};
+  $("st-depth").textContent = num(du.queue_depth);
+  $("st-latency").textContent = secs(du.latency_seconds);
+  $("st-workers").textContent = num(du.workers_up);
+  $("st-active").textContent = num(bt.active) + (bt.max !== undefined ? " / " + bt.max : "");
+  $("st-queued").textContent = num(bt.queued);
+  $("st-avg").textContent = secs(s.average_response_time);
+  $("st-p99").textContent = secs(s.p99_response_time);
+  $("st-mem").textContent = bytes(mem.rss_bytes) + (typeof mem.system_percent === "number" ? " · sys " + mem.system_percent.toFixed(0) + "%" : "");
+  const triggers = s.triggers || [];
+  $("triggers").replaceChildren(...(triggers.length ? triggers.map((t) => sg.el("tr", {},
+    sg.el("td", {}, t.name), sg.el("td", {}, badge(t.state)), sg.el("td", {}, num(t.value)),
+    sg.el("td", {}, num(t.threshold)), sg.el("td", {}, t.since ? sg.fmtTime(t.since) : "—")))
+    : [sg.el("tr", {}, sg.el("td", { colSpan: 5, class: "notice" }, "자동 롤백 꺼짐 또는 트리거 없음 · automatic rollback off or no triggers"))]));
+}
+
+// --- rollback --------------------------------------------------------------
+async function loadHistory() {
+  const r = await admin("GET", "/api/admin/rollbacks");
+  if (!r.ok) { showError("history-error", r.error); return; }
+  showError("history-error", "");
+  const items = (r.body && r.body.items) || [];
+  $("history").replaceChildren(...(items.length ? items.map((a) => sg.el("tr", { "data-id": a.id },
+    sg.el("td", {}, sg.fmtTime(a.started_at)), sg.el("td", {}, a.kind), sg.el("td", {}, a.trigger || "—"),
+    sg.el("td", {}, a.reason || "—"), sg.el("td", {}, a.status || "—"),
+    sg.el("td", {}, typeof a.duration_ms === "number" ? a.duration_ms + " ms" : "—"),
+    sg.el("td", {}, num(a.jobs_migrated) + " / " + num(a.jobs_failed)),
+    sg.el("td", {}, sg.el("button", { type: "button", class: "link", onclick: () => showReport(a.id) }, "보고서 · report"))))
+    : [sg.el("tr", {}, sg.el("td", { colSpan: 8, class: "notice" }, "이력 없음 · no rollbacks yet"))]));
+}
+
+async function showReport(id) {
+  const r = await admin("GET", "/api/admin/rollbacks/" + encodeURIComponent(id) + "/report");
+  $("report").hidden = false;
+  $("report").textContent = r.ok ? r.text : r.error;
+}
+
+async function rollback() {
+  const reason = $("rollback-reason").value.trim();
+  if (!reason) { showError("rollback-error", "사유를 입력하세요 · enter a reason"); return; }
+  $("rollback-go").disabled = true;
+  $("rollback-result").textContent = "롤백 중… · rolling back…";
+  const r = await admin("POST", "/api/admin/rollback", { reason });
+  $("rollback-go").disabled = false;
+  $("rollback-confirm").hidden = true;
+  if (!r.ok) { $("rollback-result").textContent = ""; showError("rollback-error", r.error); }
+  else {
+    showError("rollback-error", "");
+    const rec = (r.body && (r.body.record || r.body)) || {};
+    $("rollback-result").textContent = "롤백 완료 · rolled back: " + num(rec.jobs_migrated) + " migrated, " +
+      num(rec.jobs_failed) + " failed, " + num(rec.duration_ms) + " ms (" + (rec.status || "") + ")";
+  }
+  refreshAll();
+}
+
+// --- start -----------------------------------------------------------------
+function refreshAll() {
+  if (!op.dirty) loadWorkerSystem();
+  refreshStats();
+  loadHistory();
+}
+
+$("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const t = $("token").value.trim();
+  if (t) sessionStorage.setItem(TOKEN_KEY, t);
+  $("token").value = "";
+  showTokenState();
+  refreshAll();
+});
+$("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); refreshAll(); });
+$("ws-form").addEventListener("submit", applyWorkerSystem);
+for (const id of ["ws-switch", "ws-percent", "ws-reason"]) $(id).addEventListener("input", () => { op.dirty = true; });
+$("ws-percent").addEventListener("input", () => { $("ws-percent-out").textContent = $("ws-percent").value; });
+$("rollback").addEventListener("click", () => { $("rollback-confirm").hidden = false; $("rollback-reason").focus(); });
+$("rollback-cancel").addEventListener("click", () => { $("rollback-confirm").hidden = true; });
+$("rollback-go").addEventListener("click", rollback);
+
+showTokenState();
+sg.watchSystem((ok) => { op.reachable = ok; sg.conn.set(ok ? "live" : "offline"); });
+refreshAll();
+setInterval(refreshAll, 3000);

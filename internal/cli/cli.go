@@ -32,6 +32,8 @@ func commands() []command {
 		{"rollback", "flag off, migrate queued durable jobs, sync, verify, report (works with the server down)", rollbackCmd},
 		{"rollforward", "step the durable rollout back up: --percent N", rollforwardCmd},
 		{"migrate", "move queued jobs between backends, with a progress bar; --list-failed, --retry-failed", migrateCmd},
+		{"verify", "run the runbook's checklist against a running service; --json; exits non-zero on a miss", verifyCmd},
+		{"status", "the runbook's monitoring loop as a live view; --watch", statusCmd},
 		{"report", "print a rollback report (YAML) — the latest, or the one of ID", reportCmd},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
 			fmt.Fprintln(out, version.String())

@@ -108,6 +108,9 @@ func (b *Broker) SetLive(live bool) {
 	}
 }
 
+// Live reports whether a notification source is connected.
+func (b *Broker) Live() bool { return b.live.Load() }
+
 // Wake tells the reader of a job, if any, that it has new events.
 func (b *Broker) Wake(jobID string) {
 	b.mu.Lock()

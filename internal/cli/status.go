@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var base string
+	var watch bool
+	var every time.Duration
+	cfg, err := parseWith("status", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&base, "url", "http://127.0.0.1:8002", "the service to watch")
+		fs.BoolVar(&watch, "watch", false, "refresh in place until interrupted")
+		fs.DurationVar(&every, "interval", 2*time.Second, "refresh interval with --watch")
+	})
+	if err != nil {
+		return err
+	}
+	base = strings.TrimRight(base, "/")
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func(path string, out any) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		if cfg.AdminToken != "" {
+			req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	for {
+		var b strings.Builder
+		render(&b, base, get)
+		if watch {
+			fmt.Fprint(stdout, "\033[H\033[2J")
+		}
+		fmt.Fprint(stdout, b.String())
+		if !watch {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(every):
+		}
+	}
+}
+
+// render writes one frame of the status view.
+func render(w io.Writer, base string, get func(string, any) error) {
+	fmt.Fprintf(w, "=== scriptgen status — %s — %s ===\n", base, time.Now().Format("15:04:05"))
+	var health struct {
+		Status       string `json:"status"`
+		Version      string `json:"version"`
+		WorkerSystem struct {
+			Enabled        bool   `json:"enabled"`
+			Type           string `json:"type"`
+			RolloutPercent int    `json:"rollout_percent"`
+			Redis          string `json:"redis"`
+			WorkersUp      int    `json:"workers_up"`
+			WorkersCrashed int    `json:"workers_crashed"`
+			KillSwitch     bool   `json:"kill_switch"`
+		} `json:"worker_system"`
+		BackgroundTasks struct {
+			Active, Queued, Max int
+		} `json:"background_tasks"`
+		Process struct {
+			RSS int64 `json:"rss_bytes"`
+		} `json:"process"`
+	}
+	if err := get("/health", &health); err != nil {
+		fmt.Fprintf(w, "Service:          ❌ unreachable (%v)\n", err)
+		return
+	}
+	ws := health.WorkerSystem
+	fmt.Fprintf(w, "Service:          %s (version %s)\n", health.Status, health.Version)
+	fmt.Fprintf(w, "Worker system:    enabled=%v type=%s rollout=%d%% kill_switch=%v\n", ws.Enabled, ws.Type, ws.RolloutPercent, ws.KillSwitch)
+	fmt.Fprintf(w, "Active tasks:     %d running, %d queued (max %d)\n", health.BackgroundTasks.Active, health.BackgroundTasks.Queued, health.BackgroundTasks.Max)
+	fmt.Fprintf(w, "Durable workers:  %d up, %d crashed in 10 min; Redis %s\n", ws.WorkersUp, ws.WorkersCrashed, ws.Redis)
+	fmt.Fprintf(w, "Memory usage:     %.1f MB\n", float64(health.Process.RSS)/(1<<20))
+	var stats struct {
+		Durable struct {
+			Depth   int     `json:"queue_depth"`
+			Latency float64 `json:"latency_seconds"`
+		} `json:"durable"`
+		Avg      float64 `json:"average_response_time"`
+		P99      float64 `json:"p99_response_time"`
+		Triggers []struct {
+			Name, State, Value, Threshold string
+		} `json:"triggers"`
+	}
+	if err := get("/api/admin/stats", &stats); err != nil {
+		fmt.Fprintf(w, "Admin stats:      unavailable (%v; set ADMIN_TOKEN)\n", err)
+		return
+	}
+	fmt.Fprintf(w, "Durable queue:    %d waiting, oldest %.1fs\n", stats.Durable.Depth, stats.Durable.Latency)
+	fmt.Fprintf(w, "Response time:    avg %.1f ms, p99 %.1f ms\n", stats.Avg*1000, stats.P99*1000)
+	if len(stats.Triggers) == 0 {
+		fmt.Fprintln(w, "Triggers:         controller off (AUTO_ROLLBACK or REDIS_URL unset)")
+	}
+	for _, t := range stats.Triggers {
+		fmt.Fprintf(w, "Trigger %-18s %-8s %s (threshold %s)\n", t.Name+":", t.State, t.Value, t.Threshold)
+	}
+	var hist struct {
+		Items []struct {
+			ID, Kind, Trigger, Reason, Status string
+			StartedAt                         time.Time `json:"started_at"`
+			JobsMigrated                      int       `json:"jobs_migrated"`
+		} `json:"items"`
+	}
+	if err := get("/api/admin/rollbacks?limit=1", &hist); err == nil && len(hist.Items) > 0 {
+		h := hist.Items[0]
+		fmt.Fprintf(w, "Last %s:    %s %s (%s) %s, %d jobs migrated — %s\n", h.Kind, h.StartedAt.Format(time.RFC3339), h.Trigger, h.Status, h.Reason, h.JobsMigrated, h.ID)
+	} else {
+		fmt.Fprintln(w, "Last rollback:    none")
+	}
+	fmt.Fprintln(w, "=========================")
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -72,6 +73,10 @@ func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
 			}
 			WriteJSON(w, http.StatusOK, cfg.System.WorkerSystem(r.Context()))
 		}))
+		// Profiles of the running process, for the operator chasing a slowdown.
+		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/profile", auth(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/trace", auth(pprof.Trace))
 		for _, more := range cfg.More {
 			more(mux, auth)
 		}

@@ -36,7 +36,11 @@ func (p *probe) QueueDelay(context.Context) (time.Duration, error) {
 	defer p.mu.Unlock()
 	return p.delay, nil
 }
-func (p *probe) MemoryPercent() (float64, error) { p.mu.Lock(); defer p.mu.Unlock(); return p.memory, nil }
+func (p *probe) MemoryPercent() (float64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.memory, nil
+}
 func (p *probe) DurableEnabled() bool {
 	w, _ := p.st.GetWorkerSetting(context.Background())
 	return w.Enabled

@@ -84,3 +84,10 @@ func (i *Inspector) DeleteTask(queue, taskID string) error {
 func (i *Inspector) Close() error {
 	return errors.Join(i.insp.Close(), i.redis.Close())
 }
+
+// Active reports whether a dispatch's task is being processed (or held by a
+// worker that died while it was).
+func (i *Inspector) Active(queue, taskID string) bool {
+	info, err := i.insp.GetTaskInfo(queue, taskID)
+	return err == nil && info.State == asynq.TaskStateActive
+}

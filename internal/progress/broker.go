@@ -137,6 +137,16 @@ func (b *Broker) Feeds() int {
 	return len(b.feeds)
 }
 
+// Subscribers counts the open subscriptions of a job.
+func (b *Broker) Subscribers(jobID string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.feeds[jobID]; f != nil {
+		return f.refs
+	}
+	return 0
+}
+
 // Subscribe follows a job's events after afterSeq. Close the subscription
 // when done; the job's reader stops with its last subscriber.
 func (b *Broker) Subscribe(jobID string, afterSeq int64) (*Subscription, error) {
@@ -174,15 +184,24 @@ type feed struct {
 	refs  int // guarded by b.mu
 	stop  chan struct{}
 	wakec chan struct{}
+	// snap is replaced, never changed, when the reader appends: a thousand
+	// subscribers woken at once read it without contending for a lock.
+	snap atomic.Pointer[snapshot]
+}
 
-	mu       sync.Mutex
+// snapshot is the log as far as it has been read. Slices only grow by
+// appending to a new snapshot, so an older one stays valid.
+type snapshot struct {
 	log      []job.Event   // seq 1..len(log)
-	changed  chan struct{} // closed and replaced when log grows
-	terminal bool
+	frames   [][]byte      // log[i] encoded once as an SSE event, for every subscriber
+	terminal bool          // log ends with the job's terminal event
+	changed  chan struct{} // closed when a newer snapshot is published
 }
 
 func newFeed(b *Broker, jobID string) *feed {
-	return &feed{b: b, jobID: jobID, stop: make(chan struct{}), wakec: make(chan struct{}, 1), changed: make(chan struct{})}
+	f := &feed{b: b, jobID: jobID, stop: make(chan struct{}), wakec: make(chan struct{}, 1)}
+	f.snap.Store(&snapshot{changed: make(chan struct{})})
+	return f
 }
 
 func (f *feed) wake() {
@@ -228,45 +247,39 @@ func (f *feed) run() {
 	}
 }
 
-func (f *feed) isTerminal() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.terminal
-}
+func (f *feed) isTerminal() bool { return f.snap.Load().terminal }
 
 // read appends what follows the log's last seq; it reports whether a full
-// batch came back (there may be more).
+// batch came back (there may be more). Only the feed's goroutine calls it.
 func (f *feed) read(ctx context.Context) bool {
-	f.mu.Lock()
-	after := int64(len(f.log))
-	f.mu.Unlock()
-	evs, err := f.b.src.ListEvents(ctx, f.jobID, after, f.b.cfg.BatchSize)
+	cur := f.snap.Load()
+	evs, err := f.b.src.ListEvents(ctx, f.jobID, int64(len(cur.log)), f.b.cfg.BatchSize)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.b.log.Warn("Reading job events failed; retrying", "job_id", f.jobID, "err", err)
 		}
 		return false
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	next := &snapshot{log: cur.log, frames: cur.frames, changed: make(chan struct{})}
 	n := 0
 	for _, e := range evs {
 		// The log is gapless; stop at a gap and read it again next time.
-		if e.Seq != int64(len(f.log))+1 {
+		if e.Seq != int64(len(next.log))+1 {
 			break
 		}
-		f.log = append(f.log, e)
+		next.log = append(next.log, e)
+		next.frames = append(next.frames, encodeEvent(nil, e))
 		n++
 		if e.Status.Terminal() {
-			f.terminal = true
+			next.terminal = true
 			break
 		}
 	}
 	if n > 0 {
-		close(f.changed)
-		f.changed = make(chan struct{})
+		f.snap.Store(next)
+		close(cur.changed)
 	}
-	return n == len(evs) && len(evs) == f.b.cfg.BatchSize && !f.terminal
+	return n == len(evs) && len(evs) == f.b.cfg.BatchSize && !next.terminal
 }
 
 // Subscription is one client's view of a job's events.
@@ -283,15 +296,22 @@ func (s *Subscription) Last() int64 { return s.last }
 // and a channel that is closed when more may be available. done is true once
 // the terminal event has been handed out.
 func (s *Subscription) Next() (evs []job.Event, more <-chan struct{}, done bool) {
-	f := s.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if s.last < int64(len(f.log)) {
-		evs = f.log[s.last:]
-		s.last = int64(len(f.log))
+	snap := s.f.snap.Load()
+	if s.last < int64(len(snap.log)) {
+		evs = snap.log[s.last:]
+		s.last = int64(len(snap.log))
 	}
-	done = f.terminal && s.last >= int64(len(f.log))
-	return evs, f.changed, done
+	return evs, snap.changed, snap.terminal && s.last >= int64(len(snap.log))
+}
+
+// nextFrames is Next with each event already encoded as an SSE event.
+func (s *Subscription) nextFrames() (frames [][]byte, more <-chan struct{}, done bool) {
+	snap := s.f.snap.Load()
+	if s.last < int64(len(snap.log)) {
+		frames = snap.frames[s.last:]
+		s.last = int64(len(snap.log))
+	}
+	return frames, snap.changed, snap.terminal && s.last >= int64(len(snap.log))
 }
 
 // Close ends the subscription.

@@ -127,11 +127,11 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer heartbeat.Stop()
 	var buf []byte
 	for {
-		evs, more, done := sub.Next()
-		if len(evs) > 0 {
+		frames, more, done := sub.nextFrames()
+		if len(frames) > 0 {
 			buf = buf[:0]
-			for _, e := range evs {
-				buf = appendEvent(buf, e)
+			for _, fr := range frames {
+				buf = append(buf, fr...)
 			}
 			if _, err := w.Write(buf); err != nil {
 				return
@@ -162,7 +162,9 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func appendEvent(buf []byte, e job.Event) []byte {
+// encodeEvent appends e as one SSE event: its seq as the id, its type as the
+// event name, its JSON as the data.
+func encodeEvent(buf []byte, e job.Event) []byte {
 	data, _ := json.Marshal(EventJSON{Seq: e.Seq, Type: e.Type, Status: e.Status, Progress: e.Progress, Stage: e.Stage,
 		Message: e.Message, Data: e.Data, CreatedAt: e.CreatedAt})
 	buf = append(buf, "id: "...)

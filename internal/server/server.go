@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.side = durable.NewSide(opt)
 		s.disp, s.insp = s.side.Dispatcher, s.side.Inspector
 		runners = append(runners, s.disp)
-		passes = append(passes, durable.Redispatch(st, s.disp, redispatchGrace, time.Now))
+		passes = append(passes, durable.Redispatch(st, s.disp, s.insp, redispatchGrace, cfg.LeaseDuration, time.Now))
 	}
 	var side rollback.Durable
 	if s.side != nil {

@@ -40,13 +40,14 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	id := OwnerID("worker")
 	log = log.With("worker", id)
-	disp := durable.NewDispatcher(opt)
-	defer disp.Stop(context.Background())
+	side := durable.NewSide(opt)
+	defer side.Close()
+	disp := side.Dispatcher
 	adapter := runner.NewAdapter(onlyDurable{}, log, disp)
 	components := []component{
 		durable.NewHeartbeater(st, id, durable.HeartbeatInterval, log),
 		durable.NewWorker(st, exec, disp, durable.WorkerConfig{Redis: opt, ID: id, Concurrency: cfg.MaxWorkers, ShutdownTimeout: cfg.DrainTimeout}, log),
-		reconciler.New(st, adapter, reconcileInterval(cfg.LeaseDuration), log, durable.Redispatch(st, disp, redispatchGrace, time.Now)),
+		reconciler.New(st, adapter, reconcileInterval(cfg.LeaseDuration), log, durable.Redispatch(st, disp, side.Inspector, redispatchGrace, cfg.LeaseDuration, time.Now)),
 	}
 	for i, c := range components {
 		if err := c.Start(ctx); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,4 +26,18 @@ func (s *SQL) ListQueued(ctx context.Context, backend job.Backend, olderThan tim
 		out = append(out, j)
 	}
 	return out, rows.Err()
+}
+
+// BumpEpoch gives a queued job a new dispatch epoch, so that a copy stuck in
+// the transport (held by a dead worker) is stale and a new one can be sent.
+func (s *SQL) BumpEpoch(ctx context.Context, d job.Dispatch) (job.Job, error) {
+	j, err := scanJob(s.W.QueryRowContext(ctx, s.Q(`UPDATE jobs SET dispatch_epoch = dispatch_epoch + 1, updated_at = ?
+		WHERE id = ? AND dispatch_epoch = ? AND status = 'queued' RETURNING `+jobColumns), micros(s.Clock.Now()), d.JobID, d.Epoch))
+	if errors.Is(err, job.ErrNotFound) {
+		return j, job.ErrStaleLease
+	}
+	if err != nil {
+		return j, fmt.Errorf("bump epoch of job %s: %w", d.JobID, err)
+	}
+	return j, nil
 }

@@ -27,6 +27,7 @@ type Store interface {
 	// ListQueued lists queued jobs of a backend last changed before olderThan,
 	// oldest first.
 	ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error)
+	BumpEpoch(ctx context.Context, d job.Dispatch) (job.Job, error)
 
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.

@@ -5,7 +5,9 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "scriptgen.adminToken";
-const op = { reachable: false, dirty: false, lastWorkerSystem: null };
+// dirty: the switch form has edits not applied yet; edits counts them, so
+// that an answer to an earlier Apply does not overwrite newer edits.
+const op = { reachable: false, dirty: false, edits: 0, lastWorkerSystem: null };
 window.scriptgenOperator = op;
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
@@ -61,12 +63,13 @@ function renderWorkerSystem(ws) {
 async function applyWorkerSystem(ev) {
   ev.preventDefault();
   $("ws-apply").disabled = true;
+  const edits = op.edits;
   const body = { enabled: $("ws-switch").checked, rollout_percent: Number($("ws-percent").value), reason: $("ws-reason").value.trim() || "operator page" };
   const r = await admin("PUT", "/api/admin/worker-system", body);
   $("ws-apply").disabled = false;
   if (!r.ok) { showError("ws-error", r.error); return; }
   showError("ws-error", "");
-  op.dirty = false;
+  if (op.edits === edits) { op.dirty = false; $("ws-reason").value = ""; }
   renderWorkerSystem(r.body);
   refreshStats();
 }
@@ -149,7 +152,7 @@ $("token-form").addEventListener("submit", (ev) => {
 });
 $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); refreshAll(); });
 $("ws-form").addEventListener("submit", applyWorkerSystem);
-for (const id of ["ws-switch", "ws-percent", "ws-reason"]) $(id).addEventListener("input", () => { op.dirty = true; });
+for (const id of ["ws-switch", "ws-percent", "ws-reason"]) $(id).addEventListener("input", () => { op.dirty = true; op.edits++; });
 $("ws-percent").addEventListener("input", () => { $("ws-percent-out").textContent = $("ws-percent").value; });
 $("rollback").addEventListener("click", () => { $("rollback-confirm").hidden = false; $("rollback-reason").focus(); });
 $("rollback-cancel").addEventListener("click", () => { $("rollback-confirm").hidden = true; });

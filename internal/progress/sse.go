@@ -125,6 +125,17 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	// A client that stops reading must not hold its handler (and shutdown)
+	// forever: each write gets a deadline, cleared at the end because the
+	// connection may serve further requests.
+	defer rc.SetWriteDeadline(time.Time{})
+	send := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
 	var buf []byte
 	for {
 		frames, more, done := sub.nextFrames()
@@ -133,10 +144,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			for _, fr := range frames {
 				buf = append(buf, fr...)
 			}
-			if _, err := w.Write(buf); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
+			if !send(buf) {
 				return
 			}
 		}
@@ -146,10 +154,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-more:
 		case <-heartbeat.C:
-			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
+			if !send(ping) {
 				return
 			}
 		case <-r.Context().Done():
@@ -161,6 +166,11 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// writeTimeout bounds one write to a client.
+const writeTimeout = 10 * time.Second
+
+var ping = []byte(": ping\n\n")
 
 // encodeEvent appends e as one SSE event: its seq as the id, its type as the
 // event name, its JSON as the data.

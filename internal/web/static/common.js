@@ -26,6 +26,7 @@ sg.api = async function (method, path, body, headers) {
     const msg = parsed && parsed.error && (parsed.error.message || parsed.error.code);
     error = method + " " + path + " → " + res.status + (msg ? ": " + msg : "");
     if (res.status === 401) error += " (토큰 확인 · check the admin token)";
+    if (res.status === 403) error += " (관리 API 꺼짐: 서버에 ADMIN_TOKEN 없음 · admin API off: no ADMIN_TOKEN on the server)";
     if (res.status === 404) error += " (이 서버에 없는 기능 · not available on this server)";
   }
   return { ok: res.ok, status: res.status, body: parsed, text, error };

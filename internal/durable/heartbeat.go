@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/loop"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
@@ -25,8 +25,7 @@ type Heartbeater struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop loop.Loop
 }
 
 // NewHeartbeater builds a heartbeater for the process id.
@@ -40,32 +39,17 @@ func (h *Heartbeater) Start(ctx context.Context) error {
 	if err := h.reg.RegisterWorker(ctx, store.WorkerProcess{ID: h.id, Role: RoleWorker, Host: host, PID: os.Getpid()}); err != nil {
 		return err
 	}
-	ctx, h.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		t := time.NewTicker(h.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := h.reg.HeartbeatWorker(ctx, h.id); err != nil && ctx.Err() == nil {
-					h.log.Warn("Heartbeat failed", "worker", h.id, "err", err)
-				}
-			}
+	h.loop.Start(ctx, h.interval, false, func(ctx context.Context) {
+		if err := h.reg.HeartbeatWorker(ctx, h.id); err != nil && ctx.Err() == nil {
+			h.log.Warn("Heartbeat failed", "worker", h.id, "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
 // Stop records a clean stop.
 func (h *Heartbeater) Stop(ctx context.Context) error {
-	if h.cancel != nil {
-		h.cancel()
-	}
-	h.wg.Wait()
+	h.loop.Stop()
 	return h.reg.StopWorker(context.WithoutCancel(ctx), h.id)
 }
 

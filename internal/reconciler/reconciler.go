@@ -6,10 +6,10 @@ package reconciler
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/loop"
 )
 
 // Store is what the reconciler needs of the database.
@@ -33,8 +33,7 @@ type Reconciler struct {
 	passes   []Pass
 	log      *slog.Logger
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop loop.Loop
 }
 
 // New builds a reconciler.
@@ -44,30 +43,13 @@ func New(st Store, d Dispatcher, interval time.Duration, log *slog.Logger, passe
 
 // Start runs the reconciler until Stop.
 func (r *Reconciler) Start(ctx context.Context) error {
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(r.interval)
-		defer t.Stop()
-		for {
-			r.Tick(ctx)
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	r.loop.Start(ctx, r.interval, true, r.Tick)
 	return nil
 }
 
 // Stop stops the reconciler.
 func (r *Reconciler) Stop(context.Context) error {
-	if r.cancel != nil {
-		r.cancel()
-	}
-	r.wg.Wait()
+	r.loop.Stop()
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/loop"
 )
 
 // Probe measures what the triggers watch.
@@ -81,8 +82,7 @@ type Controller struct {
 	states   []TriggerState
 	isLeader bool
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop loop.Loop
 }
 
 // NewController builds the controller.
@@ -106,30 +106,13 @@ func (c *Controller) Triggers() []TriggerState {
 
 // Start evaluates the triggers every interval until Stop.
 func (c *Controller) Start(ctx context.Context) error {
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		t := time.NewTicker(c.cfg.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				c.Tick(ctx)
-			}
-		}
-	}()
+	c.loop.Start(ctx, c.cfg.Interval, false, c.Tick)
 	return nil
 }
 
 // Stop stops the controller.
 func (c *Controller) Stop(context.Context) error {
-	if c.cancel != nil {
-		c.cancel()
-	}
-	c.wg.Wait()
+	c.loop.Stop()
 	return nil
 }
 

@@ -31,35 +31,16 @@ func (s *SQL) MigrateQueued(ctx context.Context, from, to job.Backend, ids []str
 			}
 		}
 		args = append(args, limit)
-		rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET backend = ?, dispatch_epoch = dispatch_epoch + 1,
+		var err error
+		out, err = s.transitionAll(ctx, tx, `UPDATE jobs SET backend = ?, dispatch_epoch = dispatch_epoch + 1,
 			stage = 'migrated', updated_at = ?, event_seq = event_seq + 1
 			WHERE id IN (SELECT id FROM jobs WHERE `+where+` ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`)
-			AND status = 'queued'
-			RETURNING event_seq, `+jobColumns), args...)
-		if err != nil {
-			return err
-		}
-		var seqs []int64
-		for rows.Next() {
-			var seq int64
-			j, err := scanJob(multiScanner{rows, &seq})
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, j)
-			seqs = append(seqs, seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		evs := make([]job.Event, len(out))
-		for i, j := range out {
-			evs[i] = job.Event{JobID: j.ID, Seq: seqs[i], Type: job.EventStatus, Status: job.StatusQueued,
-				Stage: "migrated", Message: fmt.Sprintf("migrated from %s to %s", from, to), CreatedAt: now}
-		}
-		return s.appendEvents(ctx, tx, evs)
+			AND status = 'queued'`, args,
+			func(job.Job) job.Event {
+				return job.Event{Type: job.EventStatus, Status: job.StatusQueued, Stage: "migrated",
+					Message: fmt.Sprintf("migrated from %s to %s", from, to)}
+			})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrate queued %s jobs to %s: %w", from, to, err)

@@ -325,39 +325,47 @@ func (s *SQL) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 }
 
 // transition applies one fenced update that returns the job, and appends the
-// event it makes. set must bump event_seq; the event's Seq is filled from it.
+// event it makes. update must bump event_seq; the event's Seq is filled from
+// it. No row matched is job.ErrStaleLease.
 func (s *SQL) transition(ctx context.Context, tx *Tx, update string, args []any, ev func(j job.Job) job.Event) (job.Job, error) {
-	rows, err := tx.QueryContext(ctx, s.Q(update+` RETURNING event_seq, `+jobColumns), args...)
+	jobs, err := s.transitionAll(ctx, tx, update, args, ev)
 	if err != nil {
-		return job.Job{}, err
-	}
-	var jobs []job.Job
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		j, err := scanJob(multiScanner{rows, &seq})
-		if err != nil {
-			rows.Close()
-			return job.Job{}, err
-		}
-		jobs = append(jobs, j)
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return job.Job{}, err
 	}
 	if len(jobs) == 0 {
 		return job.Job{}, job.ErrStaleLease
 	}
-	for i, j := range jobs {
-		e := ev(j)
-		e.JobID, e.Seq, e.CreatedAt = j.ID, seqs[i], s.Clock.Now()
-		if err := s.appendEvent(ctx, tx, e); err != nil {
-			return job.Job{}, err
-		}
-	}
 	return jobs[0], nil
+}
+
+// transitionAll is transition for an update that may match many jobs.
+func (s *SQL) transitionAll(ctx context.Context, tx *Tx, update string, args []any, ev func(j job.Job) job.Event) ([]job.Job, error) {
+	rows, err := tx.QueryContext(ctx, s.Q(update+` RETURNING event_seq, `+jobColumns), args...)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []job.Job
+	var evs []job.Event
+	now := s.Clock.Now()
+	for rows.Next() {
+		var seq int64
+		j, err := scanJob(multiScanner{rows, &seq})
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		e := ev(j)
+		e.JobID, e.Seq, e.CreatedAt = j.ID, seq, now
+		jobs, evs = append(jobs, j), append(evs, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(evs) == 1 {
+		return jobs, s.appendEvent(ctx, tx, evs[0]) // the hot path, as a prepared statement
+	}
+	return jobs, s.appendEvents(ctx, tx, evs)
 }
 
 // multiScanner scans a leading column before the job's columns.
@@ -582,43 +590,23 @@ func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 	now := s.Clock.Now()
 	var out []job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
-		rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET
+		var err error
+		out, err = s.transitionAll(ctx, tx, `UPDATE jobs SET
 			status = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'queued' END,
 			stage = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'lease_expired' END,
 			error = 'lease of ' || lease_owner || ' expired',
 			finished_at = CASE WHEN attempt >= max_attempts THEN CAST(? AS BIGINT) ELSE 0 END,
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, updated_at = ?,
 			event_seq = event_seq + 1
-			WHERE status = 'running' AND lease_expires_at < ?
-			RETURNING event_seq, `+jobColumns), micros(now), micros(now), micros(now))
-		if err != nil {
-			return err
-		}
-		var seqs []int64
-		for rows.Next() {
-			var seq int64
-			j, err := scanJob(multiScanner{rows, &seq})
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			out = append(out, j)
-			seqs = append(seqs, seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		evs := make([]job.Event, len(out))
-		for i, j := range out {
-			typ := job.EventStatus
-			if j.Status == job.StatusFailed {
-				typ = job.EventError
-			}
-			evs[i] = job.Event{JobID: j.ID, Seq: seqs[i], Type: typ, Status: j.Status,
-				Progress: j.Progress, Stage: j.Stage, Message: j.Error, CreatedAt: now}
-		}
-		return s.appendEvents(ctx, tx, evs)
+			WHERE status = 'running' AND lease_expires_at < ?`, []any{micros(now), micros(now), micros(now)},
+			func(j job.Job) job.Event {
+				typ := job.EventStatus
+				if j.Status == job.StatusFailed {
+					typ = job.EventError
+				}
+				return job.Event{Type: typ, Status: j.Status, Progress: j.Progress, Stage: j.Stage, Message: j.Error}
+			})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("expire leases: %w", err)

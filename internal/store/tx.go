@@ -13,6 +13,8 @@ type Tx struct {
 	s *SQL
 }
 
+const maxCachedQuery = 4096
+
 type stmtCache struct {
 	mu     sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -23,6 +25,9 @@ type stmtCache struct {
 // statement cannot be prepared on the pool while this transaction may hold its
 // only connection, so it is prepared once the transaction is over.
 func (s *SQL) prepared(q string) *sql.Stmt {
+	if len(q) > maxCachedQuery {
+		return nil // long generated lists (migrations) vary in length: not worth keeping
+	}
 	s.stmts.mu.Lock()
 	defer s.stmts.mu.Unlock()
 	if st, ok := s.stmts.stmts[q]; ok {

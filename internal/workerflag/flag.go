@@ -10,11 +10,11 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/loop"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
@@ -57,8 +57,7 @@ type Flag struct {
 	log   *slog.Logger
 	state atomic.Pointer[State]
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	loop loop.Loop
 }
 
 // New builds a flag; call Refresh or Start before use.
@@ -123,31 +122,16 @@ func (f *Flag) Start(ctx context.Context) error {
 	if err := f.Refresh(ctx); err != nil {
 		f.log.Warn("Could not read the worker setting; using the last known state", "err", err)
 	}
-	ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		t := time.NewTicker(f.cfg.Refresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
-					f.log.Warn("Could not refresh the worker setting", "err", err)
-				}
-			}
+	f.loop.Start(ctx, f.cfg.Refresh, false, func(ctx context.Context) {
+		if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
+			f.log.Warn("Could not refresh the worker setting", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 
 // Stop stops refreshing.
 func (f *Flag) Stop(context.Context) error {
-	if f.cancel != nil {
-		f.cancel()
-	}
-	f.wg.Wait()
+	f.loop.Stop()
 	return nil
 }

@@ -275,8 +275,8 @@ func (s *SQL) ReprocessDocument(ctx context.Context, projectID, id string, backe
 
 // GetDocument reads one document of a project with its content.
 func (s *SQL) GetDocument(ctx context.Context, projectID, id string) (Document, error) {
-	d, err := scanDocument(s.R.QueryRowContext(ctx, s.Q(`SELECT `+documentColumns+`, d.content`+documentFrom+
-		` WHERE d.project_id = ? AND d.id = ?`), projectID, id), true)
+	d, err := scanDocument(s.queryRow(ctx, `SELECT `+documentColumns+`, d.content`+documentFrom+
+		` WHERE d.project_id = ? AND d.id = ?`, projectID, id), true)
 	if err != nil && !errors.Is(err, job.ErrNotFound) {
 		return d, fmt.Errorf("get document %s: %w", id, err)
 	}
@@ -294,7 +294,7 @@ func (s *SQL) ListDocuments(ctx context.Context, projectID, cursor string, limit
 		q += ` AND d.id < ?`
 		args = append(args, cursor)
 	}
-	rows, err := s.R.QueryContext(ctx, s.Q(q+` ORDER BY d.id DESC LIMIT ?`), append(args, limit+1)...)
+	rows, err := s.query(ctx, q+` ORDER BY d.id DESC LIMIT ?`, append(args, limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list documents of %s: %w", projectID, err)
 	}
@@ -407,6 +407,11 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	if len(patterns) == 0 {
 		return []ChunkHit{}, nil
 	}
+	// Most projects have no documents: a one-row probe spares them the search.
+	var found int
+	if err := s.queryRow(ctx, `SELECT 1 FROM document_chunks WHERE project_id = ? LIMIT 1`, projectID).Scan(&found); errors.Is(err, sql.ErrNoRows) {
+		return []ChunkHit{}, nil
+	}
 	var score, match []string
 	var args []any
 	for i, p := range patterns {
@@ -422,7 +427,7 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	q := `SELECT c.id, c.document_id, d.title, c.seq, c.heading, c.text, (` + strings.Join(score, ` + `) + `) AS score
 		FROM ` + cs.From + ` WHERE c.project_id = ? AND (` + strings.Join(match, ` OR `) + `)
 		ORDER BY score DESC, c.document_id, c.seq LIMIT ?`
-	rows, err := s.R.QueryContext(ctx, s.Q(q), args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("search chunks of %s: %w", projectID, err)
 	}

@@ -11,8 +11,8 @@ import (
 
 // ListQueued lists queued jobs of a backend last changed before olderThan.
 func (s *SQL) ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error) {
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs
-		WHERE status = 'queued' AND backend = ? AND updated_at < ? ORDER BY id LIMIT ?`), backend, micros(olderThan), limit)
+	rows, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs
+		WHERE status = 'queued' AND backend = ? AND updated_at < ? ORDER BY id LIMIT ?`, backend, micros(olderThan), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list queued %s jobs: %w", backend, err)
 	}

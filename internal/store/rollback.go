@@ -118,7 +118,7 @@ func scanAudit(sc scanner) (AuditRecord, error) {
 
 // ListAudits lists rollbacks and roll-forwards, newest first.
 func (s *SQL) ListAudits(ctx context.Context, limit int) ([]AuditRecord, error) {
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT `+auditColumns+` FROM audit_records ORDER BY started_at DESC, id DESC LIMIT ?`), limit)
+	rows, err := s.query(ctx, `SELECT `+auditColumns+` FROM audit_records ORDER BY started_at DESC, id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit records: %w", err)
 	}
@@ -136,7 +136,7 @@ func (s *SQL) ListAudits(ctx context.Context, limit int) ([]AuditRecord, error) 
 
 // GetAudit reads one record.
 func (s *SQL) GetAudit(ctx context.Context, id string) (AuditRecord, error) {
-	return scanAudit(s.R.QueryRowContext(ctx, s.Q(`SELECT `+auditColumns+` FROM audit_records WHERE id = ?`), id))
+	return scanAudit(s.queryRow(ctx, `SELECT `+auditColumns+` FROM audit_records WHERE id = ?`, id))
 }
 
 // MigrationFailure is an entry of the migration_failed dead-letter list.
@@ -163,8 +163,8 @@ func (s *SQL) AddMigrationFailure(ctx context.Context, f MigrationFailure) error
 
 // ListMigrationFailures lists the dead-letter list, oldest first.
 func (s *SQL) ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error) {
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT job_id, source, target, reason, audit_id, created_at
-		FROM migration_failed ORDER BY created_at, job_id LIMIT ?`), limit)
+	rows, err := s.query(ctx, `SELECT job_id, source, target, reason, audit_id, created_at
+		FROM migration_failed ORDER BY created_at, job_id LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list migration_failed: %w", err)
 	}

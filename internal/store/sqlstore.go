@@ -24,6 +24,7 @@ type SQL struct {
 	Clock clock.Clock
 	rb    rebinder
 	stmts stmtCache
+	reads readStmts
 
 	batchOnce sync.Once
 	creates   chan *createReq
@@ -248,7 +249,7 @@ func (s *SQL) sameRequest(existing job.Job, nj NewJob) (job.Job, bool, error) {
 
 // GetJob reads one job.
 func (s *SQL) GetJob(ctx context.Context, id string) (job.Job, error) {
-	j, err := scanJob(s.R.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
+	j, err := scanJob(s.queryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 	if err != nil && !errors.Is(err, job.ErrNotFound) {
 		return j, fmt.Errorf("get job %s: %w", id, err)
 	}
@@ -289,7 +290,7 @@ func (s *SQL) ListJobs(ctx context.Context, f JobFilter) ([]job.Job, string, err
 		f.Limit = 50
 	}
 	where, args := f.where()
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY id DESC LIMIT ?`), append(args, f.Limit+1)...)
+	rows, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs`+where+` ORDER BY id DESC LIMIT ?`, append(args, f.Limit+1)...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list jobs: %w", err)
 	}
@@ -318,7 +319,7 @@ func (s *SQL) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 	f.Cursor = ""
 	where, args := f.where()
 	var n int
-	if err := s.R.QueryRowContext(ctx, s.Q(`SELECT COUNT(*) FROM jobs`+where), args...).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM jobs`+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count jobs: %w", err)
 	}
 	return n, nil
@@ -643,8 +644,8 @@ func (s *SQL) ListEvents(ctx context.Context, jobID string, afterSeq int64, limi
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT job_id, seq, type, status, progress, stage, message, data, created_at
-		FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`), jobID, afterSeq, limit)
+	rows, err := s.query(ctx, `SELECT job_id, seq, type, status, progress, stage, message, data, created_at
+		FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`, jobID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list events of job %s: %w", jobID, err)
 	}
@@ -671,8 +672,8 @@ func (s *SQL) ListEpisodes(ctx context.Context, projectID string, afterNumber, l
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT project_id, number, title, script, job_id, created_at
-		FROM episodes WHERE project_id = ? AND number > ? ORDER BY number LIMIT ?`), projectID, afterNumber, limit)
+	rows, err := s.query(ctx, `SELECT project_id, number, title, script, job_id, created_at
+		FROM episodes WHERE project_id = ? AND number > ? ORDER BY number LIMIT ?`, projectID, afterNumber, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list episodes of %s: %w", projectID, err)
 	}
@@ -690,8 +691,8 @@ func (s *SQL) ListEpisodes(ctx context.Context, projectID string, afterNumber, l
 
 // GetEpisode reads one episode.
 func (s *SQL) GetEpisode(ctx context.Context, projectID string, number int) (job.Episode, error) {
-	e, err := scanEpisode(s.R.QueryRowContext(ctx, s.Q(`SELECT project_id, number, title, script, job_id, created_at
-		FROM episodes WHERE project_id = ? AND number = ?`), projectID, number))
+	e, err := scanEpisode(s.queryRow(ctx, `SELECT project_id, number, title, script, job_id, created_at
+		FROM episodes WHERE project_id = ? AND number = ?`, projectID, number))
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, job.ErrNotFound
 	}

@@ -69,11 +69,17 @@ func (s *SQL) ClearCaches() { s.closeStatements() }
 
 func (s *SQL) closeStatements() {
 	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
 	for _, st := range s.stmts.stmts {
 		st.Close()
 	}
 	s.stmts.stmts = nil
+	s.stmts.mu.Unlock()
+	s.reads.mu.Lock()
+	for _, st := range s.reads.stmts {
+		st.Close()
+	}
+	s.reads.stmts = nil
+	s.reads.mu.Unlock()
 }
 
 // ExecContext runs q as a cached statement of the transaction.
@@ -98,4 +104,48 @@ func (t *Tx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Ro
 		return t.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, q, args...)
+}
+
+// readStmts caches the reader pool's prepared statements.
+type readStmts struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func (s *SQL) readStmt(ctx context.Context, q string) *sql.Stmt {
+	if len(q) > maxCachedQuery {
+		return nil
+	}
+	s.reads.mu.Lock()
+	defer s.reads.mu.Unlock()
+	if st, ok := s.reads.stmts[q]; ok {
+		return st
+	}
+	st, err := s.R.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if s.reads.stmts == nil {
+		s.reads.stmts = map[string]*sql.Stmt{}
+	}
+	s.reads.stmts[q] = st
+	return st
+}
+
+// query runs a read ('?' placeholders) as a cached statement of the reader pool.
+func (s *SQL) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	q = s.Q(q)
+	if st := s.readStmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.R.QueryContext(ctx, q, args...)
+}
+
+// queryRow is query for one row.
+func (s *SQL) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	q = s.Q(q)
+	if st := s.readStmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.R.QueryRowContext(ctx, q, args...)
 }

@@ -48,8 +48,8 @@ func (s *SQL) StopWorker(ctx context.Context, id string) error {
 
 // ListWorkers lists the processes of a role seen since a time, newest first.
 func (s *SQL) ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error) {
-	rows, err := s.R.QueryContext(ctx, s.Q(`SELECT id, role, host, pid, started_at, heartbeat_at, stopped_at
-		FROM workers WHERE role = ? AND heartbeat_at >= ? ORDER BY started_at DESC`), role, micros(since))
+	rows, err := s.query(ctx, `SELECT id, role, host, pid, started_at, heartbeat_at, stopped_at
+		FROM workers WHERE role = ? AND heartbeat_at >= ? ORDER BY started_at DESC`, role, micros(since))
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
 	}

@@ -28,6 +28,7 @@ func main() {
 	pid := flag.Int("pid", 0, "pid of the server, to sample its RSS")
 	wait := flag.Duration("wait", 5*time.Minute, "how long to wait for all jobs to finish")
 	label := flag.String("label", "", "label printed with the figures")
+	projects := flag.Int("projects", 1, "spread the jobs over this many projects (episode numbering is serial within a project)")
 	flag.Parse()
 
 	tr := &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2}
@@ -51,7 +52,11 @@ func main() {
 				if i >= *total {
 					return
 				}
-				body, _ := json.Marshal(map[string]any{"project_id": *project, "episode_data": map[string]any{
+				p := *project
+				if *projects > 1 {
+					p = fmt.Sprintf("%s-%d", *project, i%*projects)
+				}
+				body, _ := json.Marshal(map[string]any{"project_id": p, "episode_data": map[string]any{
 					"title": fmt.Sprintf("Episode %d", i), "synopsis": "bench", "characters": []string{"A", "B"}}})
 				req, _ := http.NewRequest("POST", *base+"/api/generation", bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
@@ -81,7 +86,14 @@ func main() {
 	done := 0
 	deadline := time.Now().Add(*wait)
 	for time.Now().Before(deadline) {
-		done = countSucceeded(client, *base, *project)
+		done = 0
+		for k := range *projects {
+			p := *project
+			if *projects > 1 {
+				p = fmt.Sprintf("%s-%d", *project, k)
+			}
+			done += countSucceeded(client, *base, p)
+		}
 		if done >= *total-int(failed.Load()) {
 			break
 		}
@@ -90,7 +102,7 @@ func main() {
 	e2e := time.Since(start)
 	close(stopRSS)
 
-	fmt.Printf("label=%s clients=%d jobs=%d failed=%d\n", *label, *clients, *total, failed.Load())
+	fmt.Printf("label=%s clients=%d jobs=%d projects=%d failed=%d\n", *label, *clients, *total, *projects, failed.Load())
 	fmt.Printf("submit: p50=%s p99=%s max=%s accepted/s=%.0f\n", pct(0.50).Round(10*time.Microsecond),
 		pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), float64(*total)/submitTook.Seconds())
 	fmt.Printf("end-to-end: %d jobs succeeded in %s = %.0f jobs/s\n", done, e2e.Round(time.Millisecond), float64(done)/e2e.Seconds())

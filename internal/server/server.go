@@ -111,6 +111,14 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 
 // New opens the store and builds every component; Serve runs them.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	var redisOpt asynq.RedisConnOpt
+	if cfg.RedisURL != "" {
+		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		redisOpt = opt
+	}
 	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
 	if err != nil {
 		return nil, err
@@ -130,13 +138,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	s.components = append(s.components, s.flag)
 	runners := []runner.Runner{s.pool}
 	var passes []reconciler.Pass
-	if cfg.RedisURL != "" {
-		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		s.side = durable.NewSide(opt)
+	if redisOpt != nil {
+		s.side = durable.NewSide(redisOpt)
 		s.disp, s.insp = s.side.Dispatcher, s.side.Inspector
 		runners = append(runners, s.disp)
 		passes = append(passes, durable.Redispatch(st, s.disp, s.insp, redispatchGrace, cfg.LeaseDuration, time.Now))
@@ -167,6 +170,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	extra, err := s.progressRoutes()
 	if err != nil {
+		if s.side != nil {
+			s.side.Close()
+		}
 		st.Close()
 		return nil, err
 	}

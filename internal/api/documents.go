@@ -242,14 +242,18 @@ func (d *documents) project(w http.ResponseWriter, r *http.Request) (string, boo
 	return p, true
 }
 
-// documentID refuses what cannot be an id before it reaches the store.
-func (d *documents) documentID(w http.ResponseWriter, r *http.Request) (string, bool) {
-	id := r.PathValue("id")
+// document reads the project and document id of a path, refusing what cannot
+// be an id before it reaches the store.
+func (d *documents) document(w http.ResponseWriter, r *http.Request) (project, id string, ok bool) {
+	if project, ok = d.project(w, r); !ok {
+		return "", "", false
+	}
+	id = r.PathValue("id")
 	if id == "" || len(id) > 64 {
 		d.fail(w, r, job.ErrNotFound)
-		return "", false
+		return "", "", false
 	}
-	return id, true
+	return project, id, true
 }
 
 func (d *documents) create(w http.ResponseWriter, r *http.Request) {
@@ -324,11 +328,7 @@ func (d *documents) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *documents) get(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
-	if !ok {
-		return
-	}
-	id, ok := d.documentID(w, r)
+	project, id, ok := d.document(w, r)
 	if !ok {
 		return
 	}
@@ -343,11 +343,7 @@ func (d *documents) get(w http.ResponseWriter, r *http.Request) {
 // delete removes the document and its chunks, and cancels its job if that is
 // still queued or running: the job would find nothing to process.
 func (d *documents) delete(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
-	if !ok {
-		return
-	}
-	id, ok := d.documentID(w, r)
+	project, id, ok := d.document(w, r)
 	if !ok {
 		return
 	}
@@ -365,11 +361,7 @@ func (d *documents) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *documents) reprocess(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
-	if !ok {
-		return
-	}
-	id, ok := d.documentID(w, r)
+	project, id, ok := d.document(w, r)
 	if !ok {
 		return
 	}

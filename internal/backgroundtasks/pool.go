@@ -7,7 +7,6 @@ package backgroundtasks
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,12 +17,15 @@ import (
 
 // Claimer is the part of the store the pool needs.
 type Claimer interface {
-	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error)
 }
 
 // Config sizes the pool.
 type Config struct {
-	Workers      int
+	Workers int
+	// Claimers is how many claim transactions may run at once: one suits
+	// SQLite's single writer, a few suit PostgreSQL (default 1).
+	Claimers     int
 	Owner        string
 	PollInterval time.Duration
 	DrainTimeout time.Duration
@@ -40,8 +42,13 @@ type Pool struct {
 	stopping  chan struct{}
 	runCtx    context.Context
 	cancelRun context.CancelFunc
-	wg        sync.WaitGroup
-	stopOnce  sync.Once
+	// One claimer takes as many jobs as there are idle workers in one
+	// transaction and hands them over; slots counts the busy workers.
+	slots    chan struct{}
+	work     chan job.Job
+	claiming sync.WaitGroup
+	wg       sync.WaitGroup
+	stopOnce sync.Once
 }
 
 var _ runner.Runner = (*Pool)(nil)
@@ -51,11 +58,13 @@ func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
+	cfg.Claimers = min(max(cfg.Claimers, 1), cfg.Workers)
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
 	return &Pool{claimer: c, exec: exec, cfg: cfg, log: log.With("backend", job.BackendBackgroundTasks),
-		wake: make(chan struct{}, cfg.Workers), stopping: make(chan struct{})}
+		wake: make(chan struct{}, 1), stopping: make(chan struct{}),
+		slots: make(chan struct{}, cfg.Workers), work: make(chan job.Job)}
 }
 
 // Backend is background_tasks.
@@ -73,13 +82,17 @@ func (p *Pool) Dispatch(context.Context, job.Job) error {
 	return nil
 }
 
-// Start starts the workers. Queued rows left by an earlier process are
-// claimed like any other.
+// Start starts the workers and their claimer. Queued rows left by an earlier
+// process are claimed like any other.
 func (p *Pool) Start(ctx context.Context) error {
 	p.runCtx, p.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
-	for i := range p.cfg.Workers {
+	for range p.cfg.Workers {
 		p.wg.Add(1)
-		go p.work(i)
+		go p.run()
+	}
+	for range p.cfg.Claimers {
+		p.claiming.Add(1)
+		go p.claim()
 	}
 	p.log.Info("background_tasks started", "workers", p.cfg.Workers, "owner", p.cfg.Owner)
 	return nil
@@ -89,6 +102,8 @@ func (p *Pool) Start(ctx context.Context) error {
 // then releases the rest back to the queue.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() { close(p.stopping) })
+	p.claiming.Wait()
+	close(p.work)
 	done := make(chan struct{})
 	go func() {
 		p.wg.Wait()
@@ -109,23 +124,49 @@ func (p *Pool) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (p *Pool) work(i int) {
+// run is one worker: it runs the jobs the claimer hands it.
+func (p *Pool) run() {
 	defer p.wg.Done()
+	for j := range p.work {
+		p.exec.Run(p.runCtx, j)
+		<-p.slots
+	}
+}
+
+// claim waits for an idle worker, claims a job for every idle worker at once,
+// and hands them over; with nothing queued it waits for a wake-up or the poll.
+func (p *Pool) claim() {
+	defer p.claiming.Done()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
 		select {
 		case <-p.stopping:
 			return
-		default:
+		case p.slots <- struct{}{}:
 		}
-		j, err := p.claimer.ClaimNext(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor())
-		if err == nil {
-			p.exec.Run(p.runCtx, j)
+		n := 1
+	idle:
+		for n < p.cfg.Workers {
+			select {
+			case p.slots <- struct{}{}:
+				n++
+			default:
+				break idle
+			}
+		}
+		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n)
+		for _, j := range jobs {
+			p.work <- j // an idle worker holds its slot until the job is done
+		}
+		for range n - len(jobs) {
+			<-p.slots
+		}
+		if err == nil && len(jobs) > 0 {
 			continue
 		}
-		if !errors.Is(err, job.ErrNotFound) && p.runCtx.Err() == nil {
-			p.log.Warn("Claim failed", "worker", i, "err", err)
+		if err != nil && p.runCtx.Err() == nil {
+			p.log.Warn("Claim failed", "err", err)
 		}
 		poll.Reset(p.cfg.PollInterval)
 		select {

@@ -20,7 +20,7 @@ func (s *SQL) MigrateQueued(ctx context.Context, from, to job.Backend, ids []str
 	var out []job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
 		where := `status = 'queued' AND backend = ?`
-		args := []any{to, micros(now), from}
+		args := []any{from}
 		if ids != nil {
 			if len(ids) == 0 {
 				return nil
@@ -30,12 +30,12 @@ func (s *SQL) MigrateQueued(ctx context.Context, from, to job.Backend, ids []str
 				args = append(args, id)
 			}
 		}
-		args = append(args, limit)
+		args = append(args, limit, to, micros(now))
 		var err error
-		out, err = s.transitionAll(ctx, tx, `UPDATE jobs SET backend = ?, dispatch_epoch = dispatch_epoch + 1,
+		out, err = s.transitionAll(ctx, tx, `WITH picked AS (SELECT id FROM jobs WHERE `+where+` ORDER BY id LIMIT ? `+
+			s.rb.d.SkipLocked+`) UPDATE jobs SET backend = ?, dispatch_epoch = dispatch_epoch + 1,
 			stage = 'migrated', updated_at = ?, event_seq = event_seq + 1
-			WHERE id IN (SELECT id FROM jobs WHERE `+where+` ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`)
-			AND status = 'queued'`, args,
+			WHERE id IN (SELECT id FROM picked) AND status = 'queued'`, args,
 			func(job.Job) job.Event {
 				return job.Event{Type: job.EventStatus, Status: job.StatusQueued, Stage: "migrated",
 					Message: fmt.Sprintf("migrated from %s to %s", from, to)}

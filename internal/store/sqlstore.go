@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -391,26 +392,40 @@ const claimSet = `UPDATE jobs SET status = 'running', attempt = attempt + 1, lea
 
 // ClaimNext leases the oldest queued job of a backend.
 func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error) {
+	jobs, err := s.ClaimBatch(ctx, backend, owner, leaseFor, 1)
+	if err != nil {
+		return job.Job{}, err
+	}
+	if len(jobs) == 0 {
+		return job.Job{}, job.ErrNotFound
+	}
+	return jobs[0], nil
+}
+
+// ClaimBatch leases up to n of the oldest queued jobs of a backend in one
+// transaction, oldest first.
+func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error) {
 	now := s.Clock.Now()
-	var j job.Job
+	var jobs []job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = s.transition(ctx, tx, claimSet+` WHERE status = 'queued' AND id = (SELECT id FROM jobs
-			WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT 1 `+s.rb.d.SkipLocked+`)`,
-			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), backend},
+		// The pick is a CTE: PostgreSQL materialises it once, where an IN
+		// subquery with SKIP LOCKED may be run again and pick more than n.
+		jobs, err = s.transitionAll(ctx, tx, `WITH picked AS (SELECT id FROM jobs
+			WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`) `+
+			claimSet+` WHERE status = 'queued' AND id IN (SELECT id FROM picked)`,
+			[]any{backend, n, owner, micros(now.Add(leaseFor)), micros(now), micros(now)},
 			func(j job.Job) job.Event {
 				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
 					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
 			})
 		return err
 	})
-	if errors.Is(err, job.ErrStaleLease) {
-		return job.Job{}, job.ErrNotFound
-	}
 	if err != nil {
-		return job.Job{}, fmt.Errorf("claim %s job: %w", backend, err)
+		return nil, fmt.Errorf("claim %s jobs: %w", backend, err)
 	}
-	return j, nil
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
+	return jobs, nil
 }
 
 // ClaimDispatch leases the job of a still-current dispatch.

@@ -32,6 +32,8 @@ type Store interface {
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.
 	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
+	// ClaimBatch leases up to n queued jobs of a backend at once, oldest first.
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error)
 	// ClaimDispatch leases the job of one dispatch to owner, if that dispatch is
 	// still current and the job runnable; otherwise job.ErrStaleLease.
 	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error)

@@ -80,6 +80,7 @@ func Run(t *testing.T, open Opener) {
 		"ConcurrentSameKey":           testConcurrentSameKey,
 		"ClaimOrderAndBackend":        testClaimOrderAndBackend,
 		"ConcurrentClaimsTakeOnce":    testConcurrentClaims,
+		"ClaimBatchTakesAtMostN":      testClaimBatch,
 		"ClaimDispatchFencing":        testClaimDispatchFencing,
 		"CompleteSavesEpisodeOnce":    testCompleteSavesEpisode,
 		"FiftyEpisodesNumberedOnce":   testFiftyEpisodes,
@@ -603,5 +604,31 @@ func testLeadershipAndAudits(f *fixture) {
 	f.s.DeleteMigrationFailure(f.ctx, "j1")
 	if fs, _ := f.s.ListMigrationFailures(f.ctx, 10); len(fs) != 0 {
 		f.t.Fatalf("dead letter not deleted: %+v", fs)
+	}
+}
+
+func testClaimBatch(f *fixture) {
+	var ids []string
+	for range 7 {
+		ids = append(ids, f.create("p1", "", job.BackendBackgroundTasks).ID)
+	}
+	got, err := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 3)
+	if err != nil || len(got) != 3 || got[0].ID != ids[0] || got[2].ID != ids[2] {
+		f.t.Fatalf("first batch %d jobs (%v), want the 3 oldest", len(got), err)
+	}
+	rest, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10)
+	if len(rest) != 4 || rest[0].ID != ids[3] {
+		f.t.Fatalf("second batch %d jobs, want the other 4", len(rest))
+	}
+	for _, j := range append(got, rest...) {
+		if j.Status != job.StatusRunning || j.Attempt != 1 || j.LeaseOwner != "w" {
+			f.t.Fatalf("claimed job %+v", j)
+		}
+		if evs := f.events(j.ID); evs[len(evs)-1].Status != job.StatusRunning {
+			f.t.Fatalf("no running event for %s", j.ID)
+		}
+	}
+	if none, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 5); len(none) != 0 {
+		f.t.Fatalf("claimed %d from an empty queue", len(none))
 	}
 }

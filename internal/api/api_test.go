@@ -58,6 +58,15 @@ type env struct {
 }
 
 func newEnv(t *testing.T, gen generate.Generator) *env {
+	return startEnv(t, 4, func(store.Store) map[job.Kind]runner.Handler {
+		return map[job.Kind]runner.Handler{job.KindGeneration: runner.GenerationHandler{Generator: gen}}
+	}, nil)
+}
+
+// startEnv serves the API over a real SQLite store and runs its jobs on a real
+// background_tasks pool with the given handlers; routes adds more routes.
+func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.Kind]runner.Handler,
+	routes func(st store.Store, d api.Dispatcher, c api.Canceller) []func(*http.ServeMux)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "api.db"), clock.Real{})
 	if err != nil {
@@ -65,12 +74,15 @@ func newEnv(t *testing.T, gen generate.Generator) *env {
 	}
 	gs := &gatedStore{Store: st}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	exec := runner.NewExecutor(gs, map[job.Kind]runner.Handler{job.KindGeneration: runner.GenerationHandler{Generator: gen}},
-		runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
-	pool := backgroundtasks.New(gs, exec, backgroundtasks.Config{Workers: 4, Owner: "test", PollInterval: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}, log)
+	exec := runner.NewExecutor(gs, handlers(gs), runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
+	pool := backgroundtasks.New(gs, exec, backgroundtasks.Config{Workers: workers, Owner: "test", PollInterval: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}, log)
 	pool.Start(context.Background())
 	adapter := runner.NewAdapter(staticRouter{}, log, pool)
-	srv := httptest.NewServer(api.New(api.Config{Store: gs, Dispatcher: adapter, Canceller: exec, System: system{}, Generator: "template", Log: log}))
+	cfg := api.Config{Store: gs, Dispatcher: adapter, Canceller: exec, System: system{}, Generator: "template", Log: log}
+	if routes != nil {
+		cfg.Extra = routes(gs, adapter, exec)
+	}
+	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(func() {
 		srv.Close()
 		pool.Stop(context.Background())

@@ -1,54 +1,31 @@
 package api_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scriptgen/scriptgen/internal/api"
-	"github.com/scriptgen/scriptgen/internal/backgroundtasks"
-	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/runner"
-	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // newDocEnv serves the API with the document routes, and runs rag_document
 // and generation jobs (with retrieval) on a real background_tasks pool.
 func newDocEnv(t *testing.T, maxBytes int) *env {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "docs.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := &gatedStore{Store: st}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	handlers := map[job.Kind]runner.Handler{
-		job.KindRAGDocument: rag.NewHandler(gs),
-		job.KindGeneration: runner.GenerationHandler{Generator: generate.NewTemplate(generate.TemplateConfig{}),
-			Retriever: rag.NewRetriever(gs, 3)},
-	}
-	exec := runner.NewExecutor(gs, handlers, runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
-	pool := backgroundtasks.New(gs, exec, backgroundtasks.Config{Workers: 2, Owner: "test", PollInterval: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}, log)
-	pool.Start(context.Background())
-	adapter := runner.NewAdapter(staticRouter{}, log, pool)
-	srv := httptest.NewServer(api.New(api.Config{Store: gs, Dispatcher: adapter, Canceller: exec, System: system{}, Generator: "template", Log: log,
-		Extra: []func(*http.ServeMux){api.DocumentRoutes(api.DocumentConfig{Store: gs, Dispatcher: adapter, Canceller: exec, Log: log, MaxBytes: maxBytes})}}))
-	t.Cleanup(func() {
-		srv.Close()
-		pool.Stop(context.Background())
-		st.Close()
+	return startEnv(t, 2, func(st store.Store) map[job.Kind]runner.Handler {
+		return map[job.Kind]runner.Handler{
+			job.KindRAGDocument: rag.NewHandler(st),
+			job.KindGeneration: runner.GenerationHandler{Generator: generate.NewTemplate(generate.TemplateConfig{}),
+				Retriever: rag.NewRetriever(st, 3)},
+		}
+	}, func(st store.Store, d api.Dispatcher, c api.Canceller) []func(*http.ServeMux) {
+		return []func(*http.ServeMux){api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: d, Canceller: c, MaxBytes: maxBytes})}
 	})
-	return &env{t: t, srv: srv, store: gs}
 }
 
 const bibleJSON = `{"title":"시리즈 바이블","format":"markdown","content":"# 인물\n\n## 지수\n\n지수는 한강 근처 카페의 바리스타다.\n\n## Minho\n\nMinho is a radio producer who never sleeps.\n\n# 장소\n\n옥상 정원은 아무의 것도 아니다."}`

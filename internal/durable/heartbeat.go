@@ -13,6 +13,7 @@ import (
 // Registry is what the heartbeater needs of the database.
 type Registry interface {
 	RegisterWorker(ctx context.Context, w store.WorkerProcess) error
+	PruneWorkers(ctx context.Context, before time.Time) error
 	HeartbeatWorker(ctx context.Context, id string) error
 	StopWorker(ctx context.Context, id string) error
 }
@@ -39,6 +40,10 @@ func (h *Heartbeater) Start(ctx context.Context) error {
 	if err := h.reg.RegisterWorker(ctx, store.WorkerProcess{ID: h.id, Role: RoleWorker, Host: host, PID: os.Getpid()}); err != nil {
 		return err
 	}
+	// Each start forgets processes silent for a day, so the registry stays small.
+	if err := h.reg.PruneWorkers(ctx, time.Now().Add(-pruneAfter)); err != nil {
+		h.log.Warn("Could not prune the worker registry", "err", err)
+	}
 	h.loop.Start(ctx, h.interval, false, func(ctx context.Context) {
 		if err := h.reg.HeartbeatWorker(ctx, h.id); err != nil && ctx.Err() == nil {
 			h.log.Warn("Heartbeat failed", "worker", h.id, "err", err)
@@ -52,6 +57,10 @@ func (h *Heartbeater) Stop(ctx context.Context) error {
 	h.loop.Stop()
 	return h.reg.StopWorker(context.WithoutCancel(ctx), h.id)
 }
+
+// pruneAfter is how long a silent process stays in the registry; the crash
+// trigger looks back ten minutes.
+const pruneAfter = 24 * time.Hour
 
 // RoleWorker is the registry role of `scriptgen worker` processes.
 const RoleWorker = "worker"

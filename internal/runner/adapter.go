@@ -49,9 +49,3 @@ func (a *Adapter) Dispatch(ctx context.Context, j job.Job) {
 		a.log.Warn("Dispatch failed; the reconciler will retry", "job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "err", err)
 	}
 }
-
-// Runner returns the runner of a backend, if this process has one.
-func (a *Adapter) Runner(b job.Backend) (Runner, bool) {
-	r, ok := a.runners[b]
-	return r, ok
-}

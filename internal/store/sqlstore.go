@@ -48,9 +48,6 @@ func NewSQL(w, r *sql.DB, d Dialect, clk clock.Clock) *SQL {
 // their own queries.
 func (s *SQL) Q(q string) string { return s.rb.rebind(q) }
 
-// Dialect returns the dialect the store was built with.
-func (s *SQL) Dialect() Dialect { return s.rb.d }
-
 // Driver names the database driver.
 func (s *SQL) Driver() string { return s.rb.d.Name }
 
@@ -138,9 +135,6 @@ func (s *SQL) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	s.prepareWanted(ctx)
 	return err
 }
-
-// InTx exposes write transactions to driver packages.
-func (s *SQL) InTx(ctx context.Context, fn func(tx *Tx) error) error { return s.inTx(ctx, fn) }
 
 // appendEvent writes the event of a transition whose update returned seq.
 func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {

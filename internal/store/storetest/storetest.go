@@ -93,6 +93,7 @@ func Run(t *testing.T, open Opener) {
 		"ListJobsFilterAndPagination": testListJobs,
 		"MigrateQueuedBumpsEpochs":    testMigrateQueued,
 		"LeadershipAndAudits":         testLeadershipAndAudits,
+		"WorkerRegistry":              testWorkerRegistry,
 
 		"DocumentCreateAndIdempotency":      testDocumentCreateAndIdempotency,
 		"DocumentChunksReplaced":            testDocumentChunksReplaced,
@@ -630,5 +631,29 @@ func testClaimBatch(f *fixture) {
 	}
 	if none, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 5); len(none) != 0 {
 		f.t.Fatalf("claimed %d from an empty queue", len(none))
+	}
+}
+
+func testWorkerRegistry(f *fixture) {
+	for _, id := range []string{"old", "live", "stopped"} {
+		if err := f.s.RegisterWorker(f.ctx, store.WorkerProcess{ID: id, Role: "worker", Host: "h", PID: 1}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	f.clk.Advance(25 * time.Hour)
+	f.s.HeartbeatWorker(f.ctx, "live")
+	f.s.HeartbeatWorker(f.ctx, "stopped")
+	f.s.StopWorker(f.ctx, "stopped")
+	if err := f.s.PruneWorkers(f.ctx, f.clk.Now().Add(-24*time.Hour)); err != nil {
+		f.t.Fatal(err)
+	}
+	ws, err := f.s.ListWorkers(f.ctx, "worker", time.Time{})
+	if err != nil || len(ws) != 2 {
+		f.t.Fatalf("workers after prune: %+v %v, want live and stopped", ws, err)
+	}
+	for _, w := range ws {
+		if w.ID == "old" || (w.ID == "stopped") == w.StoppedAt.IsZero() || !w.HeartbeatAt.Equal(f.clk.Now()) {
+			f.t.Fatalf("worker %+v", w)
+		}
 	}
 }

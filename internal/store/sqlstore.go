@@ -27,8 +27,9 @@ type SQL struct {
 	stmts stmtCache
 	reads readStmts
 
-	batchOnce sync.Once
-	creates   chan *createReq
+	creates   group[NewJob, createRes]
+	claims    group[claimReq, claimRes]
+	completes group[completeReq, completeRes]
 	closing   chan struct{}
 	batchers  sync.WaitGroup
 }
@@ -57,7 +58,10 @@ func (s *SQL) Ping(ctx context.Context) error { return s.R.PingContext(ctx) }
 // Close closes both pools.
 func (s *SQL) Close() error {
 	close(s.closing)
-	s.batchOnce.Do(func() {})
+	// No committer may start once Close waits for them.
+	s.creates.once.Do(func() {})
+	s.claims.once.Do(func() {})
+	s.completes.once.Do(func() {})
 	s.batchers.Wait()
 	s.closeStatements()
 	err := s.W.Close()
@@ -422,8 +426,8 @@ func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string,
 	return jobs, nil
 }
 
-// ClaimDispatch leases the job of a still-current dispatch.
-func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
+// claimDispatchOne is ClaimDispatch in a transaction of its own.
+func (s *SQL) claimDispatchOne(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
@@ -473,8 +477,8 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 	})
 }
 
-// Complete marks the job succeeded and commits its effects with it.
-func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
+// completeOne is Complete in a transaction of its own.
+func (s *SQL) completeOne(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {

@@ -94,6 +94,7 @@ func Run(t *testing.T, open Opener) {
 		"MigrateQueuedBumpsEpochs":    testMigrateQueued,
 		"LeadershipAndAudits":         testLeadershipAndAudits,
 		"WorkerRegistry":              testWorkerRegistry,
+		"GroupedClaimsAndCompletions": testConcurrentDispatchesAndCompletions,
 
 		"DocumentCreateAndIdempotency":      testDocumentCreateAndIdempotency,
 		"DocumentChunksReplaced":            testDocumentChunksReplaced,
@@ -654,6 +655,96 @@ func testWorkerRegistry(f *fixture) {
 	for _, w := range ws {
 		if w.ID == "old" || (w.ID == "stopped") == w.StoppedAt.IsZero() || !w.HeartbeatAt.Equal(f.clk.Now()) {
 			f.t.Fatalf("worker %+v", w)
+		}
+	}
+}
+
+// testConcurrentDispatchesAndCompletions drives the grouped claims and
+// completions: many at once, mixed with stale and duplicate requests, over
+// several projects. Each job is claimed once, completed once, and numbered
+// once in its project; a stale request changes nothing.
+func testConcurrentDispatchesAndCompletions(f *fixture) {
+	const perProject, projects = 20, 3
+	var jobs []job.Job
+	for p := range projects {
+		for range perProject {
+			jobs = append(jobs, f.create(fmt.Sprintf("p%d", p), "", job.BackendDurable))
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	claimed := map[string][]job.Job{}
+	for _, j := range jobs {
+		for _, d := range []job.Dispatch{{JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch - 1}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := f.s.ClaimDispatch(f.ctx, d, "w", lease)
+				if err != nil && !errors.Is(err, job.ErrStaleLease) {
+					f.t.Errorf("claim %+v: %v", d, err)
+				}
+				if err == nil {
+					if d.Epoch != j.DispatchEpoch || got.ID != j.ID || got.Status != job.StatusRunning {
+						f.t.Errorf("claim %+v gave %+v", d, got)
+					}
+					mu.Lock()
+					claimed[j.ID] = append(claimed[j.ID], got)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if len(claimed[j.ID]) != 1 {
+			f.t.Fatalf("job %s claimed %d times, want once", j.ID, len(claimed[j.ID]))
+		}
+	}
+
+	completed := map[string]int{}
+	for _, j := range jobs {
+		c := claimed[j.ID][0]
+		for _, l := range []job.Lease{c.Lease(), {Dispatch: c.Lease().Dispatch, Owner: "other"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done, err := f.s.Complete(f.ctx, l, f.episode(c))
+				if l.Owner == "other" {
+					if !errors.Is(err, job.ErrStaleLease) {
+						f.t.Errorf("completion by a stale holder: %v, want ErrStaleLease", err)
+					}
+					return
+				}
+				var res struct {
+					Number int `json:"episode_number"`
+				}
+				if err != nil || done.Status != job.StatusSucceeded || json.Unmarshal(done.Result, &res) != nil || res.Number < 1 {
+					f.t.Errorf("complete %s: %+v %v", c.ID, done, err)
+					return
+				}
+				mu.Lock()
+				completed[c.ID] = res.Number
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	for p := range projects {
+		project := fmt.Sprintf("p%d", p)
+		eps, err := f.s.ListEpisodes(f.ctx, project, 0, 100)
+		if err != nil || len(eps) != perProject {
+			f.t.Fatalf("%d episodes of %s (%v), want %d", len(eps), project, err, perProject)
+		}
+		for i, e := range eps {
+			if e.Number != i+1 || completed[e.JobID] != e.Number {
+				f.t.Fatalf("%s episode %d: number %d of job %s, whose result says %d", project, i, e.Number, e.JobID, completed[e.JobID])
+			}
+		}
+	}
+	for _, j := range jobs {
+		evs := f.events(j.ID)
+		if len(evs) != 3 || evs[1].Status != job.StatusRunning || evs[2].Type != job.EventResult {
+			f.t.Fatalf("events of %s: %+v, want created, running, result", j.ID, evs)
 		}
 	}
 }

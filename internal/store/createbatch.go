@@ -3,7 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/scriptgen/scriptgen/internal/job"
 )
@@ -44,16 +48,7 @@ func (s *SQL) commitCreates(batch []NewJob) []createRes {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	results := make([]createRes, len(batch))
-	err := s.inTx(ctx, func(tx *Tx) error {
-		for i, nj := range batch {
-			j, created, err := s.createInTx(ctx, tx, nj)
-			if err != nil && !errors.Is(err, job.ErrIdempotencyMismatch) {
-				return err
-			}
-			results[i] = createRes{j, created, err}
-		}
-		return nil
-	})
+	err := s.inTx(ctx, func(tx *Tx) error { return s.createAll(ctx, tx, batch, results) })
 	if err != nil {
 		for i, nj := range batch {
 			j, created, err := s.createOne(ctx, nj)
@@ -61,4 +56,105 @@ func (s *SQL) commitCreates(batch []NewJob) []createRes {
 		}
 	}
 	return results
+}
+
+// createAll inserts the batch's jobs with one statement and their first events
+// with another; a request whose idempotency key is taken (by an earlier job or
+// an earlier request of the batch) gets that job, or
+// job.ErrIdempotencyMismatch when its body differs.
+func (s *SQL) createAll(ctx context.Context, tx *Tx, batch []NewJob, results []createRes) error {
+	now := s.Clock.Now()
+	ids := make([]string, len(batch))
+	var q strings.Builder
+	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
+		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
+		result, error, created_at, updated_at, started_at, finished_at, event_seq) VALUES `)
+	args := make([]any, 0, 10*len(batch))
+	for i, nj := range batch {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		ids[i] = id.String()
+		var key any
+		if nj.IdempotencyKey != "" {
+			key = nj.IdempotencyKey
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
+		args = append(args, ids[i], nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
+			nj.MaxAttempts, micros(now), micros(now))
+	}
+	q.WriteString(` ON CONFLICT (idempotency_key) DO NOTHING RETURNING ` + jobColumns)
+	rows, err := tx.QueryContext(ctx, s.Q(q.String()), args...)
+	if err != nil {
+		return err
+	}
+	inserted := make(map[string]job.Job, len(batch))
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		inserted[j.ID] = j
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+
+	var evs []job.Event
+	var taken []any
+	for i, nj := range batch {
+		if j, ok := inserted[ids[i]]; ok {
+			results[i] = createRes{j: j, created: true}
+			evs = append(evs, job.Event{JobID: j.ID, Seq: 1, Type: job.EventStatus, Status: job.StatusQueued,
+				Stage: "queued", Message: "accepted", CreatedAt: now})
+		} else {
+			taken = append(taken, nj.IdempotencyKey)
+		}
+	}
+	if len(taken) > 0 {
+		existing, err := s.jobsByKey(ctx, tx, taken)
+		if err != nil {
+			return err
+		}
+		for i, nj := range batch {
+			if _, ok := inserted[ids[i]]; ok {
+				continue
+			}
+			j, ok := existing[nj.IdempotencyKey]
+			if !ok {
+				return fmt.Errorf("job of idempotency key %q neither inserted nor found", nj.IdempotencyKey)
+			}
+			j, created, err := s.sameRequest(j, nj)
+			results[i] = createRes{j, created, err}
+		}
+	}
+	if len(evs) == 1 {
+		return s.appendEvent(ctx, tx, evs[0])
+	}
+	return s.appendEvents(ctx, tx, evs)
+}
+
+// jobsByKey reads the jobs of the given idempotency keys.
+func (s *SQL) jobsByKey(ctx context.Context, tx *Tx, keys []any) (map[string]job.Job, error) {
+	rows, err := tx.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key IN (?`+
+		strings.Repeat(", ?", len(keys)-1)+`)`), keys...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]job.Job, len(keys))
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		found[j.IdempotencyKey] = j
+	}
+	return found, rows.Err()
 }

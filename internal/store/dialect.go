@@ -16,12 +16,15 @@ type Dialect struct {
 	SkipLocked string
 	// MigrationLock, when set, runs first in every migration transaction.
 	MigrationLock string
-	// NotifyEvent, when set, runs in the transaction of every appended event
-	// with the job id as its one argument (PostgreSQL's pg_notify), so that
-	// streams in other processes learn of it at commit.
-	NotifyEvent string
-	// NotifyEvents is NotifyEvent for n job ids at once.
-	NotifyEvents func(n int) string
+	// Notify, when set, is an SQL expression that announces an appended event
+	// of the job whose id is idExpr to the streams of other processes, at
+	// commit (PostgreSQL's pg_notify). Inserts of events are wrapped in a
+	// writable CTE that evaluates it once per inserted row.
+	Notify func(idExpr string) string
+	// WritableCTE: the database runs INSERT and UPDATE inside WITH, so a claim
+	// with its event is one statement (PostgreSQL; SQLite runs them in a
+	// transaction).
+	WritableCTE bool
 	// Committers is how many submission batches may commit at once: one on
 	// SQLite, which has one writer; several on PostgreSQL.
 	Committers int

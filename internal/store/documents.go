@@ -377,6 +377,9 @@ func (s *SQL) saveChunks(ctx context.Context, tx *Tx, l job.Lease, dc *DocumentC
 	return nil
 }
 
+// likeWildcards drops what LIKE would read as a wildcard or an escape.
+var likeWildcards = strings.NewReplacer("%", "", "_", "", `\`, "")
+
 // MaxSearchTerms bounds the terms of one search, and so the size of its SQL.
 const MaxSearchTerms = 16
 
@@ -393,7 +396,7 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	for _, t := range terms {
 		// The terms are bound as LIKE patterns: drop the wildcards and the
 		// escape character rather than trusting every caller to.
-		t = strings.ToLower(strings.NewReplacer("%", "", "_", "", `\`, "").Replace(strings.TrimSpace(t)))
+		t = strings.ToLower(likeWildcards.Replace(strings.TrimSpace(t)))
 		if t == "" || seen[t] {
 			continue
 		}

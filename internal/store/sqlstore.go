@@ -142,20 +142,10 @@ func (s *SQL) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 
 // appendEvent writes the event of a transition whose update returned seq.
 func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
-	data := "null"
-	if len(e.Data) > 0 {
-		data = string(e.Data)
-	}
-	_, err := ex.ExecContext(ctx, s.Q(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt))
+	_, err := ex.ExecContext(ctx, s.Q(s.announced(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)), eventArgs(e)...)
 	if err != nil {
 		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
-	}
-	if n := s.rb.d.NotifyEvent; n != "" {
-		if _, err := ex.ExecContext(ctx, s.Q(n), e.JobID); err != nil {
-			return fmt.Errorf("notify event of job %s: %w", e.JobID, err)
-		}
 	}
 	return nil
 }
@@ -166,32 +156,34 @@ func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
 	const chunk = 200
 	for start := 0; start < len(evs); start += chunk {
 		part := evs[start:min(start+chunk, len(evs))]
-		var q strings.Builder
-		q.WriteString(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at) VALUES `)
+		q := `INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at) VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?), ", len(part)), ", ")
 		args := make([]any, 0, 9*len(part))
-		ids := make([]any, 0, len(part))
-		for i, e := range part {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-			data := "null"
-			if len(e.Data) > 0 {
-				data = string(e.Data)
-			}
-			args = append(args, e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt))
-			ids = append(ids, e.JobID)
+		for _, e := range part {
+			args = append(args, eventArgs(e)...)
 		}
-		if _, err := tx.Tx.ExecContext(ctx, s.Q(q.String()), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, s.Q(s.announced(q)), args...); err != nil {
 			return fmt.Errorf("append %d events: %w", len(part), err)
-		}
-		if s.rb.d.NotifyEvents != nil {
-			if _, err := tx.Tx.ExecContext(ctx, s.Q(s.rb.d.NotifyEvents(len(part))), ids...); err != nil {
-				return fmt.Errorf("notify %d events: %w", len(part), err)
-			}
 		}
 	}
 	return nil
+}
+
+// announced is an insert of events that also announces them, where the
+// dialect can.
+func (s *SQL) announced(insert string) string {
+	if s.rb.d.Notify == nil {
+		return insert
+	}
+	return `WITH ev AS (` + insert + ` RETURNING job_id) SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev`
+}
+
+func eventArgs(e job.Event) []any {
+	data := "null"
+	if len(e.Data) > 0 {
+		data = string(e.Data)
+	}
+	return []any{e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt)}
 }
 
 // createInTx creates a job inside tx, or finds the job of the same

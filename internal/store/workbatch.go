@@ -21,8 +21,12 @@ import (
 
 const maxWorkBatch = 64
 
-// workCommitters is how many claim or completion batches may commit at once.
-func (s *SQL) workCommitters() int { return min(s.rb.d.Committers, 2) }
+// Claims may commit two batches at once. Completions commit one at a time: two
+// batches of the same project would only queue on its episode counter, while
+// one committer lets the next batch grow meanwhile.
+func (s *SQL) claimCommitters() int { return min(s.rb.d.Committers, 2) }
+
+const completeCommitters = 1
 
 var errSplitBatch = errors.New("batch holds the same job twice")
 
@@ -39,7 +43,7 @@ type claimRes struct {
 
 // ClaimDispatch leases the job of a still-current dispatch.
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
-	r, err := s.claims.do(ctx, s, claimReq{d, owner, leaseFor}, s.workCommitters(), maxWorkBatch, s.commitClaims)
+	r, err := s.claims.do(ctx, s, claimReq{d, owner, leaseFor}, s.claimCommitters(), maxWorkBatch, s.commitClaims)
 	if err != nil {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
@@ -50,7 +54,12 @@ func (s *SQL) commitClaims(batch []claimReq) []claimRes {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res := make([]claimRes, len(batch))
-	err := s.inTx(ctx, func(tx *Tx) error { return s.claimAll(ctx, tx, batch, res) })
+	var err error
+	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
+		err = s.claimAll(ctx, s.W, batch, res)
+	} else {
+		err = s.inTx(ctx, func(tx *Tx) error { return s.claimAll(ctx, tx, batch, res) })
+	}
 	if err != nil {
 		for i, r := range batch {
 			j, err := s.claimDispatchOne(ctx, r.d, r.owner, r.leaseFor)
@@ -61,8 +70,10 @@ func (s *SQL) commitClaims(batch []claimReq) []claimRes {
 }
 
 // claimAll claims every dispatch of batch that is still current, with one
-// update per owner and lease length (one, in practice).
-func (s *SQL) claimAll(ctx context.Context, tx *Tx, batch []claimReq, res []claimRes) error {
+// update per owner and lease length (one, in practice). With a writable CTE
+// each update writes its events itself, a statement needing no transaction
+// around it; ex is then the pool, else a transaction.
+func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []claimRes) error {
 	type key struct {
 		owner    string
 		leaseFor time.Duration
@@ -85,12 +96,15 @@ func (s *SQL) claimAll(ctx context.Context, tx *Tx, batch []claimReq, res []clai
 			ds[n] = batch[i].d
 		}
 		where, args := dispatchesWhere(ds)
-		jobs, err := s.transitionAll(ctx, tx, claimSet+` WHERE status = 'queued' AND `+where,
-			append([]any{k.owner, micros(now.Add(k.leaseFor)), micros(now), micros(now)}, args...),
-			func(j job.Job) job.Event {
-				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
-					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
-			})
+		args = append([]any{k.owner, micros(now.Add(k.leaseFor)), micros(now), micros(now)}, args...)
+		update := claimSet + ` WHERE status = 'queued' AND ` + where
+		var jobs []job.Job
+		var err error
+		if tx, ok := ex.(*Tx); ok {
+			jobs, err = s.transitionAll(ctx, tx, update, args, claimEvent)
+		} else {
+			jobs, err = s.claimWithEvents(ctx, update, args, now)
+		}
 		if err != nil {
 			return err
 		}
@@ -110,6 +124,37 @@ func (s *SQL) claimAll(ctx context.Context, tx *Tx, batch []claimReq, res []clai
 	return nil
 }
 
+func claimEvent(j job.Job) job.Event {
+	return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
+		Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
+}
+
+// claimWithEvents runs a claim and appends the claimEvent of every job it
+// took, in one statement.
+func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, now time.Time) ([]job.Job, error) {
+	q := `WITH c AS (` + update + ` RETURNING event_seq, ` + jobColumns + `),
+		ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+			SELECT id, event_seq, '` + string(job.EventStatus) + `', '` + string(job.StatusRunning) + `', 0, 'started',
+				'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ? FROM c RETURNING job_id),
+		announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
+		SELECT c.* FROM c CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+	rows, err := s.W.QueryContext(ctx, s.Q(q), append(args, micros(now))...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []job.Job
+	for rows.Next() {
+		var seq int64
+		j, err := scanJob(multiScanner{rows, &seq})
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}
+
 type completeReq struct {
 	l job.Lease
 	c Completion
@@ -122,7 +167,7 @@ type completeRes struct {
 
 // Complete marks the job succeeded and commits its effects with it.
 func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
-	r, err := s.completes.do(ctx, s, completeReq{l, c}, s.workCommitters(), maxWorkBatch, s.commitCompletes)
+	r, err := s.completes.do(ctx, s, completeReq{l, c}, completeCommitters, maxWorkBatch, s.commitCompletes)
 	if err == nil {
 		err = r.err
 	}

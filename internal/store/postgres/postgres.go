@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,11 +30,8 @@ var Dialect = store.Dialect{
 	SkipLocked:           "FOR UPDATE SKIP LOCKED",
 	Committers:           4,
 	MigrationLock:        "SELECT pg_advisory_xact_lock(727224)",
-	NotifyEvent:          "SELECT pg_notify('" + EventChannel + "', ?)",
-	NotifyEvents: func(n int) string {
-		return "SELECT pg_notify('" + EventChannel + "', id) FROM (VALUES " +
-			strings.TrimSuffix(strings.Repeat("(CAST(? AS TEXT)),", n), ",") + ") AS t(id)"
-	},
+	WritableCTE:          true,
+	Notify:               func(id string) string { return "pg_notify('" + EventChannel + "', " + id + ")" },
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

@@ -2,9 +2,14 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/postgres"
 	"github.com/scriptgen/scriptgen/internal/store/storetest"
@@ -20,4 +25,62 @@ func TestStore(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestEventsAreAnnounced: every step that appends an event — submission,
+// claim of a dispatch, completion — notifies the event channel with the job
+// id, which is what wakes the live streams of other processes.
+func TestEventsAreAnnounced(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, url, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+postgres.EventChannel); err != nil {
+		t.Fatal(err)
+	}
+	// The channel is shared by every schema: wait for this job's id.
+	announced := func(step, id string) {
+		t.Helper()
+		wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		for {
+			n, err := conn.WaitForNotification(wait)
+			if err != nil {
+				t.Fatalf("%s: no notification for job %s: %v", step, id, err)
+			}
+			if n.Payload == id {
+				return
+			}
+		}
+	}
+	payload := json.RawMessage(`{"title":"t"}`)
+	j, _, err := s.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: payload,
+		RequestHash: job.RequestHash(job.KindGeneration, "p", payload), Backend: job.BackendDurable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced("create", j.ID)
+	c, err := s.ClaimDispatch(ctx, job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	announced("claim", j.ID)
+	if _, err := s.Complete(ctx, c.Lease(), store.Completion{Result: json.RawMessage(`{}`),
+		Episode: &job.Episode{ProjectID: "p", Title: "t", Script: "s"}}); err != nil {
+		t.Fatal(err)
+	}
+	announced("complete", j.ID)
+	evs, err := s.ListEvents(ctx, j.ID, 0, 0)
+	if err != nil || len(evs) != 3 || evs[1].Message != "attempt 1 of 3 on durable" {
+		t.Fatalf("events %+v (%v): want created, claimed (with its attempt), succeeded", evs, err)
+	}
 }

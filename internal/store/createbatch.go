@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -33,29 +32,11 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 	if nj.MaxAttempts <= 0 {
 		nj.MaxAttempts = job.DefaultMaxAttempts
 	}
-	r, err := s.creates.do(ctx, s, nj, s.rb.d.Committers, maxCreateBatch, s.commitCreates)
+	r, err := s.creates.do(ctx, s, nj)
 	if err != nil {
 		return job.Job{}, false, err
 	}
 	return r.j, r.created, r.err
-}
-
-// commitCreates commits a batch in one transaction. If the transaction fails
-// (a key committed meanwhile by another replica, a busy database), every
-// request is retried in a transaction of its own, so one request's failure is
-// never another's.
-func (s *SQL) commitCreates(batch []NewJob) []createRes {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	results := make([]createRes, len(batch))
-	err := s.inTx(ctx, func(tx *Tx) error { return s.createAll(ctx, tx, batch, results) })
-	if err != nil {
-		for i, nj := range batch {
-			j, created, err := s.createOne(ctx, nj)
-			results[i] = createRes{j, created, err}
-		}
-	}
-	return results
 }
 
 // createAll inserts the batch's jobs with one statement and their first events

@@ -28,6 +28,9 @@ type Dialect struct {
 	// Committers is how many submission batches may commit at once: one on
 	// SQLite, which has one writer; several on PostgreSQL.
 	Committers int
+	// SingleWriter: the database takes one write transaction at a time
+	// (SQLite), so one committer serves every group commit.
+	SingleWriter bool
 	// IsUniqueViolation recognises the driver's unique-constraint error.
 	IsUniqueViolation func(error) bool
 }

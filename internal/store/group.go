@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // A group commit: callers hand in a request and wait; a committer takes every
@@ -11,7 +12,11 @@ import (
 // a few round trips) instead of one each. Every caller is still answered only
 // after its own writes are committed or have failed.
 //
-// Submissions, dispatch claims and completions each have a group.
+// Submissions, claims and completions each have a group. On PostgreSQL each
+// group has committers of its own, so that their transactions overlap. SQLite
+// has one writer: there one committer serves every group and puts whatever is
+// waiting in all of them into one transaction, which writes each hot page of
+// the log once per round instead of once per kind of request.
 
 type groupReq[Q, A any] struct {
 	q   Q
@@ -19,58 +24,180 @@ type groupReq[Q, A any] struct {
 }
 
 type group[Q, A any] struct {
-	once sync.Once
-	reqs chan groupReq[Q, A]
+	// apply runs a batch's statements in ex — a transaction, or the pool for a
+	// group whose statements stand alone (autocommit) — and fills its answers.
+	apply func(ctx context.Context, ex execer, qs []Q, as []A) error
+	// one answers a request in a transaction of its own.
+	one        func(ctx context.Context, q Q) A
+	max        int
+	autocommit bool
+
+	mu    sync.Mutex
+	queue []groupReq[Q, A]
+	wake  chan struct{}
 }
 
-// do runs q through g's committers, starting them on first use. commit must
-// answer every request of a batch, in order; committers is how many batches may
-// commit at once, max how large one may grow.
-func (g *group[Q, A]) do(ctx context.Context, s *SQL, q Q, committers, max int, commit func([]Q) []A) (A, error) {
-	g.once.Do(func() {
-		g.reqs = make(chan groupReq[Q, A])
-		for range committers {
-			s.batchers.Add(1)
-			go g.run(s, max, commit)
-		}
-	})
-	r := groupReq[Q, A]{q: q, res: make(chan A, 1)}
+// do hands q to g's committers and waits for its answer.
+func (g *group[Q, A]) do(ctx context.Context, s *SQL, q Q) (A, error) {
 	var zero A
+	s.startCommitters()
+	r := groupReq[Q, A]{q: q, res: make(chan A, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	g.mu.Unlock()
 	select {
-	case g.reqs <- r:
-	case <-s.closing:
-		return zero, ErrClosed
-	case <-ctx.Done():
-		return zero, ctx.Err()
+	case g.wake <- struct{}{}:
+	default: // a committer is already due to look
 	}
-	return <-r.res, nil
+	select {
+	case a := <-r.res:
+		return a, nil
+	case <-s.closing:
+		// A committer answers what it took before it stops.
+		<-s.stopped
+		select {
+		case a := <-r.res:
+			return a, nil
+		default:
+			return zero, ErrClosed
+		}
+	}
 }
 
-func (g *group[Q, A]) run(s *SQL, max int, commit func([]Q) []A) {
+// take removes up to max waiting requests as a batch, or returns nil.
+func (g *group[Q, A]) take() batch {
+	g.mu.Lock()
+	n := min(len(g.queue), g.max)
+	if n == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	reqs := make([]groupReq[Q, A], n)
+	copy(reqs, g.queue)
+	g.queue = append(g.queue[:0], g.queue[n:]...)
+	g.mu.Unlock()
+	b := &groupBatch[Q, A]{g: g, reqs: reqs, qs: make([]Q, n), as: make([]A, n)}
+	for i, r := range reqs {
+		b.qs[i] = r.q
+	}
+	return b
+}
+
+type batch interface {
+	apply(ctx context.Context, ex execer) error
+	retry(ctx context.Context)
+	answer()
+	standalone() bool
+}
+
+type groupBatch[Q, A any] struct {
+	g    *group[Q, A]
+	reqs []groupReq[Q, A]
+	qs   []Q
+	as   []A
+}
+
+func (b *groupBatch[Q, A]) apply(ctx context.Context, ex execer) error {
+	clear(b.as)
+	return b.g.apply(ctx, ex, b.qs, b.as)
+}
+
+func (b *groupBatch[Q, A]) retry(ctx context.Context) {
+	for i, q := range b.qs {
+		b.as[i] = b.g.one(ctx, q)
+	}
+}
+
+func (b *groupBatch[Q, A]) answer() {
+	for i, r := range b.reqs {
+		r.res <- b.as[i]
+	}
+}
+
+func (b *groupBatch[Q, A]) standalone() bool { return b.g.autocommit }
+
+type source interface {
+	take() batch
+	setWake(chan struct{})
+}
+
+// committer commits what its sources hold whenever it is woken.
+func (s *SQL) committer(wake <-chan struct{}, sources []source) {
 	defer s.batchers.Done()
 	for {
-		var first groupReq[Q, A]
 		select {
-		case first = <-g.reqs:
+		case <-wake:
 		case <-s.closing:
 			return
 		}
-		batch := []groupReq[Q, A]{first}
-	drain:
-		for len(batch) < max {
-			select {
-			case r := <-g.reqs:
-				batch = append(batch, r)
-			default:
-				break drain
+		for {
+			var bs []batch
+			for _, src := range sources {
+				if b := src.take(); b != nil {
+					bs = append(bs, b)
+				}
 			}
-		}
-		qs := make([]Q, len(batch))
-		for i, r := range batch {
-			qs[i] = r.q
-		}
-		for i, a := range commit(qs) {
-			batch[i].res <- a
+			if len(bs) == 0 {
+				break
+			}
+			s.commitRound(bs)
 		}
 	}
 }
+
+// commitRound commits batches in one transaction (a lone autocommit batch in
+// none). If that fails — a key committed meanwhile by another replica, a
+// deadlock, a busy database — every request is retried in a transaction of
+// its own, so one request's failure is never another's.
+func (s *SQL) commitRound(bs []batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	if len(bs) == 1 && bs[0].standalone() {
+		err = bs[0].apply(ctx, s.W)
+	} else {
+		err = s.inTx(ctx, func(tx *Tx) error {
+			for _, b := range bs {
+				if err := b.apply(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	for _, b := range bs {
+		if err != nil {
+			b.retry(ctx)
+		}
+		b.answer()
+	}
+}
+
+// startCommitters starts the committers on first use.
+func (s *SQL) startCommitters() {
+	s.groupsOnce.Do(func() {
+		s.initGroups()
+		start := func(n int, sources ...source) {
+			wake := make(chan struct{}, 1)
+			for _, src := range sources {
+				src.setWake(wake)
+			}
+			for range n {
+				s.batchers.Add(1)
+				go s.committer(wake, sources)
+			}
+		}
+		if s.rb.d.SingleWriter {
+			start(1, &s.creates, &s.picks, &s.claims, &s.completes)
+			return
+		}
+		start(s.rb.d.Committers, &s.creates)
+		start(s.rb.d.Committers, &s.picks)
+		start(2, &s.claims)
+		// Two completion batches of one project would only queue on its
+		// episode counter; one committer lets the next batch grow meanwhile.
+		start(1, &s.completes)
+	})
+}
+
+func (g *group[Q, A]) setWake(w chan struct{}) { g.wake = w }

@@ -27,11 +27,14 @@ type SQL struct {
 	stmts stmtCache
 	reads readStmts
 
-	creates   group[NewJob, createRes]
-	claims    group[claimReq, claimRes]
-	completes group[completeReq, completeRes]
-	closing   chan struct{}
-	batchers  sync.WaitGroup
+	groupsOnce sync.Once
+	creates    group[NewJob, createRes]
+	picks      group[pickReq, pickRes]
+	claims     group[claimReq, claimRes]
+	completes  group[completeReq, completeRes]
+	closing    chan struct{}
+	stopped    chan struct{} // closed once every committer has returned
+	batchers   sync.WaitGroup
 }
 
 // NewSQL builds the shared store for a driver.
@@ -42,7 +45,7 @@ func NewSQL(w, r *sql.DB, d Dialect, clk clock.Clock) *SQL {
 	if d.Committers < 1 {
 		d.Committers = 1
 	}
-	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}, closing: make(chan struct{})}
+	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}, closing: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 // Q rebinds a '?' query to the driver's placeholders; driver packages use it for
@@ -57,12 +60,11 @@ func (s *SQL) Ping(ctx context.Context) error { return s.R.PingContext(ctx) }
 
 // Close closes both pools.
 func (s *SQL) Close() error {
-	close(s.closing)
 	// No committer may start once Close waits for them.
-	s.creates.once.Do(func() {})
-	s.claims.once.Do(func() {})
-	s.completes.once.Do(func() {})
+	s.groupsOnce.Do(func() {})
+	close(s.closing)
 	s.batchers.Wait()
+	close(s.stopped)
 	s.closeStatements()
 	err := s.W.Close()
 	if s.R != s.W {
@@ -395,27 +397,37 @@ func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, 
 // ClaimBatch leases up to n of the oldest queued jobs of a backend in one
 // transaction, oldest first.
 func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error) {
-	now := s.Clock.Now()
-	var jobs []job.Job
-	err := s.inTx(ctx, func(tx *Tx) error {
-		var err error
-		// The pick is a CTE: PostgreSQL materialises it once, where an IN
-		// subquery with SKIP LOCKED may be run again and pick more than n.
-		jobs, err = s.transitionAll(ctx, tx, `WITH picked AS (SELECT id FROM jobs
-			WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`) `+
-			claimSet+` WHERE status = 'queued' AND id IN (SELECT id FROM picked)`,
-			[]any{backend, n, owner, micros(now.Add(leaseFor)), micros(now), micros(now)},
-			func(j job.Job) job.Event {
-				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
-					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
-			})
-		return err
-	})
+	r, err := s.picks.do(ctx, s, pickReq{backend, owner, leaseFor, n})
+	if err == nil {
+		err = r.err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("claim %s jobs: %w", backend, err)
 	}
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].ID < jobs[b].ID })
-	return jobs, nil
+	sort.Slice(r.jobs, func(a, b int) bool { return r.jobs[a].ID < r.jobs[b].ID })
+	return r.jobs, nil
+}
+
+type pickReq struct {
+	backend  job.Backend
+	owner    string
+	leaseFor time.Duration
+	n        int
+}
+
+type pickRes struct {
+	jobs []job.Job
+	err  error
+}
+
+func (s *SQL) pickInTx(ctx context.Context, tx *Tx, r pickReq) ([]job.Job, error) {
+	now := s.Clock.Now()
+	// The pick is a CTE: PostgreSQL materialises it once, where an IN
+	// subquery with SKIP LOCKED may be run again and pick more than n.
+	return s.transitionAll(ctx, tx, `WITH picked AS (SELECT id FROM jobs
+		WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`) `+
+		claimSet+` WHERE status = 'queued' AND id IN (SELECT id FROM picked)`,
+		[]any{r.backend, r.n, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now)}, claimEvent)
 }
 
 // claimDispatchOne is ClaimDispatch in a transaction of its own.
@@ -425,11 +437,7 @@ func (s *SQL) claimDispatchOne(ctx context.Context, d job.Dispatch, owner string
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, claimSet+` WHERE id = ? AND dispatch_epoch = ? AND status = 'queued'`,
-			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), d.JobID, d.Epoch},
-			func(j job.Job) job.Event {
-				return job.Event{Type: job.EventStatus, Status: job.StatusRunning, Stage: "started",
-					Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
-			})
+			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), d.JobID, d.Epoch}, claimEvent)
 		return err
 	})
 	if err != nil && !errors.Is(err, job.ErrStaleLease) {

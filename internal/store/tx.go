@@ -13,7 +13,13 @@ type Tx struct {
 	s *SQL
 }
 
-const maxCachedQuery = 4096
+// The writer caches statements up to this length — multi-row statements of a
+// group commit come in as many lengths as batch sizes — and at most
+// maxCachedStmts of them, so that the cache stays a few megabytes.
+const (
+	maxCachedQuery = 32768
+	maxCachedStmts = 256
+)
 
 type stmtCache struct {
 	mu     sync.Mutex
@@ -32,6 +38,9 @@ func (s *SQL) prepared(q string) *sql.Stmt {
 	defer s.stmts.mu.Unlock()
 	if st, ok := s.stmts.stmts[q]; ok {
 		return st
+	}
+	if len(s.stmts.stmts)+len(s.stmts.wanted) >= maxCachedStmts {
+		return nil
 	}
 	if s.stmts.wanted == nil {
 		s.stmts.wanted = map[string]bool{}

@@ -15,18 +15,57 @@ import (
 // like submissions (group.go): the runs of one process that finish at the same
 // moment share one transaction whose statements each cover the whole batch.
 // Each caller's fencing is unchanged — a claim matches its dispatch epoch, a
-// completion its lease — and when a batch's transaction fails, every request
-// is retried in a transaction of its own, so one request's failure is never
-// another's.
+// completion its lease.
 
 const maxWorkBatch = 64
 
-// Claims may commit two batches at once. Completions commit one at a time: two
-// batches of the same project would only queue on its episode counter, while
-// one committer lets the next batch grow meanwhile.
-func (s *SQL) claimCommitters() int { return min(s.rb.d.Committers, 2) }
-
-const completeCommitters = 1
+// initGroups sets what each group commit does.
+func (s *SQL) initGroups() {
+	s.creates = group[NewJob, createRes]{max: maxCreateBatch,
+		apply: func(ctx context.Context, ex execer, qs []NewJob, as []createRes) error {
+			return s.createAll(ctx, ex.(*Tx), qs, as)
+		},
+		one: func(ctx context.Context, nj NewJob) createRes {
+			j, created, err := s.createOne(ctx, nj)
+			return createRes{j, created, err}
+		}}
+	s.picks = group[pickReq, pickRes]{max: maxWorkBatch,
+		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
+			for i, q := range qs {
+				jobs, err := s.pickInTx(ctx, ex.(*Tx), q)
+				if err != nil {
+					return err
+				}
+				as[i] = pickRes{jobs: jobs}
+			}
+			return nil
+		},
+		one: func(ctx context.Context, q pickReq) pickRes {
+			var jobs []job.Job
+			err := s.inTx(ctx, func(tx *Tx) error {
+				var err error
+				jobs, err = s.pickInTx(ctx, tx, q)
+				return err
+			})
+			return pickRes{jobs, err}
+		}}
+	s.claims = group[claimReq, claimRes]{max: maxWorkBatch, autocommit: s.rb.d.WritableCTE && s.rb.d.Notify != nil,
+		apply: func(ctx context.Context, ex execer, qs []claimReq, as []claimRes) error {
+			return s.claimAll(ctx, ex, qs, as)
+		},
+		one: func(ctx context.Context, q claimReq) claimRes {
+			j, err := s.claimDispatchOne(ctx, q.d, q.owner, q.leaseFor)
+			return claimRes{j, err}
+		}}
+	s.completes = group[completeReq, completeRes]{max: maxWorkBatch,
+		apply: func(ctx context.Context, ex execer, qs []completeReq, as []completeRes) error {
+			return s.completeAll(ctx, ex.(*Tx), qs, as)
+		},
+		one: func(ctx context.Context, q completeReq) completeRes {
+			j, err := s.completeOne(ctx, q.l, q.c)
+			return completeRes{j, err}
+		}}
+}
 
 var errSplitBatch = errors.New("batch holds the same job twice")
 
@@ -43,30 +82,11 @@ type claimRes struct {
 
 // ClaimDispatch leases the job of a still-current dispatch.
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
-	r, err := s.claims.do(ctx, s, claimReq{d, owner, leaseFor}, s.claimCommitters(), maxWorkBatch, s.commitClaims)
+	r, err := s.claims.do(ctx, s, claimReq{d, owner, leaseFor})
 	if err != nil {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
 	return r.j, r.err
-}
-
-func (s *SQL) commitClaims(batch []claimReq) []claimRes {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res := make([]claimRes, len(batch))
-	var err error
-	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
-		err = s.claimAll(ctx, s.W, batch, res)
-	} else {
-		err = s.inTx(ctx, func(tx *Tx) error { return s.claimAll(ctx, tx, batch, res) })
-	}
-	if err != nil {
-		for i, r := range batch {
-			j, err := s.claimDispatchOne(ctx, r.d, r.owner, r.leaseFor)
-			res[i] = claimRes{j, err}
-		}
-	}
-	return res
 }
 
 // claimAll claims every dispatch of batch that is still current, with one
@@ -167,7 +187,7 @@ type completeRes struct {
 
 // Complete marks the job succeeded and commits its effects with it.
 func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
-	r, err := s.completes.do(ctx, s, completeReq{l, c}, completeCommitters, maxWorkBatch, s.commitCompletes)
+	r, err := s.completes.do(ctx, s, completeReq{l, c})
 	if err == nil {
 		err = r.err
 	}
@@ -175,20 +195,6 @@ func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job,
 		return r.j, fmt.Errorf("complete job %s: %w", l.JobID, err)
 	}
 	return r.j, err
-}
-
-func (s *SQL) commitCompletes(batch []completeReq) []completeRes {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res := make([]completeRes, len(batch))
-	err := s.inTx(ctx, func(tx *Tx) error { return s.completeAll(ctx, tx, batch, res) })
-	if err != nil {
-		for i, r := range batch {
-			j, err := s.completeOne(ctx, r.l, r.c)
-			res[i] = completeRes{j, err}
-		}
-	}
-	return res
 }
 
 // completeAll completes every job of batch whose lease is still held: it locks

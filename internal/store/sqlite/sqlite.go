@@ -28,7 +28,8 @@ var migrations embed.FS
 
 // Dialect is SQLite's.
 var Dialect = store.Dialect{
-	Name: "sqlite",
+	Name:         "sqlite",
+	SingleWriter: true,
 	IsUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)

@@ -83,6 +83,11 @@ type Job struct {
 	UpdatedAt      time.Time
 	StartedAt      time.Time
 	FinishedAt     time.Time
+
+	// NoDocuments is not stored: the claim that leased the job saw no
+	// document chunks in its project, so its run need not look for context.
+	// Only claims that look (PostgreSQL's dispatch claims) set it.
+	NoDocuments bool
 }
 
 // Dispatch is the fencing token of one dispatch of a job.

@@ -30,7 +30,7 @@ func (h GenerationHandler) Handle(ctx context.Context, j job.Job, report ReportF
 		return store.Completion{}, fmt.Errorf("%w: payload is not episode data: %v", ErrPermanent, err)
 	}
 	req := generate.Request{JobID: j.ID, ProjectID: j.ProjectID, Episode: ep, Context: []generate.ContextChunk{}}
-	if h.Retriever != nil {
+	if h.Retriever != nil && !j.NoDocuments {
 		chunks, err := h.Retriever.Retrieve(ctx, j.ProjectID, ep)
 		if err != nil {
 			return store.Completion{}, fmt.Errorf("retrieve context: %w", err)

@@ -343,7 +343,7 @@ func (s *SQL) transitionAll(ctx context.Context, tx *Tx, update string, args []a
 	now := s.Clock.Now()
 	for rows.Next() {
 		var seq int64
-		j, err := scanJob(multiScanner{rows, &seq})
+		j, err := scanJob(multiScanner{rows, &seq, nil})
 		if err != nil {
 			rows.Close()
 			return nil, err
@@ -362,14 +362,16 @@ func (s *SQL) transitionAll(ctx context.Context, tx *Tx, update string, args []a
 	return jobs, s.appendEvents(ctx, tx, evs)
 }
 
-// multiScanner scans a leading column before the job's columns.
+// multiScanner scans a leading column before the job's columns, and any
+// trailing ones after them.
 type multiScanner struct {
 	rows  *sql.Rows
 	first *int64
+	last  []any
 }
 
 func (m multiScanner) Scan(dest ...any) error {
-	return m.rows.Scan(append([]any{m.first}, dest...)...)
+	return m.rows.Scan(append(append([]any{m.first}, dest...), m.last...)...)
 }
 
 func statusEvent(msg string) func(j job.Job) job.Event {

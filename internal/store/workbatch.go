@@ -150,14 +150,17 @@ func claimEvent(j job.Job) job.Event {
 }
 
 // claimWithEvents runs a claim and appends the claimEvent of every job it
-// took, in one statement.
+// took, in one statement. The statement also looks whether each job's project
+// has document chunks, which spares the run of a job without them the query
+// of its retrieval (job.Job.NoDocuments).
 func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, now time.Time) ([]job.Job, error) {
 	q := `WITH c AS (` + update + ` RETURNING event_seq, ` + jobColumns + `),
 		ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
 			SELECT id, event_seq, '` + string(job.EventStatus) + `', '` + string(job.StatusRunning) + `', 0, 'started',
 				'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ? FROM c RETURNING job_id),
 		announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
-		SELECT c.* FROM c CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+		SELECT c.*, EXISTS (SELECT 1 FROM document_chunks d WHERE d.project_id = c.project_id)
+		FROM c CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
 	rows, err := s.W.QueryContext(ctx, s.Q(q), append(args, micros(now))...)
 	if err != nil {
 		return nil, err
@@ -166,10 +169,12 @@ func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, no
 	var jobs []job.Job
 	for rows.Next() {
 		var seq int64
-		j, err := scanJob(multiScanner{rows, &seq})
+		var chunks bool
+		j, err := scanJob(multiScanner{rows, &seq, []any{&chunks}})
 		if err != nil {
 			return nil, err
 		}
+		j.NoDocuments = !chunks
 		jobs = append(jobs, j)
 	}
 	return jobs, rows.Err()

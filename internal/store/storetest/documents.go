@@ -231,3 +231,24 @@ func testListDocumentsPagination(f *fixture) {
 		f.t.Fatalf("pages gave %v, want %v newest first", seen, ids)
 	}
 }
+
+// testClaimSeesDocuments: a claim that marks its job NoDocuments (PostgreSQL's
+// dispatch claims look) is right, and the run of a job whose project has
+// chunks is never told otherwise.
+func testClaimSeesDocuments(f *fixture) {
+	first := f.create("p1", "", job.BackendDurable)
+	j, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: first.ID, Epoch: first.DispatchEpoch}, "w", lease)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if looks := f.s.Driver() == "postgres"; j.NoDocuments != looks {
+		f.t.Fatalf("claim in a project without documents: NoDocuments=%v, want %v", j.NoDocuments, looks)
+	}
+	d, _ := f.document("p1", "", "Bible", "지수는 바리스타다.")
+	f.process(d, "지수는 바리스타다.")
+	second := f.create("p1", "", job.BackendDurable)
+	j, err = f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: second.ID, Epoch: second.DispatchEpoch}, "w", lease)
+	if err != nil || j.NoDocuments {
+		f.t.Fatalf("claim in a project with chunks: NoDocuments=%v (%v), want false", j.NoDocuments, err)
+	}
+}

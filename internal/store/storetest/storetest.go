@@ -101,6 +101,7 @@ func Run(t *testing.T, open Opener) {
 		"DocumentStaleHolderWritesNoChunks": testDocumentStaleHolderWritesNoChunks,
 		"DocumentDelete":                    testDocumentDelete,
 		"SearchRanksAndIsolates":            testSearchRanksAndIsolates,
+		"ClaimSeesDocuments":                testClaimSeesDocuments,
 		"ListDocumentsPagination":           testListDocumentsPagination,
 	}
 	for name, fn := range tests {

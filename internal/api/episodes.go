@@ -84,14 +84,14 @@ func (a *API) getProject(w http.ResponseWriter, r *http.Request) {
 		a.writeDomainError(w, r, err)
 		return
 	}
+	byStatus, err := a.cfg.Store.CountByStatus(r.Context(), store.JobFilter{ProjectID: project})
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
+	}
 	counts := map[string]int{}
 	for _, st := range []job.Status{job.StatusQueued, job.StatusRunning, job.StatusSucceeded, job.StatusFailed, job.StatusCancelled} {
-		n, err := a.cfg.Store.CountJobs(r.Context(), store.JobFilter{ProjectID: project, Status: st})
-		if err != nil {
-			a.writeDomainError(w, r, err)
-			return
-		}
-		counts[string(st)] = n
+		counts[string(st)] = byStatus[st]
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"project_id": project, "jobs": counts,
 		"links": map[string]string{"episodes": "/api/projects/" + project + "/episodes"}})

@@ -318,6 +318,27 @@ func (s *SQL) CountJobs(ctx context.Context, f JobFilter) (int, error) {
 	return n, nil
 }
 
+// CountByStatus counts the jobs that match f for each status.
+func (s *SQL) CountByStatus(ctx context.Context, f JobFilter) (map[job.Status]int, error) {
+	f.Cursor, f.Status = "", ""
+	where, args := f.where()
+	rows, err := s.query(ctx, `SELECT status, COUNT(*) FROM jobs`+where+` GROUP BY status`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs by status: %w", err)
+	}
+	defer rows.Close()
+	counts := map[job.Status]int{}
+	for rows.Next() {
+		var st job.Status
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		counts[st] = n
+	}
+	return counts, rows.Err()
+}
+
 // transition applies one fenced update that returns the job, and appends the
 // event it makes. update must bump event_seq; the event's Seq is filled from
 // it. No row matched is job.ErrStaleLease.

@@ -24,6 +24,9 @@ type Store interface {
 	GetJob(ctx context.Context, id string) (job.Job, error)
 	ListJobs(ctx context.Context, f JobFilter) (jobs []job.Job, nextCursor string, err error)
 	CountJobs(ctx context.Context, f JobFilter) (int, error)
+	// CountByStatus counts the jobs that match f for each status, in one query
+	// (f's status, cursor and limit are ignored).
+	CountByStatus(ctx context.Context, f JobFilter) (map[job.Status]int, error)
 	// ListQueued lists queued jobs of a backend last changed before olderThan,
 	// oldest first.
 	ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error)

@@ -525,6 +525,10 @@ func testListJobs(f *fixture) {
 	if n, _ := f.s.CountJobs(f.ctx, store.JobFilter{ProjectID: "a", Status: job.StatusQueued}); n != 3 {
 		f.t.Fatalf("queued jobs of a: %d, want 3", n)
 	}
+	byStatus, err := f.s.CountByStatus(f.ctx, store.JobFilter{ProjectID: "a", Status: job.StatusFailed})
+	if err != nil || len(byStatus) != 2 || byStatus[job.StatusQueued] != 3 || byStatus[job.StatusRunning] != 1 {
+		f.t.Fatalf("jobs of a by status: %v (%v), want 3 queued and 1 running (the filter's status ignored)", byStatus, err)
+	}
 }
 
 func testMigrateQueued(f *fixture) {

@@ -203,8 +203,10 @@ func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job,
 }
 
 // completeAll completes every job of batch whose lease is still held: it locks
-// their rows, takes the episode numbers of each project with one counter
-// update, saves the episodes, and marks the jobs succeeded with their events.
+// their rows and moves each project's episode counter once, by its number of
+// episodes (lockAndCount), numbers and saves the episodes, and marks the jobs
+// succeeded with their events (finishCompletes). With a writable CTE
+// (PostgreSQL) each of the two steps is one statement.
 func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res []completeRes) error {
 	now := s.Clock.Now()
 	seen := map[string]bool{}
@@ -214,31 +216,15 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		}
 		seen[r.l.JobID] = true
 	}
-
-	// Lock the rows first: a stale holder must not take a number.
-	where, args := leasesWhere(batch)
-	rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ? WHERE status = 'running' AND `+where+` RETURNING id`),
-		append([]any{micros(now)}, args...)...)
+	held, last, err := s.lockAndCount(ctx, tx, batch, now)
 	if err != nil {
 		return err
 	}
-	held := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		held[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	var live []int
+	var live []completeReq
+	var liveAt []int
 	for i, r := range batch {
 		if held[r.l.JobID] {
-			live = append(live, i)
+			live, liveAt = append(live, r), append(liveAt, i)
 		} else {
 			res[i].err = job.ErrStaleLease
 		}
@@ -247,38 +233,37 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		return nil
 	}
 
-	results, err := s.saveEpisodes(ctx, tx, batch, live, now)
-	if err != nil {
-		return err
+	// The episodes of a project take the numbers its counter moved past, in
+	// batch order.
+	results := make([]string, len(live))
+	var episodes []any
+	next := map[string]int{}
+	for p, n := range last {
+		next[p] = n - countEpisodes(live, p) + 1
 	}
-	for _, i := range live {
-		if c := batch[i].c.Chunks; c != nil {
-			if err := s.saveChunks(ctx, tx, batch[i].l, c, now); err != nil {
+	for n, r := range live {
+		results[n] = string(r.c.Result)
+		ep := r.c.Episode
+		if ep == nil {
+			continue
+		}
+		number := next[ep.ProjectID]
+		next[ep.ProjectID]++
+		episodes = append(episodes, ep.ProjectID, number, ep.Title, ep.Script, r.l.JobID, micros(now))
+		withNumber, err := withField(r.c.Result, "episode_number", number)
+		if err != nil {
+			return err
+		}
+		results[n] = string(withNumber)
+	}
+	for _, r := range live {
+		if c := r.c.Chunks; c != nil {
+			if err := s.saveChunks(ctx, tx, r.l, c, now); err != nil {
 				return err
 			}
 		}
 	}
-
-	var set strings.Builder
-	set.WriteString(`UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done', result = CASE id`)
-	setArgs := make([]any, 0, 2*len(live)+2)
-	for _, i := range live {
-		set.WriteString(` WHEN ? THEN ?`)
-		setArgs = append(setArgs, batch[i].l.JobID, string(results[i]))
-	}
-	set.WriteString(` END, error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1
-		WHERE status = 'running' AND `)
-	liveReqs := make([]completeReq, len(live))
-	for n, i := range live {
-		liveReqs[n] = batch[i]
-	}
-	where, args = leasesWhere(liveReqs)
-	set.WriteString(where)
-	setArgs = append(setArgs, micros(now), micros(now))
-	jobs, err := s.transitionAll(ctx, tx, set.String(), append(setArgs, args...), func(j job.Job) job.Event {
-		return job.Event{Type: job.EventResult, Status: job.StatusSucceeded, Progress: 100, Stage: "done",
-			Message: "succeeded", Data: j.Result}
-	})
+	jobs, err := s.finishCompletes(ctx, tx, live, results, episodes, now)
 	if err != nil {
 		return err
 	}
@@ -289,88 +274,161 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 	for _, j := range jobs {
 		done[j.ID] = j
 	}
-	for _, i := range live {
-		res[i].j = done[batch[i].l.JobID]
+	for n, i := range liveAt {
+		res[i].j = done[live[n].l.JobID]
 	}
 	return nil
 }
 
-// saveEpisodes numbers and saves the episodes of the live requests, and
-// returns every live request's result (with "episode_number" where it saved
-// one). Each project's counter moves once, by its number of episodes, in
-// project order, so two batches never wait on each other's counters in a
-// cycle.
-func (s *SQL) saveEpisodes(ctx context.Context, tx *Tx, batch []completeReq, live []int, now time.Time) (map[int][]byte, error) {
-	results := make(map[int][]byte, len(live))
-	perProject := map[string][]int{}
-	for _, i := range live {
-		results[i] = batch[i].c.Result
-		if ep := batch[i].c.Episode; ep != nil {
-			perProject[ep.ProjectID] = append(perProject[ep.ProjectID], i)
+func countEpisodes(reqs []completeReq, project string) int {
+	n := 0
+	for _, r := range reqs {
+		if r.c.Episode != nil && r.c.Episode.ProjectID == project {
+			n++
+		}
+	}
+	return n
+}
+
+// lockAndCount locks the rows of the leases still held (a stale holder must
+// not take a number) and moves the counter of each project by the episodes of
+// its held jobs, in project order, so that two batches never wait on each
+// other's counters in a cycle. It returns the held job ids and each counted
+// project's last number.
+func (s *SQL) lockAndCount(ctx context.Context, tx *Tx, batch []completeReq, now time.Time) (map[string]bool, map[string]int, error) {
+	where, args := leasesWhere(batch)
+	lock := `UPDATE jobs SET updated_at = ? WHERE status = 'running' AND ` + where + ` RETURNING `
+	args = append([]any{micros(now)}, args...)
+	var values strings.Builder // (job id, episode project) of the requests with an episode
+	var vargs []any
+	for _, r := range batch {
+		if r.c.Episode != nil {
+			if len(vargs) > 0 {
+				values.WriteString(", ")
+			}
+			values.WriteString("(CAST(? AS TEXT), CAST(? AS TEXT))")
+			vargs = append(vargs, r.l.JobID, r.c.Episode.ProjectID)
+		}
+	}
+	held := map[string]bool{}
+	last := map[string]int{}
+	scan := func(q string, args []any) error {
+		rows, err := tx.QueryContext(ctx, s.Q(q), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var kind, id string
+			var n int
+			if err := rows.Scan(&kind, &id, &n); err != nil {
+				return err
+			}
+			if kind == "held" {
+				held[id] = true
+			} else {
+				last[id] = n
+			}
+		}
+		return rows.Err()
+	}
+	const counted = ` ON CONFLICT (project_id) DO UPDATE SET last_episode = project_counters.last_episode + excluded.last_episode
+		RETURNING `
+	if s.rb.d.WritableCTE {
+		q := `WITH held AS (` + lock + `id)`
+		if len(vargs) > 0 {
+			q += `, counted AS (INSERT INTO project_counters (project_id, last_episode)
+				SELECT v.project_id, COUNT(*) FROM held JOIN (VALUES ` + values.String() + `) AS v(job_id, project_id) ON v.job_id = held.id
+				GROUP BY v.project_id ORDER BY v.project_id` + counted + `project_id, last_episode)
+				SELECT 'counted', project_id, last_episode FROM counted UNION ALL`
+			args = append(args, vargs...)
+		}
+		return held, last, scan(q+` SELECT 'held', id, 0 FROM held`, args)
+	}
+	if err := scan(lock+`'held', id, 0`, args); err != nil {
+		return nil, nil, err
+	}
+	perProject := map[string]int{}
+	for _, r := range batch {
+		if r.c.Episode != nil && held[r.l.JobID] {
+			perProject[r.c.Episode.ProjectID]++
 		}
 	}
 	if len(perProject) == 0 {
-		return results, nil
+		return held, last, nil
 	}
 	projects := make([]string, 0, len(perProject))
 	for p := range perProject {
 		projects = append(projects, p)
 	}
 	sort.Strings(projects)
-
-	var q strings.Builder
-	q.WriteString(`INSERT INTO project_counters (project_id, last_episode) VALUES `)
-	args := make([]any, 0, 2*len(projects))
-	for n, p := range projects {
-		if n > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("(?, ?)")
-		args = append(args, p, len(perProject[p]))
+	var cargs []any
+	for _, p := range projects {
+		cargs = append(cargs, p, perProject[p])
 	}
-	q.WriteString(` ON CONFLICT (project_id) DO UPDATE SET last_episode = project_counters.last_episode + excluded.last_episode
-		RETURNING project_id, last_episode`)
-	rows, err := tx.QueryContext(ctx, s.Q(q.String()), args...)
+	err := scan(`INSERT INTO project_counters (project_id, last_episode) VALUES `+
+		strings.TrimSuffix(strings.Repeat("(?, ?), ", len(projects)), ", ")+counted+`'counted', project_id, last_episode`, cargs)
 	if err != nil {
-		return nil, fmt.Errorf("next episode numbers: %w", err)
+		return nil, nil, fmt.Errorf("next episode numbers: %w", err)
 	}
-	last := map[string]int{}
-	for rows.Next() {
-		var p string
-		var n int
-		if err := rows.Scan(&p, &n); err != nil {
-			rows.Close()
+	return held, last, nil
+}
+
+// finishCompletes saves the episodes (rows of six values) and marks the live
+// jobs succeeded with their results, appending and announcing their events.
+func (s *SQL) finishCompletes(ctx context.Context, tx *Tx, live []completeReq, results []string, episodes []any, now time.Time) ([]job.Job, error) {
+	var set strings.Builder
+	set.WriteString(`UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done', result = CASE id`)
+	args := make([]any, 0, 2*len(live)+2+4*len(live))
+	for n, r := range live {
+		set.WriteString(` WHEN ? THEN ?`)
+		args = append(args, r.l.JobID, results[n])
+	}
+	where, wargs := leasesWhere(live)
+	set.WriteString(` END, error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1
+		WHERE status = 'running' AND ` + where)
+	args = append(append(args, micros(now), micros(now)), wargs...)
+	insertEpisodes := `INSERT INTO episodes (project_id, number, title, script, job_id, created_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(episodes)/6), ", ")
+
+	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
+		q := `WITH `
+		var qargs []any
+		if len(episodes) > 0 {
+			q += `ep AS (` + insertEpisodes + `), `
+			qargs = append(qargs, episodes...)
+		}
+		q += `u AS (` + set.String() + ` RETURNING event_seq, ` + jobColumns + `),
+			ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+				SELECT id, event_seq, '` + string(job.EventResult) + `', '` + string(job.StatusSucceeded) + `', 100, 'done', 'succeeded',
+					result, ? FROM u RETURNING job_id),
+			announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
+			SELECT u.* FROM u CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+		rows, err := tx.QueryContext(ctx, s.Q(q), append(append(qargs, args...), micros(now))...)
+		if err != nil {
 			return nil, err
 		}
-		last[p] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-
-	q.Reset()
-	q.WriteString(`INSERT INTO episodes (project_id, number, title, script, job_id, created_at) VALUES `)
-	args = args[:0]
-	for _, p := range projects {
-		idx := perProject[p]
-		first := last[p] - len(idx) + 1
-		for n, i := range idx {
-			ep := batch[i].c.Episode
-			if len(args) > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?, ?, ?, ?, ?)")
-			args = append(args, ep.ProjectID, first+n, ep.Title, ep.Script, batch[i].l.JobID, micros(now))
-			if results[i], err = withField(results[i], "episode_number", first+n); err != nil {
+		defer rows.Close()
+		var jobs []job.Job
+		for rows.Next() {
+			var seq int64
+			j, err := scanJob(multiScanner{rows, &seq, nil})
+			if err != nil {
 				return nil, err
 			}
+			jobs = append(jobs, j)
+		}
+		return jobs, rows.Err()
+	}
+	if len(episodes) > 0 {
+		if _, err := tx.ExecContext(ctx, s.Q(insertEpisodes), episodes...); err != nil {
+			return nil, fmt.Errorf("save %d episodes: %w", len(episodes)/6, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.Q(q.String()), args...); err != nil {
-		return nil, fmt.Errorf("save %d episodes: %w", len(args)/6, err)
-	}
-	return results, nil
+	return s.transitionAll(ctx, tx, set.String(), args, func(j job.Job) job.Event {
+		return job.Event{Type: job.EventResult, Status: job.StatusSucceeded, Progress: 100, Stage: "done",
+			Message: "succeeded", Data: j.Result}
+	})
 }
 
 // dispatchesWhere matches the rows of the given dispatches.

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Submission latency, accepted jobs/s at 50 clients, end-to-end jobs/s with the
-# noop generator and the server's peak RSS, on SQLite and on PostgreSQL.
-# Usage: bench/run-submit.sh [jobs]   (needs PostgreSQL on 127.0.0.1:5432)
+# noop generator and the server's peak RSS, on SQLite and on PostgreSQL: first
+# with the 50 clients sending as fast as they can (saturation), then with the
+# same 50 clients offered RATE submissions per second (default 2000, open loop,
+# latency from each submission's planned time).
+# Usage: [RATE=2000] bench/run-submit.sh [jobs]   (needs PostgreSQL on 127.0.0.1:5432)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
@@ -16,6 +19,7 @@ run() {
   local pid=$!
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18102/health >/dev/null && break; sleep 0.1; done
   "$tmp/submit" -url http://127.0.0.1:18102 -c 50 -n "$n" -pid "$pid" -label "$label"
+  "$tmp/submit" -url http://127.0.0.1:18102 -c 50 -n "$n" -pid "$pid" -label "$label" -rate "${RATE:-2000}"
   kill -TERM "$pid"; wait "$pid" || true
 }
 run sqlite "sqlite:$tmp/bench.db"

@@ -30,6 +30,9 @@ func main() {
 	wait := flag.Duration("wait", 5*time.Minute, "how long to wait for all jobs to finish")
 	label := flag.String("label", "", "label printed with the figures")
 	projects := flag.Int("projects", 1, "spread the jobs over this many projects (episode numbering is serial within a project)")
+	warmup := flag.Int("warmup", 1000, "submissions sent, and finished, before the measured run")
+	rate := flag.Float64("rate", 0, "offer this many submissions per second (open loop) instead of as many as the clients can send; "+
+		"latency then counts from each submission's planned time, so a stalled server cannot hide its queue")
 	flag.Parse()
 
 	tr := &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2}
@@ -40,64 +43,24 @@ func main() {
 		go sampleRSS(*pid, &maxRSS, stopRSS)
 	}
 
-	lat := make([]time.Duration, *total)
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range *clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= *total {
-					return
-				}
-				p := projectName(*project, i%*projects, *projects)
-				body, _ := json.Marshal(map[string]any{"project_id": p, "episode_data": map[string]any{
-					"title": fmt.Sprintf("Episode %d", i), "synopsis": "bench", "characters": []string{"A", "B"}}})
-				req, _ := http.NewRequest("POST", *base+"/api/generation", bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", *project, i))
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				lat[i] = time.Since(t0)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				var b bytes.Buffer
-				b.ReadFrom(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusAccepted {
-					failed.Add(1)
-				}
-			}
-		}()
+	// Warm up (connections, statement caches, the runtime) and let the warm-up
+	// jobs finish, so that the measured run starts from a steady server.
+	if *warmup > 0 {
+		run := submission{base: *base, project: *project + "-warmup", projects: 1, clients: *clients}
+		if _, _, failed := run.submit(client, *warmup); failed > 0 {
+			fmt.Fprintf(os.Stderr, "warm-up: %d submissions failed\n", failed)
+			os.Exit(1)
+		}
+		run.waitDone(client, *warmup, time.Now().Add(*wait))
 	}
-	wg.Wait()
-	submitTook := time.Since(start)
+
+	run := submission{base: *base, project: *project, projects: *projects, clients: *clients, rate: *rate}
+	start := time.Now()
+	lat, submitTook, failed := run.submit(client, *total)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
-
-	// End to end: wait until each project has its last episode. Episodes are
-	// numbered 1..n once per job, so episode n of a project exists exactly when
-	// its n jobs have succeeded — a primary-key lookup, where counting the jobs
-	// would load the database the benchmark measures.
-	want := make([]int, *projects)
-	for i := range *total {
-		want[i%*projects]++
-	}
-	deadline := time.Now().Add(*wait)
-	for k := 0; k < *projects && failed.Load() == 0; {
-		if hasEpisode(client, *base, projectName(*project, k, *projects), want[k]) {
-			k++
-			continue
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	if failed == 0 {
+		run.waitDone(client, *total, start.Add(*wait))
 	}
 	e2e := time.Since(start)
 	close(stopRSS)
@@ -106,15 +69,94 @@ func main() {
 		done += countSucceeded(client, *base, projectName(*project, k, *projects))
 	}
 
-	fmt.Printf("label=%s clients=%d jobs=%d projects=%d failed=%d\n", *label, *clients, *total, *projects, failed.Load())
+	offered := "as fast as the clients go"
+	if *rate > 0 {
+		offered = fmt.Sprintf("%.0f/s", *rate)
+	}
+	fmt.Printf("label=%s clients=%d jobs=%d projects=%d offered=%s failed=%d\n", *label, *clients, *total, *projects, offered, failed)
 	fmt.Printf("submit: p50=%s p99=%s max=%s accepted/s=%.0f\n", pct(0.50).Round(10*time.Microsecond),
 		pct(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), float64(*total)/submitTook.Seconds())
 	fmt.Printf("end-to-end: %d jobs succeeded in %s = %.0f jobs/s\n", done, e2e.Round(time.Millisecond), float64(done)/e2e.Seconds())
 	if *pid > 0 {
 		fmt.Printf("server max RSS: %.1f MB\n", float64(maxRSS.Load())/1024)
 	}
-	if done < *total-int(failed.Load()) || failed.Load() > 0 {
+	if done < *total || failed > 0 {
 		os.Exit(1)
+	}
+}
+
+// submission is one run of submissions from concurrent clients.
+type submission struct {
+	base, project     string
+	projects, clients int
+	rate              float64 // per second, open loop; 0: as fast as the clients go
+}
+
+// submit posts n jobs and returns each one's latency (from its planned time
+// when a rate is set), how long the run took and how many failed.
+func (s submission) submit(client *http.Client, n int) ([]time.Duration, time.Duration, int64) {
+	lat := make([]time.Duration, n)
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range s.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				planned := time.Now()
+				if s.rate > 0 {
+					planned = start.Add(time.Duration(float64(i) / s.rate * float64(time.Second)))
+					time.Sleep(time.Until(planned))
+				}
+				body, _ := json.Marshal(map[string]any{"project_id": projectName(s.project, i%s.projects, s.projects),
+					"episode_data": map[string]any{"title": fmt.Sprintf("Episode %d", i), "synopsis": "bench", "characters": []string{"A", "B"}}})
+				req, _ := http.NewRequest("POST", s.base+"/api/generation", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", s.project, i))
+				if s.rate == 0 {
+					planned = time.Now()
+				}
+				resp, err := client.Do(req)
+				lat[i] = time.Since(planned)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, time.Since(start), failed.Load()
+}
+
+// waitDone waits until each project has its last episode. Episodes are
+// numbered 1..n once per job, so episode n of a project exists exactly when
+// its n jobs have succeeded — a primary-key lookup, where counting the jobs
+// would load the database the benchmark measures.
+func (s submission) waitDone(client *http.Client, n int, deadline time.Time) {
+	want := make([]int, s.projects)
+	for i := range n {
+		want[i%s.projects]++
+	}
+	for k := 0; k < s.projects; {
+		if hasEpisode(client, s.base, projectName(s.project, k, s.projects), want[k]) {
+			k++
+			continue
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

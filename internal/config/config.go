@@ -84,7 +84,7 @@ var options = []option{
 	{"DATABASE_URL", "sqlite:./data/scriptgen.db", "system of record: sqlite:PATH or postgres://…", str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"REDIS_URL", "", "Redis of the durable worker, e.g. redis://127.0.0.1:6379/5; unset: no durable side", str(func(c *Config) *string { return &c.RedisURL })},
 	{"ADMIN_TOKEN", "", "Bearer token of the admin API; unset: admin API off", str(func(c *Config) *string { return &c.AdminToken })},
-	{"MAX_WORKERS", "4", "background_tasks goroutines in the serving process", integer(func(c *Config) *int { return &c.MaxWorkers })},
+	{"MAX_WORKERS", "4", "background_tasks goroutines in serve; tasks run at once by worker", integer(func(c *Config) *int { return &c.MaxWorkers })},
 	{"GENERATOR", "template", "script generator: template (offline), noop (benchmarks) or openai", str(func(c *Config) *string { return &c.Generator })},
 	{"GENERATOR_STEP_DELAY", "150ms", "pause between the template generator's stages", duration(func(c *Config) *time.Duration { return &c.GeneratorStepDelay })},
 	{"OPENAI_BASE_URL", "https://api.openai.com/v1", "OpenAI-compatible API root (OpenAI, vLLM, llama.cpp server, Ollama)", str(func(c *Config) *string { return &c.OpenAIBaseURL })},

@@ -39,6 +39,7 @@ var Dialect = store.Dialect{
 // Store is the SQLite driver.
 type Store struct {
 	*store.SQL
+	ckpt *checkpointer
 }
 
 // Open opens (creating if needed) the database file at path and migrates it.
@@ -68,12 +69,24 @@ func Open(ctx context.Context, path string, clk clock.Clock) (*Store, error) {
 		r.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	return &Store{SQL: store.NewSQL(w, r, Dialect, clk)}, nil
+	c, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	return &Store{SQL: store.NewSQL(w, r, Dialect, clk), ckpt: startCheckpointer(c)}, nil
+}
+
+// Close closes the store; the checkpointer's connection is the last to go.
+func (s *Store) Close() error {
+	err := s.SQL.Close()
+	return errors.Join(err, s.ckpt.Close())
 }
 
 func dsn(path string, readOnly bool) string {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(15000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	for _, p := range []string{"journal_mode(WAL)", "wal_autocheckpoint(0)", "busy_timeout(15000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")

@@ -154,14 +154,31 @@ func claimEvent(j job.Job) job.Event {
 // has document chunks, which spares the run of a job without them the query
 // of its retrieval (job.Job.NoDocuments).
 func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, now time.Time) ([]job.Job, error) {
-	q := `WITH c AS (` + update + ` RETURNING event_seq, ` + jobColumns + `),
+	return s.updateAnnounced(ctx, s.W, "", update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
+		'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ?`, append(args, micros(now)), true)
+}
+
+// updateAnnounced runs update, which must bump event_seq, and writes and
+// announces the event of each row it changed, in one statement (a writable
+// CTE; with, if set, is a CTE of its own to run first). event lists the event's
+// columns after job_id and seq — type, status, progress, stage, message, data,
+// created_at — over the updated row; args are those of with, update and event,
+// in that order. With chunks, each job learns whether its project has document
+// chunks (NoDocuments).
+func (s *SQL) updateAnnounced(ctx context.Context, ex execer, with, update, event string, args []any, chunks bool) ([]job.Job, error) {
+	if with != "" {
+		with += ", "
+	}
+	look := ""
+	if chunks {
+		look = `, EXISTS (SELECT 1 FROM document_chunks d WHERE d.project_id = u.project_id)`
+	}
+	q := `WITH ` + with + `u AS (` + update + ` RETURNING event_seq, ` + jobColumns + `),
 		ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-			SELECT id, event_seq, '` + string(job.EventStatus) + `', '` + string(job.StatusRunning) + `', 0, 'started',
-				'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ? FROM c RETURNING job_id),
+			SELECT id, event_seq, ` + event + ` FROM u RETURNING job_id),
 		announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
-		SELECT c.*, EXISTS (SELECT 1 FROM document_chunks d WHERE d.project_id = c.project_id)
-		FROM c CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
-	rows, err := s.W.QueryContext(ctx, s.Q(q), append(args, micros(now))...)
+		SELECT u.*` + look + ` FROM u CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+	rows, err := ex.QueryContext(ctx, s.Q(q), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -169,12 +186,16 @@ func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, no
 	var jobs []job.Job
 	for rows.Next() {
 		var seq int64
-		var chunks bool
-		j, err := scanJob(multiScanner{rows, &seq, []any{&chunks}})
+		var has bool
+		var last []any
+		if chunks {
+			last = []any{&has}
+		}
+		j, err := scanJob(multiScanner{rows, &seq, last})
 		if err != nil {
 			return nil, err
 		}
-		j.NoDocuments = !chunks
+		j.NoDocuments = chunks && !has
 		jobs = append(jobs, j)
 	}
 	return jobs, rows.Err()
@@ -392,33 +413,13 @@ func (s *SQL) finishCompletes(ctx context.Context, tx *Tx, live []completeReq, r
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", len(episodes)/6), ", ")
 
 	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
-		q := `WITH `
-		var qargs []any
+		with := ""
 		if len(episodes) > 0 {
-			q += `ep AS (` + insertEpisodes + `), `
-			qargs = append(qargs, episodes...)
+			with = `ep AS (` + insertEpisodes + `)`
+			args = append(append([]any{}, episodes...), args...)
 		}
-		q += `u AS (` + set.String() + ` RETURNING event_seq, ` + jobColumns + `),
-			ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-				SELECT id, event_seq, '` + string(job.EventResult) + `', '` + string(job.StatusSucceeded) + `', 100, 'done', 'succeeded',
-					result, ? FROM u RETURNING job_id),
-			announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
-			SELECT u.* FROM u CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
-		rows, err := tx.QueryContext(ctx, s.Q(q), append(append(qargs, args...), micros(now))...)
-		if err != nil {
-			return nil, err
-		}
-		defer rows.Close()
-		var jobs []job.Job
-		for rows.Next() {
-			var seq int64
-			j, err := scanJob(multiScanner{rows, &seq, nil})
-			if err != nil {
-				return nil, err
-			}
-			jobs = append(jobs, j)
-		}
-		return jobs, rows.Err()
+		return s.updateAnnounced(ctx, tx, with, set.String(), `'`+string(job.EventResult)+`', '`+string(job.StatusSucceeded)+`',
+			100, 'done', 'succeeded', result, ?`, append(args, micros(now)), false)
 	}
 	if len(episodes) > 0 {
 		if _, err := tx.ExecContext(ctx, s.Q(insertEpisodes), episodes...); err != nil {
@@ -433,48 +434,26 @@ func (s *SQL) finishCompletes(ctx context.Context, tx *Tx, live []completeReq, r
 
 // dispatchesWhere matches the rows of the given dispatches.
 func dispatchesWhere(ds []job.Dispatch) (string, []any) {
-	var w strings.Builder
-	args := make([]any, 0, 3*len(ds))
-	w.WriteString("id IN (")
-	for n, d := range ds {
-		if n > 0 {
-			w.WriteString(", ")
-		}
-		w.WriteString("?")
-		args = append(args, d.JobID)
-	}
-	w.WriteString(") AND (")
-	for n, d := range ds {
-		if n > 0 {
-			w.WriteString(" OR ")
-		}
-		w.WriteString("(id = ? AND dispatch_epoch = ?)")
-		args = append(args, d.JobID, d.Epoch)
-	}
-	w.WriteString(")")
-	return w.String(), args
+	return rowsWhere(len(ds), func(i int) []any { return []any{ds[i].JobID, ds[i].Epoch} },
+		"id = ? AND dispatch_epoch = ?")
 }
 
 // leasesWhere matches the rows whose leases the requests hold.
 func leasesWhere(reqs []completeReq) (string, []any) {
-	var w strings.Builder
-	args := make([]any, 0, 4*len(reqs))
-	w.WriteString("id IN (")
-	for n, r := range reqs {
-		if n > 0 {
-			w.WriteString(", ")
-		}
-		w.WriteString("?")
-		args = append(args, r.l.JobID)
+	return rowsWhere(len(reqs), func(i int) []any { return []any{reqs[i].l.JobID, reqs[i].l.Epoch, reqs[i].l.Owner} },
+		"id = ? AND dispatch_epoch = ? AND lease_owner = ?")
+}
+
+// rowsWhere matches n rows by primary key, each also by its own condition:
+// "id IN (…) AND ((cond) OR (cond) …)". args(i) are row i's arguments of
+// cond, its id first.
+func rowsWhere(n int, args func(i int) []any, cond string) (string, []any) {
+	var ids, conds []string
+	var idArgs, condArgs []any
+	for i := range n {
+		a := args(i)
+		ids, idArgs = append(ids, "?"), append(idArgs, a[0])
+		conds, condArgs = append(conds, "("+cond+")"), append(condArgs, a...)
 	}
-	w.WriteString(") AND (")
-	for n, r := range reqs {
-		if n > 0 {
-			w.WriteString(" OR ")
-		}
-		w.WriteString("(id = ? AND dispatch_epoch = ? AND lease_owner = ?)")
-		args = append(args, r.l.JobID, r.l.Epoch, r.l.Owner)
-	}
-	w.WriteString(")")
-	return w.String(), args
+	return "id IN (" + strings.Join(ids, ", ") + ") AND (" + strings.Join(conds, " OR ") + ")", append(idArgs, condArgs...)
 }

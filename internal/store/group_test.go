@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testGroup is a group whose batches fail when they hold a request of 3, and
+// whose requests answered one by one say so.
+func testGroup(batches *[][]int, mu *sync.Mutex) *group[int, string] {
+	return &group[int, string]{max: 16, autocommit: true,
+		apply: func(_ context.Context, _ execer, qs []int, as []string) error {
+			mu.Lock()
+			*batches = append(*batches, slices.Clone(qs))
+			mu.Unlock()
+			if slices.Contains(qs, 3) {
+				return errors.New("the batch fails")
+			}
+			for i, q := range qs {
+				as[i] = fmt.Sprintf("batch %d", q)
+			}
+			return nil
+		},
+		one: func(_ context.Context, q int) string { return fmt.Sprintf("alone %d", q) },
+	}
+}
+
+// queued waits until g holds n requests.
+func queued(t *testing.T, g *group[int, string], n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		g.mu.Lock()
+		l := len(g.queue)
+		g.mu.Unlock()
+		if l == n {
+			return
+		}
+	}
+	t.Fatalf("%d requests never queued", n)
+}
+
+// TestGroupCommit: requests that wait together are committed as one batch and
+// each gets its own answer; when the batch fails, every request of it is
+// answered by a transaction of its own; a request still waiting when the store
+// closes gets ErrClosed.
+func TestGroupCommit(t *testing.T) {
+	s := NewSQL(nil, nil, Dialect{}, nil)
+	var mu sync.Mutex
+	var batches [][]int
+
+	// submit hands qs to a new group and starts its committer once all wait.
+	submit := func(qs ...int) map[int]string {
+		g := testGroup(&batches, &mu)
+		wake := make(chan struct{}, 1)
+		g.setWake(wake)
+		answers := map[int]string{}
+		var wg sync.WaitGroup
+		for _, q := range qs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := g.do(context.Background(), s, q)
+				if err != nil {
+					t.Errorf("request %d: %v", q, err)
+				}
+				mu.Lock()
+				answers[q] = a
+				mu.Unlock()
+			}()
+		}
+		queued(t, g, len(qs))
+		s.batchers.Add(1)
+		go s.committer(wake, []source{g})
+		wg.Wait()
+		return answers
+	}
+
+	answers := submit(1, 2, 4, 5)
+	if len(batches) != 1 || len(batches[0]) != 4 {
+		t.Fatalf("batches %v: want the four waiting requests in one", batches)
+	}
+	for _, q := range []int{1, 2, 4, 5} {
+		if answers[q] != fmt.Sprintf("batch %d", q) {
+			t.Fatalf("answers %v: each request wants its own answer of the batch", answers)
+		}
+	}
+
+	answers = submit(6, 3, 7)
+	if len(batches) != 2 || len(batches[1]) != 3 {
+		t.Fatalf("batches %v: want the three waiting requests in one", batches)
+	}
+	for _, q := range []int{6, 3, 7} {
+		if answers[q] != fmt.Sprintf("alone %d", q) {
+			t.Fatalf("answers %v: a failed batch must answer each request alone", answers)
+		}
+	}
+
+	// A request nobody takes any more: the store closes under it.
+	close(s.closing)
+	s.batchers.Wait()
+	g := testGroup(&batches, &mu)
+	g.setWake(make(chan struct{}, 1))
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.do(context.Background(), s, 8)
+		done <- err
+	}()
+	queued(t, g, 1)
+	close(s.stopped)
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("request after close: %v, want ErrClosed", err)
+	}
+}

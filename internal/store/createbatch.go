@@ -32,7 +32,7 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 	if nj.MaxAttempts <= 0 {
 		nj.MaxAttempts = job.DefaultMaxAttempts
 	}
-	r, err := s.creates.do(ctx, s, nj)
+	r, err := s.creates.do(s, nj)
 	if err != nil {
 		return job.Job{}, false, err
 	}

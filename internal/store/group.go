@@ -37,8 +37,10 @@ type group[Q, A any] struct {
 	wake  chan struct{}
 }
 
-// do hands q to g's committers and waits for its answer.
-func (g *group[Q, A]) do(ctx context.Context, s *SQL, q Q) (A, error) {
+// do hands q to g's committers and waits for its answer. The wait does not end
+// with the caller's context: a request, once taken, commits or fails with its
+// batch, and its caller must learn which.
+func (g *group[Q, A]) do(s *SQL, q Q) (A, error) {
 	var zero A
 	s.startCommitters()
 	r := groupReq[Q, A]{q: q, res: make(chan A, 1)}
@@ -165,10 +167,15 @@ func (s *SQL) commitRound(bs []batch) {
 			return nil
 		})
 	}
-	for _, b := range bs {
-		if err != nil {
-			b.retry(ctx)
+	if err != nil {
+		// The retries get time of their own, whatever the round used up.
+		retryCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, b := range bs {
+			b.retry(retryCtx)
 		}
+	}
+	for _, b := range bs {
 		b.answer()
 	}
 }

@@ -64,7 +64,7 @@ func TestGroupCommit(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				a, err := g.do(context.Background(), s, q)
+				a, err := g.do(s, q)
 				if err != nil {
 					t.Errorf("request %d: %v", q, err)
 				}
@@ -107,7 +107,7 @@ func TestGroupCommit(t *testing.T) {
 	g.setWake(make(chan struct{}, 1))
 	done := make(chan error, 1)
 	go func() {
-		_, err := g.do(context.Background(), s, 8)
+		_, err := g.do(s, 8)
 		done <- err
 	}()
 	queued(t, g, 1)

@@ -420,7 +420,7 @@ func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, 
 // ClaimBatch leases up to n of the oldest queued jobs of a backend in one
 // transaction, oldest first.
 func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error) {
-	r, err := s.picks.do(ctx, s, pickReq{backend, owner, leaseFor, n})
+	r, err := s.picks.do(s, pickReq{backend, owner, leaseFor, n})
 	if err == nil {
 		err = r.err
 	}

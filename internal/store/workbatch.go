@@ -67,7 +67,9 @@ func (s *SQL) initGroups() {
 		}}
 }
 
-var errSplitBatch = errors.New("batch holds the same job twice")
+// errSplitBatch sends a batch the group commit cannot take as one back to be
+// committed request by request.
+var errSplitBatch = errors.New("batch to be committed request by request")
 
 type claimReq struct {
 	d        job.Dispatch
@@ -82,7 +84,7 @@ type claimRes struct {
 
 // ClaimDispatch leases the job of a still-current dispatch.
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
-	r, err := s.claims.do(ctx, s, claimReq{d, owner, leaseFor})
+	r, err := s.claims.do(s, claimReq{d, owner, leaseFor})
 	if err != nil {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
@@ -106,6 +108,10 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 			order = append(order, k)
 		}
 		groups[k] = append(groups[k], i)
+	}
+	if _, inTx := ex.(*Tx); !inTx && len(order) > 1 {
+		// Statements of their own would commit one group and not the next.
+		return errSplitBatch
 	}
 	now := s.Clock.Now()
 	claimed := map[job.Dispatch]job.Job{}
@@ -213,7 +219,7 @@ type completeRes struct {
 
 // Complete marks the job succeeded and commits its effects with it.
 func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
-	r, err := s.completes.do(ctx, s, completeReq{l, c})
+	r, err := s.completes.do(s, completeReq{l, c})
 	if err == nil {
 		err = r.err
 	}
@@ -232,7 +238,7 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 	now := s.Clock.Now()
 	seen := map[string]bool{}
 	for _, r := range batch {
-		if seen[r.l.JobID] {
+		if seen[r.l.JobID] { // two holders of one job: each decides alone
 			return errSplitBatch
 		}
 		seen[r.l.JobID] = true

@@ -680,11 +680,12 @@ func testConcurrentDispatchesAndCompletions(f *fixture) {
 	var wg sync.WaitGroup
 	claimed := map[string][]job.Job{}
 	for _, j := range jobs {
-		for _, d := range []job.Dispatch{{JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch - 1}} {
+		// The same dispatch twice, by two workers, and a stale one.
+		for n, d := range []job.Dispatch{{JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch}, {JobID: j.ID, Epoch: j.DispatchEpoch - 1}} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got, err := f.s.ClaimDispatch(f.ctx, d, "w", lease)
+				got, err := f.s.ClaimDispatch(f.ctx, d, fmt.Sprintf("w%d", n%2), lease)
 				if err != nil && !errors.Is(err, job.ErrStaleLease) {
 					f.t.Errorf("claim %+v: %v", d, err)
 				}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 // Inspector reads the state of the durable queues.
@@ -83,6 +85,29 @@ func (i *Inspector) DeleteTask(queue, taskID string) error {
 // Close closes the connections.
 func (i *Inspector) Close() error {
 	return errors.Join(i.insp.Close(), i.redis.Close())
+}
+
+// Present reports, for each dispatch of the given jobs, whether its task is
+// still in Redis (waiting, active, retrying or dead-lettered), with one
+// pipelined round trip. It reads asynq's task keys ("asynq:{queue}:t:id"); were
+// that layout to change, every task would look gone and be enqueued again,
+// which is idempotent: slower, never wrong.
+func (i *Inspector) Present(ctx context.Context, jobs []job.Job) ([]bool, error) {
+	cmds := make([]*redis.IntCmd, len(jobs))
+	_, err := i.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for n, j := range jobs {
+			cmds[n] = p.Exists(ctx, "asynq:{"+QueueFor(j.Kind)+"}:t:"+TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	present := make([]bool, len(jobs))
+	for n, c := range cmds {
+		present[n] = c.Val() > 0
+	}
+	return present, nil
 }
 
 // Active reports whether a dispatch's task is being processed (or held by a

@@ -14,10 +14,11 @@ type Lister interface {
 }
 
 // Redispatch is the reconciler's durable pass: every queued durable job that
-// has waited longer than grace is enqueued again. Enqueueing is idempotent per
-// dispatch (the task id), so a job whose task is still in Redis is untouched,
-// and one whose task was lost — Redis flushed, or down when it was submitted —
-// gets it back.
+// has waited longer than grace and whose task is gone from Redis — flushed, or
+// Redis down when it was submitted — is enqueued again. One pipelined look
+// finds the gone tasks, so a long queue of waiting jobs costs one round trip,
+// not an enqueue each; enqueueing is idempotent per dispatch (the task id)
+// anyway.
 //
 // A job still queued after stuckAfter whose task is active — taken by a worker
 // that died before it claimed the row — gets a new epoch and a new task: the
@@ -25,12 +26,19 @@ type Lister interface {
 func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter time.Duration, now func() time.Time) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		jobs, err := st.ListQueued(ctx, job.BackendDurable, now().Add(-grace), 5000)
-		if err != nil {
+		if err != nil || len(jobs) == 0 {
 			return err
 		}
-		for _, j := range jobs {
-			if err := d.Dispatch(ctx, j); err != nil {
-				return err // Redis is down; the next tick tries again
+		present, err := insp.Present(ctx, jobs)
+		if err != nil {
+			return err // Redis is down; the next tick tries again
+		}
+		for n, j := range jobs {
+			if !present[n] {
+				if err := d.Dispatch(ctx, j); err != nil {
+					return err
+				}
+				continue
 			}
 			if now().Sub(j.UpdatedAt) < stuckAfter || !insp.Active(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch})) {
 				continue

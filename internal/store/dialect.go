@@ -25,8 +25,8 @@ type Dialect struct {
 	// with its event is one statement (PostgreSQL; SQLite runs them in a
 	// transaction).
 	WritableCTE bool
-	// Committers is how many submission batches may commit at once: one on
-	// SQLite, which has one writer; several on PostgreSQL.
+	// Committers is how many batches of submissions (and of background
+	// claims) may commit at once on a database with many writers (PostgreSQL).
 	Committers int
 	// SingleWriter: the database takes one write transaction at a time
 	// (SQLite), so one committer serves every group commit.

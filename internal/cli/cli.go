@@ -92,6 +92,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(os.Getenv)
 	log := newLogger(cfg, stderr)
 	// tableflip hands the listening socket to a new process on a graceful
 	// restart (SIGHUP or POST /api/admin/graceful-restart): no connection is
@@ -148,5 +149,6 @@ func worker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(os.Getenv)
 	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
 }

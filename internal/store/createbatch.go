@@ -33,10 +33,13 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 		nj.MaxAttempts = job.DefaultMaxAttempts
 	}
 	r, err := s.creates.do(s, nj)
-	if err != nil {
-		return job.Job{}, false, err
+	if err == nil {
+		err = r.err
 	}
-	return r.j, r.created, r.err
+	if err != nil && !errors.Is(err, job.ErrIdempotencyMismatch) {
+		return job.Job{}, false, fmt.Errorf("create job: %w", err)
+	}
+	return r.j, r.created, err
 }
 
 // createAll inserts the batch's jobs with one statement and their first events

@@ -27,8 +27,8 @@ type group[Q, A any] struct {
 	// apply runs a batch's statements in ex — a transaction, or the pool for a
 	// group whose statements stand alone (autocommit) — and fills its answers.
 	apply func(ctx context.Context, ex execer, qs []Q, as []A) error
-	// one answers a request in a transaction of its own.
-	one        func(ctx context.Context, q Q) A
+	// failed is the answer of a request whose transaction failed with err.
+	failed     func(err error) A
 	max        int
 	autocommit bool
 
@@ -87,7 +87,7 @@ func (g *group[Q, A]) take() batch {
 
 type batch interface {
 	apply(ctx context.Context, ex execer) error
-	retry(ctx context.Context)
+	retry(ctx context.Context, s *SQL)
 	answer()
 	standalone() bool
 }
@@ -104,9 +104,15 @@ func (b *groupBatch[Q, A]) apply(ctx context.Context, ex execer) error {
 	return b.g.apply(ctx, ex, b.qs, b.as)
 }
 
-func (b *groupBatch[Q, A]) retry(ctx context.Context) {
+// retry commits each request of the batch as a batch of one, in a
+// transaction of its own.
+func (b *groupBatch[Q, A]) retry(ctx context.Context, s *SQL) {
 	for i, q := range b.qs {
-		b.as[i] = b.g.one(ctx, q)
+		a := make([]A, 1)
+		if err := s.inTx(ctx, func(tx *Tx) error { return b.g.apply(ctx, tx, []Q{q}, a) }); err != nil {
+			a[0] = b.g.failed(err)
+		}
+		b.as[i] = a[0]
 	}
 }
 
@@ -172,7 +178,7 @@ func (s *SQL) commitRound(bs []batch) {
 		retryCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		for _, b := range bs {
-			b.retry(retryCtx)
+			b.retry(retryCtx, s)
 		}
 	}
 	for _, b := range bs {

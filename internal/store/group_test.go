@@ -2,16 +2,18 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite"
 )
 
-// testGroup is a group whose batches fail when they hold a request of 3, and
-// whose requests answered one by one say so.
+// testGroup is a group whose batches fail when they hold a request of 3.
 func testGroup(batches *[][]int, mu *sync.Mutex) *group[int, string] {
 	return &group[int, string]{max: 16, autocommit: true,
 		apply: func(_ context.Context, _ execer, qs []int, as []string) error {
@@ -26,7 +28,7 @@ func testGroup(batches *[][]int, mu *sync.Mutex) *group[int, string] {
 			}
 			return nil
 		},
-		one: func(_ context.Context, q int) string { return fmt.Sprintf("alone %d", q) },
+		failed: func(err error) string { return "failed: " + err.Error() },
 	}
 }
 
@@ -46,10 +48,16 @@ func queued(t *testing.T, g *group[int, string], n int) {
 
 // TestGroupCommit: requests that wait together are committed as one batch and
 // each gets its own answer; when the batch fails, every request of it is
-// answered by a transaction of its own; a request still waiting when the store
-// closes gets ErrClosed.
+// retried as a batch of one in a transaction of its own, so only the failing
+// one fails; a request still waiting when the store closes gets ErrClosed.
 func TestGroupCommit(t *testing.T) {
-	s := NewSQL(nil, nil, Dialect{}, nil)
+	db, err := sql.Open("sqlite", ":memory:") // the retries' transactions
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	s := NewSQL(db, db, Dialect{}, nil)
 	var mu sync.Mutex
 	var batches [][]int
 
@@ -91,12 +99,13 @@ func TestGroupCommit(t *testing.T) {
 	}
 
 	answers = submit(6, 3, 7)
-	if len(batches) != 2 || len(batches[1]) != 3 {
-		t.Fatalf("batches %v: want the three waiting requests in one", batches)
+	want := map[int]string{6: "batch 6", 3: "failed: the batch fails", 7: "batch 7"}
+	if len(batches) != 5 || len(batches[1]) != 3 {
+		t.Fatalf("batches %v: want the three waiting requests in one, then each alone", batches)
 	}
-	for _, q := range []int{6, 3, 7} {
-		if answers[q] != fmt.Sprintf("alone %d", q) {
-			t.Fatalf("answers %v: a failed batch must answer each request alone", answers)
+	for q, w := range want {
+		if answers[q] != w {
+			t.Fatalf("answers %v, want %v: a failed batch must answer each request alone", answers, want)
 		}
 	}
 

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
 )
@@ -186,49 +184,6 @@ func eventArgs(e job.Event) []any {
 		data = string(e.Data)
 	}
 	return []any{e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, e.Message, data, micros(e.CreatedAt)}
-}
-
-// createInTx creates a job inside tx, or finds the job of the same
-// idempotency key (created is then false; another request hash is
-// job.ErrIdempotencyMismatch).
-func (s *SQL) createInTx(ctx context.Context, tx *Tx, nj NewJob) (job.Job, bool, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return job.Job{}, false, err
-	}
-	j, err := s.insertJob(ctx, tx, nj, id.String(), s.Clock.Now())
-	if errors.Is(err, job.ErrNotFound) && nj.IdempotencyKey != "" {
-		// The key is taken: this is a replay, or a reuse with another body.
-		existing, err := scanJob(tx.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
-		if err != nil {
-			return job.Job{}, false, err
-		}
-		return s.sameRequest(existing, nj)
-	}
-	return j, err == nil, err
-}
-
-// createOne creates a job in a transaction of its own.
-func (s *SQL) createOne(ctx context.Context, nj NewJob) (job.Job, bool, error) {
-	var j job.Job
-	var created bool
-	err := s.inTx(ctx, func(tx *Tx) error {
-		var err error
-		j, created, err = s.createInTx(ctx, tx, nj)
-		return err
-	})
-	if err != nil && nj.IdempotencyKey != "" && s.rb.d.IsUniqueViolation(err) {
-		// Another replica committed the same key between our read and insert.
-		existing, gerr := scanJob(s.W.QueryRowContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key = ?`), nj.IdempotencyKey))
-		if gerr != nil {
-			return job.Job{}, false, fmt.Errorf("create job: %w", err)
-		}
-		return s.sameRequest(existing, nj)
-	}
-	if err != nil && !errors.Is(err, job.ErrIdempotencyMismatch) {
-		return job.Job{}, false, fmt.Errorf("create job: %w", err)
-	}
-	return j, created, err
 }
 
 var errExisting = errors.New("idempotency key exists")
@@ -453,22 +408,6 @@ func (s *SQL) pickInTx(ctx context.Context, tx *Tx, r pickReq) ([]job.Job, error
 		[]any{r.backend, r.n, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now)}, claimEvent)
 }
 
-// claimDispatchOne is ClaimDispatch in a transaction of its own.
-func (s *SQL) claimDispatchOne(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
-	now := s.Clock.Now()
-	var j job.Job
-	err := s.inTx(ctx, func(tx *Tx) error {
-		var err error
-		j, err = s.transition(ctx, tx, claimSet+` WHERE id = ? AND dispatch_epoch = ? AND status = 'queued'`,
-			[]any{owner, micros(now.Add(leaseFor)), micros(now), micros(now), d.JobID, d.Epoch}, claimEvent)
-		return err
-	})
-	if err != nil && !errors.Is(err, job.ErrStaleLease) {
-		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
-	}
-	return j, err
-}
-
 const leaseHeld = ` WHERE id = ? AND dispatch_epoch = ? AND lease_owner = ? AND status = 'running'`
 
 func leaseArgs(l job.Lease) []any { return []any{l.JobID, l.Epoch, l.Owner} }
@@ -498,67 +437,6 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 			})
 		return err
 	})
-}
-
-// completeOne is Complete in a transaction of its own.
-func (s *SQL) completeOne(ctx context.Context, l job.Lease, c Completion) (job.Job, error) {
-	now := s.Clock.Now()
-	var j job.Job
-	err := s.inTx(ctx, func(tx *Tx) error {
-		result := c.Result
-		if c.Episode != nil {
-			number, err := s.saveEpisode(ctx, tx, l, c.Episode, now)
-			if err != nil {
-				return err
-			}
-			if result, err = withField(result, "episode_number", number); err != nil {
-				return err
-			}
-		}
-		if c.Chunks != nil {
-			if err := s.saveChunks(ctx, tx, l, c.Chunks, now); err != nil {
-				return err
-			}
-		}
-		var err error
-		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done', result = ?,
-			error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
-			append([]any{string(result), micros(now), micros(now)}, leaseArgs(l)...),
-			func(j job.Job) job.Event {
-				return job.Event{Type: job.EventResult, Status: job.StatusSucceeded, Progress: 100, Stage: "done",
-					Message: "succeeded", Data: j.Result}
-			})
-		return err
-	})
-	if err != nil && !errors.Is(err, job.ErrStaleLease) {
-		return j, fmt.Errorf("complete job %s: %w", l.JobID, err)
-	}
-	return j, err
-}
-
-// saveEpisode takes the project's next episode number and saves the episode.
-// It runs inside the completing transaction, after the lease was checked by a
-// row lock on the job, so a retry never takes a second number.
-func (s *SQL) saveEpisode(ctx context.Context, tx *Tx, l job.Lease, ep *job.Episode, now time.Time) (int, error) {
-	// Lock the job row first: a stale holder must not take a number.
-	res, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld), append([]any{micros(now)}, leaseArgs(l)...)...)
-	if err != nil {
-		return 0, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return 0, job.ErrStaleLease
-	}
-	var number int
-	if err := tx.QueryRowContext(ctx, s.Q(`INSERT INTO project_counters (project_id, last_episode) VALUES (?, 1)
-		ON CONFLICT (project_id) DO UPDATE SET last_episode = project_counters.last_episode + 1
-		RETURNING last_episode`), ep.ProjectID).Scan(&number); err != nil {
-		return 0, fmt.Errorf("next episode number of %s: %w", ep.ProjectID, err)
-	}
-	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`), ep.ProjectID, number, ep.Title, ep.Script, l.JobID, micros(now)); err != nil {
-		return 0, fmt.Errorf("save episode %d of %s: %w", number, ep.ProjectID, err)
-	}
-	return number, nil
 }
 
 func withField(obj json.RawMessage, key string, v any) (json.RawMessage, error) {

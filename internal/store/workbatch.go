@@ -25,10 +25,7 @@ func (s *SQL) initGroups() {
 		apply: func(ctx context.Context, ex execer, qs []NewJob, as []createRes) error {
 			return s.createAll(ctx, ex.(*Tx), qs, as)
 		},
-		one: func(ctx context.Context, nj NewJob) createRes {
-			j, created, err := s.createOne(ctx, nj)
-			return createRes{j, created, err}
-		}}
+		failed: func(err error) createRes { return createRes{err: err} }}
 	s.picks = group[pickReq, pickRes]{max: maxWorkBatch,
 		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
 			for i, q := range qs {
@@ -40,31 +37,17 @@ func (s *SQL) initGroups() {
 			}
 			return nil
 		},
-		one: func(ctx context.Context, q pickReq) pickRes {
-			var jobs []job.Job
-			err := s.inTx(ctx, func(tx *Tx) error {
-				var err error
-				jobs, err = s.pickInTx(ctx, tx, q)
-				return err
-			})
-			return pickRes{jobs, err}
-		}}
+		failed: func(err error) pickRes { return pickRes{err: err} }}
 	s.claims = group[claimReq, claimRes]{max: maxWorkBatch, autocommit: s.rb.d.WritableCTE && s.rb.d.Notify != nil,
 		apply: func(ctx context.Context, ex execer, qs []claimReq, as []claimRes) error {
 			return s.claimAll(ctx, ex, qs, as)
 		},
-		one: func(ctx context.Context, q claimReq) claimRes {
-			j, err := s.claimDispatchOne(ctx, q.d, q.owner, q.leaseFor)
-			return claimRes{j, err}
-		}}
+		failed: func(err error) claimRes { return claimRes{err: err} }}
 	s.completes = group[completeReq, completeRes]{max: maxWorkBatch,
 		apply: func(ctx context.Context, ex execer, qs []completeReq, as []completeRes) error {
 			return s.completeAll(ctx, ex.(*Tx), qs, as)
 		},
-		one: func(ctx context.Context, q completeReq) completeRes {
-			j, err := s.completeOne(ctx, q.l, q.c)
-			return completeRes{j, err}
-		}}
+		failed: func(err error) completeRes { return completeRes{err: err} }}
 }
 
 // errSplitBatch sends a batch the group commit cannot take as one back to be
@@ -85,10 +68,13 @@ type claimRes struct {
 // ClaimDispatch leases the job of a still-current dispatch.
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
 	r, err := s.claims.do(s, claimReq{d, owner, leaseFor})
-	if err != nil {
+	if err == nil {
+		err = r.err
+	}
+	if err != nil && !errors.Is(err, job.ErrStaleLease) {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
-	return r.j, r.err
+	return r.j, err
 }
 
 // claimAll claims every dispatch of batch that is still current, with one
@@ -265,8 +251,13 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 	results := make([]string, len(live))
 	var episodes []any
 	next := map[string]int{}
-	for p, n := range last {
-		next[p] = n - countEpisodes(live, p) + 1
+	for _, r := range live {
+		if ep := r.c.Episode; ep != nil {
+			next[ep.ProjectID]--
+		}
+	}
+	for p, minus := range next {
+		next[p] = last[p] + minus + 1
 	}
 	for n, r := range live {
 		results[n] = string(r.c.Result)
@@ -305,16 +296,6 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		res[i].j = done[live[n].l.JobID]
 	}
 	return nil
-}
-
-func countEpisodes(reqs []completeReq, project string) int {
-	n := 0
-	for _, r := range reqs {
-		if r.c.Episode != nil && r.c.Episode.ProjectID == project {
-			n++
-		}
-	}
-	return n
 }
 
 // lockAndCount locks the rows of the leases still held (a stale holder must

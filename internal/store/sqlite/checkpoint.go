@@ -3,8 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"sync"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/loop"
 )
 
 // SQLite copies its write-ahead log back into the database file at
@@ -19,38 +20,23 @@ const checkpointEvery = 250 * time.Millisecond
 
 type checkpointer struct {
 	db   *sql.DB
-	stop chan struct{}
-	done sync.WaitGroup
+	loop loop.Loop
 }
 
 func startCheckpointer(db *sql.DB) *checkpointer {
 	db.SetMaxOpenConns(1)
-	c := &checkpointer{db: db, stop: make(chan struct{})}
-	c.done.Add(1)
-	go c.run()
+	c := &checkpointer{db: db}
+	c.loop.Start(context.Background(), checkpointEvery, false, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // a failed pass is retried at the next tick
+	})
 	return c
-}
-
-func (c *checkpointer) run() {
-	defer c.done.Done()
-	t := time.NewTicker(checkpointEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // a failed pass is retried at the next tick
-			cancel()
-		}
-	}
 }
 
 // Close stops the checkpointer and closes its connection; closing the last
 // connection of the database checkpoints what is left.
 func (c *checkpointer) Close() error {
-	close(c.stop)
-	c.done.Wait()
+	c.loop.Stop()
 	return c.db.Close()
 }

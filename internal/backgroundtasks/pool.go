@@ -17,7 +17,7 @@ import (
 
 // Claimer is the part of the store the pool needs.
 type Claimer interface {
-	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error)
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error)
 }
 
 // Config sizes the pool.
@@ -29,6 +29,11 @@ type Config struct {
 	Owner        string
 	PollInterval time.Duration
 	DrainTimeout time.Duration
+	// Rescan is how often a claimer looks for queued jobs from the oldest
+	// rather than after the last one it took (default 1s): how long a job
+	// queued again under that id — released, expired, retried, migrated —
+	// may wait behind newer ones.
+	Rescan time.Duration
 }
 
 // Pool is the background_tasks runner.
@@ -61,6 +66,9 @@ func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
 	cfg.Claimers = min(max(cfg.Claimers, 1), cfg.Workers)
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.Rescan <= 0 {
+		cfg.Rescan = time.Second
 	}
 	return &Pool{claimer: c, exec: exec, cfg: cfg, log: log.With("backend", job.BackendBackgroundTasks),
 		wake: make(chan struct{}, 1), stopping: make(chan struct{}),
@@ -135,10 +143,17 @@ func (p *Pool) run() {
 
 // claim waits for an idle worker, claims a job for every idle worker at once,
 // and hands them over; with nothing queued it waits for a wake-up or the poll.
+//
+// Ids grow with time, so a claimer looks after the last id it took: the
+// index entries of the jobs claimed before, which PostgreSQL keeps until a
+// VACUUM, are then not walked again by every claim. Once per Rescan it looks
+// from the oldest, for the jobs queued again below that id.
 func (p *Pool) claim() {
 	defer p.claiming.Done()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	var last string
+	var rescanned time.Time
 	for {
 		select {
 		case <-p.stopping:
@@ -155,7 +170,14 @@ func (p *Pool) claim() {
 				break idle
 			}
 		}
-		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n)
+		after := last
+		if time.Since(rescanned) >= p.cfg.Rescan {
+			after, rescanned = "", time.Now()
+		}
+		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after)
+		if len(jobs) > 0 {
+			last = jobs[len(jobs)-1].ID // oldest first
+		}
 		for _, j := range jobs {
 			p.work <- j // an idle worker holds its slot until the job is done
 		}

@@ -362,7 +362,7 @@ const claimSet = `UPDATE jobs SET status = 'running', attempt = attempt + 1, lea
 
 // ClaimNext leases the oldest queued job of a backend.
 func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error) {
-	jobs, err := s.ClaimBatch(ctx, backend, owner, leaseFor, 1)
+	jobs, err := s.ClaimBatch(ctx, backend, owner, leaseFor, 1, "")
 	if err != nil {
 		return job.Job{}, err
 	}
@@ -373,9 +373,9 @@ func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, 
 }
 
 // ClaimBatch leases up to n of the oldest queued jobs of a backend in one
-// transaction, oldest first.
-func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error) {
-	r, err := s.picks.do(s, pickReq{backend, owner, leaseFor, n})
+// transaction, oldest first; with after set, of those whose id sorts after it.
+func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error) {
+	r, err := s.picks.do(s, pickReq{backend, owner, leaseFor, n, after})
 	if err == nil {
 		err = r.err
 	}
@@ -391,6 +391,7 @@ type pickReq struct {
 	owner    string
 	leaseFor time.Duration
 	n        int
+	after    string
 }
 
 type pickRes struct {
@@ -398,14 +399,25 @@ type pickRes struct {
 	err  error
 }
 
-func (s *SQL) pickInTx(ctx context.Context, tx *Tx, r pickReq) ([]job.Job, error) {
+// pick leases up to r.n of the oldest queued jobs of a backend. ex is a
+// transaction, or with a writable CTE the pool: the pick, its events and their
+// announcement are then one statement (claimWithEvents).
+func (s *SQL) pick(ctx context.Context, ex execer, r pickReq) ([]job.Job, error) {
 	now := s.Clock.Now()
 	// The pick is a CTE: PostgreSQL materialises it once, where an IN
-	// subquery with SKIP LOCKED may be run again and pick more than n.
-	return s.transitionAll(ctx, tx, `WITH picked AS (SELECT id FROM jobs
-		WHERE status = 'queued' AND backend = ? ORDER BY id LIMIT ? `+s.rb.d.SkipLocked+`) `+
-		claimSet+` WHERE status = 'queued' AND id IN (SELECT id FROM picked)`,
-		[]any{r.backend, r.n, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now)}, claimEvent)
+	// subquery with SKIP LOCKED may be run again and pick more than n. Its
+	// rows are queued and locked (PostgreSQL rechecks a locked row's
+	// condition on its latest version), so the update finds them by id alone:
+	// a status condition there let the planner, without statistics on a young
+	// table, scan every queued row for each claim.
+	picked := `picked AS (SELECT id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ?
+		ORDER BY id LIMIT ? ` + s.rb.d.SkipLocked + `)`
+	update := claimSet + ` WHERE id IN (SELECT id FROM picked)`
+	args := []any{r.backend, r.after, r.n, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now)}
+	if tx, ok := ex.(*Tx); ok {
+		return s.transitionAll(ctx, tx, `WITH `+picked+` `+update, args, claimEvent)
+	}
+	return s.claimWithEvents(ctx, picked, update, args, now)
 }
 
 const leaseHeld = ` WHERE id = ? AND dispatch_epoch = ? AND lease_owner = ? AND status = 'running'`

@@ -36,7 +36,11 @@ type Store interface {
 	// It returns job.ErrNotFound when nothing is queued.
 	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
 	// ClaimBatch leases up to n queued jobs of a backend at once, oldest first.
-	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int) ([]job.Job, error)
+	// With after set, only jobs whose id sorts after it: a claimer that passes
+	// the last id it took skips the index entries of the jobs claimed before
+	// (PostgreSQL keeps them until VACUUM), and must look from the start ("")
+	// now and then for jobs queued again below it.
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error)
 	// ClaimDispatch leases the job of one dispatch to owner, if that dispatch is
 	// still current and the job runnable; otherwise job.ErrStaleLease.
 	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error)

@@ -26,10 +26,14 @@ func (s *SQL) initGroups() {
 			return s.createAll(ctx, ex.(*Tx), qs, as)
 		},
 		failed: func(err error) createRes { return createRes{err: err} }}
-	s.picks = group[pickReq, pickRes]{max: maxWorkBatch,
+	standalone := s.rb.d.WritableCTE && s.rb.d.Notify != nil
+	s.picks = group[pickReq, pickRes]{max: maxWorkBatch, autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
+			if _, inTx := ex.(*Tx); !inTx && len(qs) > 1 {
+				return errSplitBatch // a statement each would commit one pick and not the next
+			}
 			for i, q := range qs {
-				jobs, err := s.pickInTx(ctx, ex.(*Tx), q)
+				jobs, err := s.pick(ctx, ex, q)
 				if err != nil {
 					return err
 				}
@@ -38,7 +42,7 @@ func (s *SQL) initGroups() {
 			return nil
 		},
 		failed: func(err error) pickRes { return pickRes{err: err} }}
-	s.claims = group[claimReq, claimRes]{max: maxWorkBatch, autocommit: s.rb.d.WritableCTE && s.rb.d.Notify != nil,
+	s.claims = group[claimReq, claimRes]{max: maxWorkBatch, autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []claimReq, as []claimRes) error {
 			return s.claimAll(ctx, ex, qs, as)
 		},
@@ -115,7 +119,7 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 		if tx, ok := ex.(*Tx); ok {
 			jobs, err = s.transitionAll(ctx, tx, update, args, claimEvent)
 		} else {
-			jobs, err = s.claimWithEvents(ctx, update, args, now)
+			jobs, err = s.claimWithEvents(ctx, "", update, args, now)
 		}
 		if err != nil {
 			return err
@@ -141,12 +145,12 @@ func claimEvent(j job.Job) job.Event {
 		Message: fmt.Sprintf("attempt %d of %d on %s", j.Attempt, j.MaxAttempts, j.Backend)}
 }
 
-// claimWithEvents runs a claim and appends the claimEvent of every job it
-// took, in one statement. The statement also looks whether each job's project
+// claimWithEvents runs a claim (after the CTE with, if set) and appends the
+// claimEvent of every job it took, in one statement. The statement also looks whether each job's project
 // has document chunks, which spares the run of a job without them the query
 // of its retrieval (job.Job.NoDocuments).
-func (s *SQL) claimWithEvents(ctx context.Context, update string, args []any, now time.Time) ([]job.Job, error) {
-	return s.updateAnnounced(ctx, s.W, "", update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
+func (s *SQL) claimWithEvents(ctx context.Context, with, update string, args []any, now time.Time) ([]job.Job, error) {
+	return s.updateAnnounced(ctx, s.W, with, update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
 		'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ?`, append(args, micros(now)), true)
 }
 

@@ -233,22 +233,31 @@ func testListDocumentsPagination(f *fixture) {
 }
 
 // testClaimSeesDocuments: a claim that marks its job NoDocuments (PostgreSQL's
-// dispatch claims look) is right, and the run of a job whose project has
-// chunks is never told otherwise.
+// claims look, of dispatches and of background jobs alike) is right, and the
+// run of a job whose project has chunks is never told otherwise.
 func testClaimSeesDocuments(f *fixture) {
-	first := f.create("p1", "", job.BackendDurable)
-	j, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: first.ID, Epoch: first.DispatchEpoch}, "w", lease)
-	if err != nil {
-		f.t.Fatal(err)
+	claims := map[job.Backend]func(job.Job) (job.Job, error){
+		job.BackendDurable: func(j job.Job) (job.Job, error) {
+			return f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}, "w", lease)
+		},
+		job.BackendBackgroundTasks: func(job.Job) (job.Job, error) {
+			return f.s.ClaimNext(f.ctx, job.BackendBackgroundTasks, "w", lease)
+		},
 	}
-	if looks := f.s.Driver() == "postgres"; j.NoDocuments != looks {
-		f.t.Fatalf("claim in a project without documents: NoDocuments=%v, want %v", j.NoDocuments, looks)
-	}
-	d, _ := f.document("p1", "", "Bible", "지수는 바리스타다.")
-	f.process(d, "지수는 바리스타다.")
-	second := f.create("p1", "", job.BackendDurable)
-	j, err = f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: second.ID, Epoch: second.DispatchEpoch}, "w", lease)
-	if err != nil || j.NoDocuments {
-		f.t.Fatalf("claim in a project with chunks: NoDocuments=%v (%v), want false", j.NoDocuments, err)
+	for backend, claim := range claims {
+		project := "nodocs-" + string(backend)
+		j, err := claim(f.create(project, "", backend))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if looks := f.s.Driver() == "postgres"; j.NoDocuments != looks {
+			f.t.Fatalf("%s claim in a project without documents: NoDocuments=%v, want %v", backend, j.NoDocuments, looks)
+		}
+		d, _ := f.document(project, "", "Bible", "지수는 바리스타다.")
+		f.process(d, "지수는 바리스타다.")
+		j, err = claim(f.create(project, "", backend))
+		if err != nil || j.NoDocuments {
+			f.t.Fatalf("%s claim in a project with chunks: NoDocuments=%v (%v), want false", backend, j.NoDocuments, err)
+		}
 	}
 }

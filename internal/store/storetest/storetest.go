@@ -619,11 +619,11 @@ func testClaimBatch(f *fixture) {
 	for range 7 {
 		ids = append(ids, f.create("p1", "", job.BackendBackgroundTasks).ID)
 	}
-	got, err := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 3)
+	got, err := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 3, "")
 	if err != nil || len(got) != 3 || got[0].ID != ids[0] || got[2].ID != ids[2] {
 		f.t.Fatalf("first batch %d jobs (%v), want the 3 oldest", len(got), err)
 	}
-	rest, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10)
+	rest, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10, "")
 	if len(rest) != 4 || rest[0].ID != ids[3] {
 		f.t.Fatalf("second batch %d jobs, want the other 4", len(rest))
 	}
@@ -635,8 +635,25 @@ func testClaimBatch(f *fixture) {
 			f.t.Fatalf("no running event for %s", j.ID)
 		}
 	}
-	if none, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 5); len(none) != 0 {
+	if none, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 5, ""); len(none) != 0 {
 		f.t.Fatalf("claimed %d from an empty queue", len(none))
+	}
+
+	// With after, the claim starts past that id; what lies below waits for a
+	// claim from the start.
+	ids = ids[:0]
+	for range 4 {
+		ids = append(ids, f.create("p1", "", job.BackendBackgroundTasks).ID)
+	}
+	got, err = f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10, ids[1])
+	if err != nil || len(got) != 2 || got[0].ID != ids[2] || got[1].ID != ids[3] {
+		f.t.Fatalf("claim after the second job: %d jobs (%v), want the last two", len(got), err)
+	}
+	if none, _ := f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10, ids[3]); len(none) != 0 {
+		f.t.Fatalf("claimed %d after the newest job", len(none))
+	}
+	if got, _ = f.s.ClaimBatch(f.ctx, job.BackendBackgroundTasks, "w", lease, 10, ""); len(got) != 2 || got[0].ID != ids[0] {
+		f.t.Fatalf("claim from the start: %d jobs, want the first two", len(got))
 	}
 }
 

@@ -45,6 +45,7 @@ type Broker struct {
 
 	mu      sync.Mutex
 	feeds   map[string]*feed
+	watched chan struct{} // signalled when the first job gets a reader
 	closing chan struct{}
 	closed  bool
 	wg      sync.WaitGroup
@@ -67,7 +68,8 @@ func NewBroker(src EventSource, cfg BrokerConfig, log *slog.Logger) *Broker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{src: src, cfg: cfg, log: log, now: time.Now, feeds: map[string]*feed{}, closing: make(chan struct{})}
+	return &Broker{src: src, cfg: cfg, log: log, now: time.Now, feeds: map[string]*feed{},
+		watched: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
 // Start satisfies the server's component interface; readers start on demand.
@@ -137,6 +139,10 @@ func (b *Broker) Feeds() int {
 	return len(b.feeds)
 }
 
+// Watched is signalled when a job gets a reader while none had one (for a
+// notification source that runs only while someone watches).
+func (b *Broker) Watched() <-chan struct{} { return b.watched }
+
 // Subscribers counts the open subscriptions of a job.
 func (b *Broker) Subscribers(jobID string) int {
 	b.mu.Lock()
@@ -161,6 +167,12 @@ func (b *Broker) Subscribe(jobID string, afterSeq int64) (*Subscription, error) 
 		b.feeds[jobID] = f
 		b.wg.Add(1)
 		go f.run()
+		if len(b.feeds) == 1 {
+			select {
+			case b.watched <- struct{}{}:
+			default:
+			}
+		}
 	}
 	f.refs++
 	return &Subscription{f: f, last: afterSeq}, nil

@@ -12,13 +12,18 @@ import (
 // Listener wakes the broker's readers from PostgreSQL's LISTEN/NOTIFY: every
 // appended event is announced on a channel with its job id, so a reader sees
 // an event that another process wrote within a round trip. It holds one
-// dedicated connection; while that is down the broker falls back to polling.
+// dedicated connection, and only while a job is watched here: each
+// notification costs the database a send and this process a read, for every
+// event of every job. While it is not connected the broker polls.
 type Listener struct {
 	url     string
 	channel string
 	broker  *Broker
 	log     *slog.Logger
 	retry   time.Duration
+	// Idle is how long the connection stays open once no job is watched
+	// (default 30s), so that a client's reconnect finds it still there.
+	Idle time.Duration
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -30,7 +35,7 @@ func NewListener(url, channel string, broker *Broker, log *slog.Logger) *Listene
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Listener{url: url, channel: channel, broker: broker, log: log, retry: time.Second}
+	return &Listener{url: url, channel: channel, broker: broker, log: log, retry: time.Second, Idle: 30 * time.Second}
 }
 
 // Start connects in the background; it never fails, since polling covers
@@ -60,16 +65,51 @@ func (l *Listener) run(ctx context.Context) {
 	defer close(l.done)
 	defer l.broker.SetLive(false)
 	for ctx.Err() == nil {
-		err := l.listen(ctx)
+		for l.broker.Feeds() == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.broker.Watched():
+			}
+		}
+		lctx, stop := context.WithCancel(ctx)
+		go l.stopWhenIdle(lctx, stop)
+		err := l.listen(lctx)
+		idle := lctx.Err() != nil
+		stop()
 		l.broker.SetLive(false)
 		if ctx.Err() != nil {
 			return
+		}
+		if idle {
+			l.log.Debug("No job watched; stopped listening for job events", "channel", l.channel)
+			continue
 		}
 		l.log.Warn("LISTEN for job events lost; polling until it is back", "channel", l.channel, "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(l.retry):
+		}
+	}
+}
+
+// stopWhenIdle calls stop once no job has been watched for l.Idle.
+func (l *Listener) stopWhenIdle(ctx context.Context, stop context.CancelFunc) {
+	t := time.NewTicker(max(l.Idle/4, time.Millisecond))
+	defer t.Stop()
+	watched := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if l.broker.Feeds() > 0 {
+				watched = now
+			} else if now.Sub(watched) >= l.Idle {
+				stop()
+				return
+			}
 		}
 	}
 }

@@ -227,6 +227,8 @@ func openSQLite(t testing.TB) store.Store {
 }
 
 // The listener wakes readers from NOTIFY alone: polling is off in this test.
+// It connects only while a job is watched, and leaves once none has been for
+// its idle time.
 func TestListenerWakesReadersFromPostgres(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	st, err := postgres.Open(context.Background(), url, clock.Real{})
@@ -236,19 +238,27 @@ func TestListenerWakesReadersFromPostgres(t *testing.T) {
 	defer st.Close()
 	b := progress.NewBroker(st, progress.BrokerConfig{PollInterval: time.Hour, FloorInterval: time.Hour}, nil)
 	l := progress.NewListener(url, postgres.EventChannel, b, nil)
+	l.Idle = 300 * time.Millisecond
 	l.Start(context.Background())
 	defer l.Stop(context.Background())
 	defer b.Stop(context.Background())
-	deadline := time.Now().Add(10 * time.Second)
-	for !b.Live() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	waitLive := func(want bool, why string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for b.Live() != want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if b.Live() != want {
+			t.Fatal(why)
+		}
 	}
-	if !b.Live() {
-		t.Fatal("listener never connected")
+	time.Sleep(200 * time.Millisecond)
+	if b.Live() {
+		t.Fatal("listening with no job watched")
 	}
 	f := newFixture(t, st)
 	sub, _ := b.Subscribe(f.job.ID, 0)
-	defer sub.Close()
+	waitLive(true, "listener never connected for a watched job")
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		f.claim()
@@ -256,6 +266,8 @@ func TestListenerWakesReadersFromPostgres(t *testing.T) {
 		f.complete()
 	}()
 	checkSeqs(t, drain(t, sub, 5*time.Second), 1, 4)
+	sub.Close()
+	waitLive(false, "listener still connected long after the last job stopped being watched")
 }
 
 // sseEvent is one parsed event of a stream.

@@ -42,11 +42,13 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 	return r.j, r.created, err
 }
 
-// createAll inserts the batch's jobs with one statement and their first events
-// with another; a request whose idempotency key is taken (by an earlier job or
-// an earlier request of the batch) gets that job, or
-// job.ErrIdempotencyMismatch when its body differs.
-func (s *SQL) createAll(ctx context.Context, tx *Tx, batch []NewJob, results []createRes) error {
+// createAll inserts the batch's jobs and their first events; a request whose
+// idempotency key is taken (by an earlier job or an earlier request of the
+// batch) gets that job, or job.ErrIdempotencyMismatch when its body differs.
+// ex is a transaction, in which the jobs and the events are one statement
+// each, or with a writable CTE the pool: one statement then inserts both and
+// announces the events, and commits by itself.
+func (s *SQL) createAll(ctx context.Context, ex execer, batch []NewJob, results []createRes) error {
 	now := s.Clock.Now()
 	ids := make([]string, len(batch))
 	var q strings.Builder
@@ -72,7 +74,18 @@ func (s *SQL) createAll(ctx context.Context, tx *Tx, batch []NewJob, results []c
 			nj.MaxAttempts, micros(now), micros(now))
 	}
 	q.WriteString(` ON CONFLICT (idempotency_key) DO NOTHING RETURNING ` + jobColumns)
-	rows, err := tx.QueryContext(ctx, s.Q(q.String()), args...)
+	first := job.Event{Seq: 1, Type: job.EventStatus, Status: job.StatusQueued, Stage: "queued", Message: "accepted", CreatedAt: now}
+	tx, inTx := ex.(*Tx)
+	insert := q.String()
+	if !inTx {
+		insert = `WITH ins AS (` + insert + `),
+			ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+				SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM ins RETURNING job_id),
+			announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
+			SELECT ins.* FROM ins CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+		args = append(args, eventArgs(first)[1:]...)
+	}
+	rows, err := ex.QueryContext(ctx, s.Q(insert), args...)
 	if err != nil {
 		return err
 	}
@@ -95,38 +108,50 @@ func (s *SQL) createAll(ctx context.Context, tx *Tx, batch []NewJob, results []c
 	for i, nj := range batch {
 		if j, ok := inserted[ids[i]]; ok {
 			results[i] = createRes{j: j, created: true}
-			evs = append(evs, job.Event{JobID: j.ID, Seq: 1, Type: job.EventStatus, Status: job.StatusQueued,
-				Stage: "queued", Message: "accepted", CreatedAt: now})
+			e := first
+			e.JobID = j.ID
+			evs = append(evs, e)
 		} else {
 			taken = append(taken, nj.IdempotencyKey)
 		}
 	}
 	if len(taken) > 0 {
-		existing, err := s.jobsByKey(ctx, tx, taken)
-		if err != nil {
-			return err
-		}
+		// A key that conflicted is another job's, committed (PostgreSQL waits
+		// for an insert in flight): reading it after the statement finds it.
+		existing, readErr := s.jobsByKey(ctx, ex, taken)
 		for i, nj := range batch {
 			if _, ok := inserted[ids[i]]; ok {
 				continue
 			}
-			j, ok := existing[nj.IdempotencyKey]
-			if !ok {
-				return fmt.Errorf("job of idempotency key %q neither inserted nor found", nj.IdempotencyKey)
+			if j, ok := existing[nj.IdempotencyKey]; ok && readErr == nil {
+				j, created, err := s.sameRequest(j, nj)
+				results[i] = createRes{j, created, err}
+				continue
 			}
-			j, created, err := s.sameRequest(j, nj)
-			results[i] = createRes{j, created, err}
+			err := readErr
+			if err == nil {
+				err = fmt.Errorf("job of idempotency key %q neither inserted nor found", nj.IdempotencyKey)
+			}
+			if inTx {
+				return err // the batch is retried request by request
+			}
+			// The statement has committed the others' jobs: a retry would
+			// insert those without a key twice. Only this request fails.
+			results[i] = createRes{err: err}
 		}
 	}
-	if len(evs) == 1 {
+	switch {
+	case !inTx:
+		return nil
+	case len(evs) == 1:
 		return s.appendEvent(ctx, tx, evs[0])
 	}
 	return s.appendEvents(ctx, tx, evs)
 }
 
 // jobsByKey reads the jobs of the given idempotency keys.
-func (s *SQL) jobsByKey(ctx context.Context, tx *Tx, keys []any) (map[string]job.Job, error) {
-	rows, err := tx.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key IN (?`+
+func (s *SQL) jobsByKey(ctx context.Context, ex execer, keys []any) (map[string]job.Job, error) {
+	rows, err := ex.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key IN (?`+
 		strings.Repeat(", ?", len(keys)-1)+`)`), keys...)
 	if err != nil {
 		return nil, err

@@ -21,12 +21,12 @@ const maxWorkBatch = 64
 
 // initGroups sets what each group commit does.
 func (s *SQL) initGroups() {
-	s.creates = group[NewJob, createRes]{max: maxCreateBatch,
+	standalone := s.rb.d.WritableCTE && s.rb.d.Notify != nil
+	s.creates = group[NewJob, createRes]{max: maxCreateBatch, autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []NewJob, as []createRes) error {
-			return s.createAll(ctx, ex.(*Tx), qs, as)
+			return s.createAll(ctx, ex, qs, as)
 		},
 		failed: func(err error) createRes { return createRes{err: err} }}
-	standalone := s.rb.d.WritableCTE && s.rb.d.Notify != nil
 	s.picks = group[pickReq, pickRes]{max: maxWorkBatch, autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
 			if _, inTx := ex.(*Tx); !inTx && len(qs) > 1 {

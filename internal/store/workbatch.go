@@ -29,15 +29,14 @@ func (s *SQL) initGroups() {
 		failed: func(err error) createRes { return createRes{err: err} }}
 	s.picks = group[pickReq, pickRes]{max: maxWorkBatch, autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
-			if _, inTx := ex.(*Tx); !inTx && len(qs) > 1 {
-				return errSplitBatch // a statement each would commit one pick and not the next
-			}
+			_, inTx := ex.(*Tx)
 			for i, q := range qs {
 				jobs, err := s.pick(ctx, ex, q)
-				if err != nil {
+				if err != nil && inTx {
 					return err
 				}
-				as[i] = pickRes{jobs: jobs}
+				// A pick that stands alone fails alone: the others committed.
+				as[i] = pickRes{jobs: jobs, err: err}
 			}
 			return nil
 		},

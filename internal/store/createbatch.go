@@ -17,6 +17,15 @@ import (
 
 const maxCreateBatch = 256
 
+type createReq struct {
+	// id is given by the first try of the request's batch, in batch order (a
+	// claimer looks after the last id it took), and kept: a batch tried again
+	// after its commit — whose answer was lost — finds its own rows instead of
+	// adding them again.
+	id string
+	NewJob
+}
+
 type createRes struct {
 	j       job.Job
 	created bool
@@ -32,7 +41,7 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 	if nj.MaxAttempts <= 0 {
 		nj.MaxAttempts = job.DefaultMaxAttempts
 	}
-	r, err := s.creates.do(s, nj)
+	r, err := s.creates.do(s, createReq{NewJob: nj})
 	if err == nil {
 		err = r.err
 	}
@@ -44,24 +53,27 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 
 // createAll inserts the batch's jobs and their first events; a request whose
 // idempotency key is taken (by an earlier job or an earlier request of the
-// batch) gets that job, or job.ErrIdempotencyMismatch when its body differs.
+// batch) gets that job, or job.ErrIdempotencyMismatch when its body differs,
+// and one whose id is taken was committed by an earlier try of the batch.
 // ex is a transaction, in which the jobs and the events are one statement
 // each, or with a writable CTE the pool: one statement then inserts both and
 // announces the events, and commits by itself.
-func (s *SQL) createAll(ctx context.Context, ex execer, batch []NewJob, results []createRes) error {
+func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, results []createRes) error {
 	now := s.Clock.Now()
-	ids := make([]string, len(batch))
 	var q strings.Builder
 	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
 		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
 		result, error, created_at, updated_at, started_at, finished_at, event_seq) VALUES `)
 	args := make([]any, 0, 10*len(batch))
-	for i, nj := range batch {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return err
+	for i := range batch {
+		if batch[i].id == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return err
+			}
+			batch[i].id = id.String()
 		}
-		ids[i] = id.String()
+		nj := batch[i]
 		var key any
 		if nj.IdempotencyKey != "" {
 			key = nj.IdempotencyKey
@@ -70,10 +82,10 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []NewJob, results 
 			q.WriteString(", ")
 		}
 		q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
-		args = append(args, ids[i], nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
+		args = append(args, nj.id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
 			nj.MaxAttempts, micros(now), micros(now))
 	}
-	q.WriteString(` ON CONFLICT (idempotency_key) DO NOTHING RETURNING ` + jobColumns)
+	q.WriteString(` ON CONFLICT DO NOTHING RETURNING ` + jobColumns)
 	first := job.Event{Seq: 1, Type: job.EventStatus, Status: job.StatusQueued, Stage: "queued", Message: "accepted", CreatedAt: now}
 	tx, inTx := ex.(*Tx)
 	insert := q.String()
@@ -104,40 +116,38 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []NewJob, results 
 	}
 
 	var evs []job.Event
-	var taken []any
-	for i, nj := range batch {
-		if j, ok := inserted[ids[i]]; ok {
+	var others []createReq // not inserted: its key or its id is taken
+	for i, r := range batch {
+		if j, ok := inserted[r.id]; ok {
 			results[i] = createRes{j: j, created: true}
 			e := first
 			e.JobID = j.ID
 			evs = append(evs, e)
 		} else {
-			taken = append(taken, nj.IdempotencyKey)
+			others = append(others, r)
 		}
 	}
-	if len(taken) > 0 {
-		// A key that conflicted is another job's, committed (PostgreSQL waits
-		// for an insert in flight): reading it after the statement finds it.
-		existing, readErr := s.jobsByKey(ctx, ex, taken)
-		for i, nj := range batch {
-			if _, ok := inserted[ids[i]]; ok {
+	if len(others) > 0 {
+		// What conflicted is committed (PostgreSQL waits for an insert in
+		// flight), so reading it after the statement finds it.
+		byID, byKey, err := s.existingJobs(ctx, ex, others)
+		if err != nil {
+			return err // retried request by request; the ids make that safe
+		}
+		for i, r := range batch {
+			if _, ok := inserted[r.id]; ok {
 				continue
 			}
-			if j, ok := existing[nj.IdempotencyKey]; ok && readErr == nil {
-				j, created, err := s.sameRequest(j, nj)
-				results[i] = createRes{j, created, err}
+			if j, ok := byID[r.id]; ok { // an earlier try of this batch committed it
+				results[i] = createRes{j: j, created: true}
 				continue
 			}
-			err := readErr
-			if err == nil {
-				err = fmt.Errorf("job of idempotency key %q neither inserted nor found", nj.IdempotencyKey)
+			j, ok := byKey[r.IdempotencyKey]
+			if !ok {
+				return fmt.Errorf("job of idempotency key %q neither inserted nor found", r.IdempotencyKey)
 			}
-			if inTx {
-				return err // the batch is retried request by request
-			}
-			// The statement has committed the others' jobs: a retry would
-			// insert those without a key twice. Only this request fails.
-			results[i] = createRes{err: err}
+			j, created, err := s.sameRequest(j, r.NewJob)
+			results[i] = createRes{j, created, err}
 		}
 	}
 	switch {
@@ -149,21 +159,34 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []NewJob, results 
 	return s.appendEvents(ctx, tx, evs)
 }
 
-// jobsByKey reads the jobs of the given idempotency keys.
-func (s *SQL) jobsByKey(ctx context.Context, ex execer, keys []any) (map[string]job.Job, error) {
-	rows, err := ex.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE idempotency_key IN (?`+
-		strings.Repeat(", ?", len(keys)-1)+`)`), keys...)
+// existingJobs reads the jobs of the requests' ids and idempotency keys.
+func (s *SQL) existingJobs(ctx context.Context, ex execer, reqs []createReq) (byID, byKey map[string]job.Job, err error) {
+	var ids, keys []any
+	for _, r := range reqs {
+		ids = append(ids, r.id)
+		if r.IdempotencyKey != "" {
+			keys = append(keys, r.IdempotencyKey)
+		}
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	if len(keys) > 0 {
+		q += ` OR idempotency_key IN (?` + strings.Repeat(", ?", len(keys)-1) + `)`
+	}
+	rows, err := ex.QueryContext(ctx, s.Q(q), append(ids, keys...)...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	found := make(map[string]job.Job, len(keys))
+	byID, byKey = map[string]job.Job{}, map[string]job.Job{}
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		found[j.IdempotencyKey] = j
+		byID[j.ID] = j
+		if j.IdempotencyKey != "" {
+			byKey[j.IdempotencyKey] = j
+		}
 	}
-	return found, rows.Err()
+	return byID, byKey, rows.Err()
 }

@@ -26,7 +26,7 @@ type SQL struct {
 	reads readStmts
 
 	groupsOnce sync.Once
-	creates    group[NewJob, createRes]
+	creates    group[createReq, createRes]
 	picks      group[pickReq, pickRes]
 	claims     group[claimReq, claimRes]
 	completes  group[completeReq, completeRes]

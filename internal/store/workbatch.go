@@ -22,8 +22,8 @@ const maxWorkBatch = 64
 // initGroups sets what each group commit does.
 func (s *SQL) initGroups() {
 	standalone := s.rb.d.WritableCTE && s.rb.d.Notify != nil
-	s.creates = group[NewJob, createRes]{max: maxCreateBatch, autocommit: standalone,
-		apply: func(ctx context.Context, ex execer, qs []NewJob, as []createRes) error {
+	s.creates = group[createReq, createRes]{max: maxCreateBatch, autocommit: standalone,
+		apply: func(ctx context.Context, ex execer, qs []createReq, as []createRes) error {
 			return s.createAll(ctx, ex, qs, as)
 		},
 		failed: func(err error) createRes { return createRes{err: err} }}
@@ -145,9 +145,9 @@ func claimEvent(j job.Job) job.Event {
 }
 
 // claimWithEvents runs a claim (after the CTE with, if set) and appends the
-// claimEvent of every job it took, in one statement. The statement also looks whether each job's project
-// has document chunks, which spares the run of a job without them the query
-// of its retrieval (job.Job.NoDocuments).
+// claimEvent of every job it took, in one statement. The statement also looks
+// whether each job's project has document chunks, which spares the run of a
+// job without them the query of its retrieval (job.Job.NoDocuments).
 func (s *SQL) claimWithEvents(ctx context.Context, with, update string, args []any, now time.Time) ([]job.Job, error) {
 	return s.updateAnnounced(ctx, s.W, with, update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
 		'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ?`, append(args, micros(now)), true)

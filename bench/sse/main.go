@@ -90,16 +90,12 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 	src := &timedSource{Store: st, readAt: map[int64]time.Time{}}
 	broker := progress.NewBroker(src, progress.BrokerConfig{}, log)
 	mode := "polling every 50ms"
-	if strings.HasPrefix(dbURL, "postgres") {
+	listens := strings.HasPrefix(dbURL, "postgres")
+	if listens {
+		// It connects once a job is watched (below).
 		l := progress.NewListener(dbURL, postgres.EventChannel, broker, log)
 		l.Start(ctx)
 		defer l.Stop(ctx)
-		for deadline := time.Now().Add(10 * time.Second); !broker.Live() && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if !broker.Live() {
-			return fmt.Errorf("LISTEN did not connect")
-		}
 		mode = "LISTEN/NOTIFY"
 	}
 	mux := http.NewServeMux()
@@ -136,6 +132,11 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 			return fmt.Errorf("only %d of %d clients connected", broker.Subscribers(j.ID), subs)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); listens && !broker.Live(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("LISTEN did not connect")
+		}
 	}
 
 	start := time.Now()

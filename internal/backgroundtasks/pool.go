@@ -22,10 +22,7 @@ type Claimer interface {
 
 // Config sizes the pool.
 type Config struct {
-	Workers int
-	// Claimers is how many claim transactions may run at once: one suits
-	// SQLite's single writer, a few suit PostgreSQL (default 1).
-	Claimers     int
+	Workers      int
 	Owner        string
 	PollInterval time.Duration
 	DrainTimeout time.Duration
@@ -63,7 +60,6 @@ func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
-	cfg.Claimers = min(max(cfg.Claimers, 1), cfg.Workers)
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
@@ -98,10 +94,8 @@ func (p *Pool) Start(ctx context.Context) error {
 		p.wg.Add(1)
 		go p.run()
 	}
-	for range p.cfg.Claimers {
-		p.claiming.Add(1)
-		go p.claim()
-	}
+	p.claiming.Add(1)
+	go p.claim()
 	p.log.Info("background_tasks started", "workers", p.cfg.Workers, "owner", p.cfg.Owner)
 	return nil
 }

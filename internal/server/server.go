@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.pool = backgroundtasks.New(st, s.exec, backgroundtasks.Config{
-		Workers: cfg.MaxWorkers, Claimers: claimers(st), Owner: OwnerID("serve"), PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout,
+		Workers: cfg.MaxWorkers, Owner: OwnerID("serve"), PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout,
 	}, log)
 	s.flag = workerflag.New(st, workerflag.Config{KillSwitchOff: cfg.KillSwitchOff(), DurableAvailable: cfg.RedisURL != ""}, log)
 	s.components = append(s.components, s.flag)
@@ -199,15 +199,6 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		handler.ServeHTTP(w, r)
 	}))
 	return s, nil
-}
-
-// claimers is how many claim transactions the pool runs at once: SQLite has
-// one writer, PostgreSQL takes several.
-func claimers(st store.Store) int {
-	if st.Driver() == "postgres" {
-		return 4
-	}
-	return 1
 }
 
 func reconcileInterval(lease time.Duration) time.Duration {

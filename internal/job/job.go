@@ -86,7 +86,7 @@ type Job struct {
 
 	// NoDocuments is not stored: the claim that leased the job saw no
 	// document chunks in its project, so its run need not look for context.
-	// Only claims that look (PostgreSQL's dispatch claims) set it.
+	// Only claims that look (PostgreSQL's, of dispatches and background jobs) set it.
 	NoDocuments bool
 }
 

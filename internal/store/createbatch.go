@@ -90,11 +90,7 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, resul
 	tx, inTx := ex.(*Tx)
 	insert := q.String()
 	if !inTx {
-		insert = `WITH ins AS (` + insert + `),
-			ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-				SELECT id, ?, ?, ?, ?, ?, ?, ?, ? FROM ins RETURNING job_id),
-			announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
-			SELECT ins.* FROM ins CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+		insert = `WITH ins AS (` + insert + `), ` + s.announcing("ins", `?, ?, ?, ?, ?, ?, ?, ?`, "")
 		args = append(args, eventArgs(first)[1:]...)
 	}
 	rows, err := ex.QueryContext(ctx, s.Q(insert), args...)

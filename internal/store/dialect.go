@@ -25,9 +25,6 @@ type Dialect struct {
 	// with its event is one statement (PostgreSQL; SQLite runs them in a
 	// transaction).
 	WritableCTE bool
-	// Committers is how many batches of submissions (and of background
-	// claims) may commit at once on a database with many writers (PostgreSQL).
-	Committers int
 	// SingleWriter: the database takes one write transaction at a time
 	// (SQLite), so one committer serves every group commit.
 	SingleWriter bool

@@ -40,9 +40,6 @@ func NewSQL(w, r *sql.DB, d Dialect, clk clock.Clock) *SQL {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	if d.Committers < 1 {
-		d.Committers = 1
-	}
 	return &SQL{W: w, R: r, Clock: clk, rb: rebinder{d: d}, closing: make(chan struct{}), stopped: make(chan struct{})}
 }
 

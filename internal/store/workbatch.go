@@ -168,11 +168,8 @@ func (s *SQL) updateAnnounced(ctx context.Context, ex execer, with, update, even
 	if chunks {
 		look = `, EXISTS (SELECT 1 FROM document_chunks d WHERE d.project_id = u.project_id)`
 	}
-	q := `WITH ` + with + `u AS (` + update + ` RETURNING event_seq, ` + jobColumns + `),
-		ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-			SELECT id, event_seq, ` + event + ` FROM u RETURNING job_id),
-		announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
-		SELECT u.*` + look + ` FROM u CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
+	q := `WITH ` + with + `u AS (` + update + ` RETURNING event_seq, ` + jobColumns + `), ` +
+		s.announcing("u", `event_seq, `+event, look)
 	rows, err := ex.QueryContext(ctx, s.Q(q), args...)
 	if err != nil {
 		return nil, err
@@ -194,6 +191,17 @@ func (s *SQL) updateAnnounced(ctx context.Context, ex execer, with, update, even
 		jobs = append(jobs, j)
 	}
 	return jobs, rows.Err()
+}
+
+// announcing ends a statement whose CTE src returns jobs: it inserts an event
+// for each (cols are the event's columns after job_id — seq, type, status,
+// progress, stage, message, data, created_at — over src's row), announces
+// them, and selects src's rows with extra columns.
+func (s *SQL) announcing(src, cols, extra string) string {
+	return `ev AS (INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+			SELECT id, ` + cols + ` FROM ` + src + ` RETURNING job_id),
+		announced AS (SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev)
+		SELECT ` + src + `.*` + extra + ` FROM ` + src + ` CROSS JOIN (SELECT COUNT(*) FROM announced) AS n`
 }
 
 type completeReq struct {

@@ -28,13 +28,9 @@ var Dialect = store.Dialect{
 	Name:                 "postgres",
 	NumberedPlaceholders: true,
 	SkipLocked:           "FOR UPDATE SKIP LOCKED",
-	// One committer per group: batches grow while its statement runs, and
-	// fewer, larger statements cost the database less than several at once
-	// (submission bench, three A/B pairs: p99 31–32 ms with one, 42–48 with four).
-	Committers:    1,
-	MigrationLock: "SELECT pg_advisory_xact_lock(727224)",
-	WritableCTE:   true,
-	Notify:        func(id string) string { return "pg_notify('" + EventChannel + "', " + id + ")" },
+	MigrationLock:        "SELECT pg_advisory_xact_lock(727224)",
+	WritableCTE:          true,
+	Notify:               func(id string) string { return "pg_notify('" + EventChannel + "', " + id + ")" },
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

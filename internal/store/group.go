@@ -190,30 +190,28 @@ func (s *SQL) commitRound(bs []batch) {
 func (s *SQL) startCommitters() {
 	s.groupsOnce.Do(func() {
 		s.initGroups()
-		start := func(n int, sources ...source) {
+		start := func(sources ...source) {
 			wake := make(chan struct{}, 1)
 			for _, src := range sources {
 				src.setWake(wake)
 			}
-			for range n {
-				s.batchers.Add(1)
-				go s.committer(wake, sources)
-			}
+			s.batchers.Add(1)
+			go s.committer(wake, sources)
 		}
 		if s.rb.d.SingleWriter {
-			start(1, &s.creates, &s.picks, &s.claims, &s.completes)
+			start(&s.creates, &s.picks, &s.claims, &s.completes)
 			return
 		}
-		// One committer for submissions and one for background picks: their
-		// batches grow while its statement runs, and fewer, larger statements
-		// cost the database less than several at once (submission bench, three
-		// A/B pairs: p99 31–32 ms with one, 42–48 with four).
-		start(1, &s.creates)
-		start(1, &s.picks)
-		start(2, &s.claims)
-		// Two completion batches of one project would only queue on its
-		// episode counter; one committer lets the next batch grow meanwhile.
-		start(1, &s.completes)
+		// One committer per group, so that the groups' transactions overlap:
+		// a group's next batch grows while its statement runs, and fewer,
+		// larger statements cost the database less than several at once (A/B
+		// pairs: submission p99 31–32 ms with one committer, 42–48 with four;
+		// the durable path 4–23 % more jobs/s with one claim committer than
+		// with two). Two completion batches of one project would only queue
+		// on its episode counter.
+		for _, g := range []source{&s.creates, &s.picks, &s.claims, &s.completes} {
+			start(g)
+		}
 	})
 }
 

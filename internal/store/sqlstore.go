@@ -448,17 +448,6 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 	})
 }
 
-func withField(obj json.RawMessage, key string, v any) (json.RawMessage, error) {
-	m := map[string]any{}
-	if len(obj) > 0 {
-		if err := json.Unmarshal(obj, &m); err != nil {
-			return nil, fmt.Errorf("result is not a JSON object: %w", err)
-		}
-	}
-	m[key] = v
-	return json.Marshal(m)
-}
-
 // Fail records a failed attempt: the job is queued again with the next epoch
 // while attempts remain and the failure is retryable, else it is failed.
 func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error) {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,8 +49,9 @@ func (s *SQL) initGroups() {
 		},
 		failed: func(err error) claimRes { return claimRes{err: err} }}
 	s.completes = group[completeReq, completeRes]{max: maxWorkBatch,
+		autocommit: standalone,
 		apply: func(ctx context.Context, ex execer, qs []completeReq, as []completeRes) error {
-			return s.completeAll(ctx, ex.(*Tx), qs, as)
+			return s.completeAll(ctx, ex, qs, as)
 		},
 		failed: func(err error) completeRes { return completeRes{err: err} }}
 }
@@ -227,11 +230,11 @@ func (s *SQL) Complete(ctx context.Context, l job.Lease, c Completion) (job.Job,
 }
 
 // completeAll completes every job of batch whose lease is still held: it locks
-// their rows and moves each project's episode counter once, by its number of
-// episodes (lockAndCount), numbers and saves the episodes, and marks the jobs
-// succeeded with their events (finishCompletes). With a writable CTE
-// (PostgreSQL) each of the two steps is one statement.
-func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res []completeRes) error {
+// their rows, moves each project's episode counter once by its number of
+// episodes, numbers and saves the episodes, and marks the jobs succeeded with
+// their events. On PostgreSQL that is one statement (completeInOne), else two
+// in the transaction tx (lockAndCount, finishCompletes).
+func (s *SQL) completeAll(ctx context.Context, ex execer, batch []completeReq, res []completeRes) error {
 	now := s.Clock.Now()
 	seen := map[string]bool{}
 	for _, r := range batch {
@@ -240,6 +243,10 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		}
 		seen[r.l.JobID] = true
 	}
+	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
+		return s.completeInOne(ctx, ex, batch, res, now)
+	}
+	tx := ex.(*Tx)
 	held, last, err := s.lockAndCount(ctx, tx, batch, now)
 	if err != nil {
 		return err
@@ -279,11 +286,11 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		number := next[ep.ProjectID]
 		next[ep.ProjectID]++
 		episodes = append(episodes, ep.ProjectID, number, ep.Title, ep.Script, r.l.JobID, micros(now))
-		withNumber, err := withField(r.c.Result, "episode_number", number)
+		before, after, err := around(r.c.Result, episodeNumber)
 		if err != nil {
 			return err
 		}
-		results[n] = string(withNumber)
+		results[n] = before + strconv.Itoa(number) + after
 	}
 	for _, r := range live {
 		if c := r.c.Chunks; c != nil {
@@ -307,6 +314,133 @@ func (s *SQL) completeAll(ctx context.Context, tx *Tx, batch []completeReq, res 
 		res[i].j = done[live[n].l.JobID]
 	}
 	return nil
+}
+
+// episodeNumber is the field of a result that holds its episode's number.
+const episodeNumber = "episode_number"
+
+// completeInOne completes a batch in one statement (a writable CTE; ex is the
+// pool, or a transaction when the batch saves document chunks, whose
+// statements must commit with it). It locks the rows of the leases still held
+// (a stale holder must not take a number), moves the counter of each of their
+// projects by its episodes in project order (two batches never wait on each
+// other's counters in a cycle), numbers the episodes from the counter in batch
+// order, saves them, and marks the jobs succeeded, writing each number into
+// its result between the two halves around computed, and announces the events.
+// The update finds every locked row: the lock keeps anyone else from changing
+// it before the statement ends.
+func (s *SQL) completeInOne(ctx context.Context, ex execer, batch []completeReq, res []completeRes, now time.Time) error {
+	tx, inTx := ex.(*Tx)
+	var values strings.Builder
+	var args []any
+	var in []completeReq
+	for i, r := range batch {
+		if r.c.Chunks != nil {
+			if !inTx {
+				return errSplitBatch // their statements need a transaction
+			}
+			if err := s.saveChunks(ctx, tx, r.l, r.c.Chunks, now); errors.Is(err, job.ErrStaleLease) {
+				res[i].err = err
+				continue
+			} else if err != nil {
+				return err
+			}
+		}
+		in = append(in, r)
+		if values.Len() > 0 {
+			values.WriteString(", ")
+		}
+		values.WriteString(`(CAST(? AS TEXT), CAST(? AS INT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT),
+			CAST(? AS TEXT), CAST(? AS TEXT))`)
+		if ep := r.c.Episode; ep != nil {
+			before, after, err := around(r.c.Result, episodeNumber)
+			if err != nil {
+				return err
+			}
+			args = append(args, r.l.JobID, i, ep.ProjectID, ep.Title, ep.Script, before, after)
+		} else {
+			args = append(args, r.l.JobID, i, nil, nil, nil, string(r.c.Result), nil)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	where, wargs := leasesWhere(in)
+	args = append(append(args, wargs...), micros(now), micros(now), micros(now), micros(now))
+	with := `v (c_job, c_ord, c_project, c_title, c_script, c_result, c_after) AS (VALUES ` + values.String() + `),
+		held AS MATERIALIZED (SELECT id FROM jobs WHERE status = 'running' AND ` + where + ` FOR UPDATE),
+		counted AS (INSERT INTO project_counters (project_id, last_episode)
+			SELECT c_project, COUNT(*) FROM held JOIN v ON c_job = held.id WHERE c_project IS NOT NULL
+			GROUP BY c_project ORDER BY c_project
+			ON CONFLICT (project_id) DO UPDATE SET last_episode = project_counters.last_episode + excluded.last_episode
+			RETURNING project_id, last_episode),
+		numbered AS (SELECT v.*, last_episode - COUNT(*) OVER (PARTITION BY c_project)
+				+ ROW_NUMBER() OVER (PARTITION BY c_project ORDER BY c_ord) AS c_number
+			FROM held JOIN v ON c_job = held.id LEFT JOIN counted ON counted.project_id = c_project),
+		ep AS (INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
+			SELECT c_project, c_number, c_title, c_script, c_job, ? FROM numbered WHERE c_project IS NOT NULL)`
+	update := `UPDATE jobs SET status = 'succeeded', progress = 100, stage = 'done',
+			result = CASE WHEN c_project IS NULL THEN c_result ELSE c_result || c_number || c_after END,
+			error = '', lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?, event_seq = event_seq + 1
+		FROM numbered WHERE jobs.id = c_job`
+	jobs, err := s.updateAnnounced(ctx, ex, with, update, `'`+string(job.EventResult)+`', '`+string(job.StatusSucceeded)+`',
+		100, 'done', 'succeeded', result, ?`, args, false)
+	if err != nil {
+		return err
+	}
+	done := make(map[string]job.Job, len(jobs))
+	for _, j := range jobs {
+		done[j.ID] = j
+	}
+	for i, r := range batch {
+		if j, ok := done[r.l.JobID]; ok {
+			res[i].j = j
+		} else if res[i].err == nil {
+			res[i].err = job.ErrStaleLease
+		}
+	}
+	return nil
+}
+
+// around splits the JSON object obj with the field key added as two halves,
+// such that before + the field's value + after is that object, encoded as
+// json.Marshal encodes it (fields in key order).
+func around(obj json.RawMessage, key string) (before, after string, err error) {
+	m := map[string]json.RawMessage{}
+	if len(obj) > 0 {
+		if err := json.Unmarshal(obj, &m); err != nil {
+			return "", "", fmt.Errorf("result is not a JSON object: %w", err)
+		}
+	}
+	delete(m, key)
+	keys := make([]string, 0, len(m)+1)
+	for k := range m {
+		keys = append(keys, k)
+	}
+	keys = append(keys, key)
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(k)
+		b.Write(name)
+		b.WriteByte(':')
+		if k == key {
+			before = b.String()
+			b.Reset()
+			continue
+		}
+		v, err := json.Marshal(m[k])
+		if err != nil {
+			return "", "", err
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return before, b.String(), nil
 }
 
 // lockAndCount locks the rows of the leases still held (a stale holder must

@@ -325,10 +325,11 @@ const episodeNumber = "episode_number"
 // (a stale holder must not take a number), moves the counter of each of their
 // projects by its episodes in project order (two batches never wait on each
 // other's counters in a cycle), numbers the episodes from the counter in batch
-// order, saves them, and marks the jobs succeeded, writing each number into
-// its result between the two halves around computed, and announces the events.
-// The update finds every locked row: the lock keeps anyone else from changing
-// it before the statement ends.
+// order, saves them, and marks the jobs succeeded with their events. A result
+// with an episode comes as the two halves around its number (c_result before
+// it, c_after after it), which the statement joins. The update finds every
+// locked row: the lock keeps anyone else from changing it before the
+// statement ends.
 func (s *SQL) completeInOne(ctx context.Context, ex execer, batch []completeReq, res []completeRes, now time.Time) error {
 	tx, inTx := ex.(*Tx)
 	var values strings.Builder

@@ -3,7 +3,8 @@
 # scriptgen: 50 HTTP clients submit N jobs to `serve` (PostgreSQL, noop
 # generator); one `scriptgen worker` runs them through asynq.
 # Peer: 50 goroutines enqueue N tasks with plain asynq; an asynq server runs a
-# no-op handler.
+# no-op handler. Second peer: the same, with a handler that commits one row
+# per task to the same PostgreSQL (what a job with any durable effect costs).
 # Usage: [WORKER_CONCURRENCY=8] [REPS=3] bench/run-durable.sh [jobs] [projects]
 # Jobs default to 20,000: an asynq server that finds its queue empty looks
 # again 0.5–1.5 s later, which in a run of 5,000 tasks (about a second) halves
@@ -30,13 +31,19 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18103/health >/dev/null && b
 MAX_WORKERS=${WORKER_CONCURRENCY:-8} "$tmp/scriptgen" worker 2>"$tmp/worker.log" &
 sleep 1
 # The machine is shared and a plain asynq run lasts about a second: run the
-# pair REPS times (default 3), alternating, and report the median ratio.
+# three REPS times (default 3), alternating, and report the median ratios.
 for rep in $(seq 1 "${REPS:-3}"); do
   "$tmp/submit" -url http://127.0.0.1:18103 -c 50 -n "$n" -projects "$projects" -label "durable#$rep" | tee "$tmp/sg.txt"
   "$tmp/asynqplain" -redis 127.0.0.1:$port -db 6 -n "$n" -c 50 -concurrency "${WORKER_CONCURRENCY:-8}" | tee "$tmp/plain.txt"
   sg=$(sed -n 's/.*= \([0-9]*\) jobs\/s/\1/p' "$tmp/sg.txt")
+  "$tmp/asynqplain" -redis 127.0.0.1:$port -db 7 -n "$n" -c 50 -concurrency "${WORKER_CONCURRENCY:-8}" \
+    -database "$DATABASE_URL" | tee "$tmp/row.txt"
   plain=$(sed -n 's/.*= \([0-9]*\) tasks\/s/\1/p' "$tmp/plain.txt")
+  row=$(sed -n 's/.*= \([0-9]*\) tasks\/s/\1/p' "$tmp/row.txt")
   awk -v a="$sg" -v b="$plain" -v r="$rep" 'BEGIN { printf "rep %d: ratio %.2f\n", r, a / b }' | tee -a "$tmp/ratios.txt"
+  awk -v a="$sg" -v b="$row" -v r="$rep" 'BEGIN { printf "rep %d: ratio to asynq + one row %.2f\n", r, a / b }' | tee -a "$tmp/rowratios.txt"
 done
-sort -t' ' -k4 -n "$tmp/ratios.txt" | awk '{ r[NR] = $4 } END { printf "median ratio scriptgen durable / plain asynq = %.2f (%d reps)\n", r[int((NR + 1) / 2)], NR }'
+median() { sort -t' ' -k"$1" -n "$2" | awk -v k="$1" '{ r[NR] = $k } END { printf "%.2f (%d reps)", r[int((NR + 1) / 2)], NR }'; }
+echo "median ratio scriptgen durable / plain asynq = $(median 4 "$tmp/ratios.txt")"
+echo "median ratio scriptgen durable / asynq + one row = $(median 9 "$tmp/rowratios.txt")"
 psql -h 127.0.0.1 -U postgres test -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1

@@ -7,9 +7,10 @@
 package durable
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"io"
 
 	"github.com/hibiken/asynq"
 
@@ -57,10 +58,13 @@ func ParseTask(t *asynq.Task) (job.Dispatch, error) {
 		return job.Dispatch{}, fmt.Errorf("foreign task type %q", t.Type())
 	}
 	var p payload
-	dec := json.NewDecoder(strings.NewReader(string(t.Payload())))
+	dec := json.NewDecoder(bytes.NewReader(t.Payload()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return job.Dispatch{}, fmt.Errorf("undecodable payload: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return job.Dispatch{}, fmt.Errorf("undecodable payload: data after its JSON object")
 	}
 	if p.JobID == "" || len(p.JobID) > 64 || p.Epoch < 1 {
 		return job.Dispatch{}, fmt.Errorf("payload without a valid job id and epoch")

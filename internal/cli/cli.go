@@ -4,6 +4,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,7 +59,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		if err := c.run(ctx, args[1:], stdout, stderr); err != nil {
+		if err := c.run(ctx, args[1:], stdout, stderr); errors.Is(err, flag.ErrHelp) {
+			return 0 // the flag set has printed the command's usage
+		} else if err != nil {
 			fmt.Fprintf(stderr, "scriptgen %s: %v\n", c.name, err)
 			return 1
 		}

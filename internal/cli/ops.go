@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/database"
@@ -38,10 +36,10 @@ func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, e
 	o := &ops{cfg: cfg, st: st}
 	var side rollback.Durable
 	if cfg.RedisURL != "" {
-		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		opt, err := durable.RedisOpt(cfg.RedisURL)
 		if err != nil {
 			st.Close()
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, err
 		}
 		o.side = durable.NewSide(opt)
 		side = o.side
@@ -217,18 +215,16 @@ func progressBar(w io.Writer, done, total int) {
 }
 
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var id string
-	var rest []string
-	for _, a := range args {
-		if !strings.HasPrefix(a, "-") && id == "" {
-			id = a
-			continue
-		}
-		rest = append(rest, a)
-	}
-	cfg, err := config.Parse("report", rest, os.Getenv, stderr)
+	cfg, ids, err := config.ParseArgs("report", args, os.Getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if len(ids) > 1 {
+		return fmt.Errorf("one report id at most, got %d: %v", len(ids), ids)
+	}
+	var id string
+	if len(ids) == 1 {
+		id = ids[0]
 	}
 	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
 	if err != nil {

@@ -82,7 +82,7 @@ func duration(field func(*Config) *time.Duration) func(*Config, *flag.FlagSet, s
 var options = []option{
 	{"LISTEN_ADDR", ":8002", "address the HTTP API listens on", str(func(c *Config) *string { return &c.ListenAddr })},
 	{"DATABASE_URL", "sqlite:./data/scriptgen.db", "system of record: sqlite:PATH or postgres://…", str(func(c *Config) *string { return &c.DatabaseURL })},
-	{"REDIS_URL", "", "Redis of the durable worker, e.g. redis://127.0.0.1:6379/5; unset: no durable side", str(func(c *Config) *string { return &c.RedisURL })},
+	{"REDIS_URL", "", "Redis of the durable worker, e.g. redis://127.0.0.1:6379/5 (no database given: 5); unset: no durable side", str(func(c *Config) *string { return &c.RedisURL })},
 	{"ADMIN_TOKEN", "", "Bearer token of the admin API; unset: admin API off", str(func(c *Config) *string { return &c.AdminToken })},
 	{"MAX_WORKERS", "4", "background_tasks goroutines in serve; tasks run at once by worker", integer(func(c *Config) *int { return &c.MaxWorkers })},
 	{"GENERATOR", "template", "script generator: template (offline), noop (benchmarks) or openai", str(func(c *Config) *string { return &c.Generator })},
@@ -115,6 +115,16 @@ func FlagName(env string) string { return strings.ToLower(strings.ReplaceAll(env
 // Parse reads the environment (through getenv), then the flags in args. own
 // registers a command's own flags beside the settings.
 func Parse(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, error) {
+	c, rest, err := ParseArgs(name, args, getenv, out, own...)
+	if err == nil && len(rest) > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", rest)
+	}
+	return c, err
+}
+
+// ParseArgs is Parse for a command that also takes arguments: it returns
+// them, in order, wherever they stand among the flags.
+func ParseArgs(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, []string, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -130,16 +140,20 @@ func Parse(name string, args []string, getenv func(string) string, out io.Writer
 			v = e
 		}
 		if err := fs.Set(FlagName(o.env), v); err != nil {
-			return nil, fmt.Errorf("%s=%q: %w", o.env, v, err)
+			return nil, nil, fmt.Errorf("%s=%q: %w", o.env, v, err)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return c, c.validate()
+	return c, rest, c.validate()
 }
 
 func (c *Config) validate() error {

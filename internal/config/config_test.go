@@ -47,3 +47,20 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestParseArgsTakesArgumentsAmongFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"rb-1", "--max-workers", "3"},
+		{"--max-workers", "3", "rb-1"},
+		{"--max-workers=3", "rb-1"},
+	} {
+		c, rest, err := ParseArgs("report", args, func(string) string { return "" }, io.Discard)
+		if err != nil || c.MaxWorkers != 3 || len(rest) != 1 || rest[0] != "rb-1" {
+			t.Fatalf("ParseArgs(%q) = max workers %v, args %q, err %v; want 3, [rb-1]", args, c, rest, err)
+		}
+	}
+	if _, rest, err := ParseArgs("report", []string{"a", "--max-workers", "2", "b"}, func(string) string { return "" }, io.Discard); err != nil ||
+		len(rest) != 2 || rest[0] != "a" || rest[1] != "b" {
+		t.Fatalf("two arguments: %q, %v", rest, err)
+	}
+}

@@ -113,9 +113,9 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	var redisOpt asynq.RedisConnOpt
 	if cfg.RedisURL != "" {
-		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		opt, err := durable.RedisOpt(cfg.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, err
 		}
 		redisOpt = opt
 	}

@@ -3,11 +3,8 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/config"
@@ -25,9 +22,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	if cfg.RedisURL == "" {
 		return errors.New("REDIS_URL is required: the durable worker reads its queue from Redis")
 	}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	opt, err := durable.RedisOpt(cfg.RedisURL)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return err
 	}
 	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
 	if err != nil {

@@ -60,11 +60,6 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 // announces the events, and commits by itself.
 func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, results []createRes) error {
 	now := s.Clock.Now()
-	var q strings.Builder
-	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
-		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
-		result, error, created_at, updated_at, started_at, finished_at, event_seq) VALUES `)
-	args := make([]any, 0, 10*len(batch))
 	for i := range batch {
 		if batch[i].id == "" {
 			id, err := uuid.NewV7()
@@ -73,17 +68,48 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, resul
 			}
 			batch[i].id = id.String()
 		}
-		nj := batch[i]
-		var key any
-		if nj.IdempotencyKey != "" {
-			key = nj.IdempotencyKey
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
+		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
+		result, error, created_at, updated_at, started_at, finished_at, event_seq) `)
+	var args []any
+	if s.rb.d.WritableCTE {
+		// One array per column: the same statement text, and 10 parameters,
+		// whatever the batch's size.
+		n := len(batch)
+		ids, kinds, projects, payloads, hashes, backends := make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
+		keys, attempts := make([]*string, n), make([]int64, n)
+		for i, nj := range batch {
+			ids[i], kinds[i], projects[i], payloads[i], hashes[i], backends[i] = nj.id, string(nj.Kind), nj.ProjectID,
+				string(nj.Payload), nj.RequestHash, string(nj.Backend)
+			if nj.IdempotencyKey != "" {
+				keys[i] = &batch[i].IdempotencyKey
+			}
+			attempts[i] = int64(nj.MaxAttempts)
 		}
-		if i > 0 {
-			q.WriteString(", ")
+		q.WriteString(`SELECT id, kind, project_id, payload, key, hash, 'queued', backend, 1, 0, attempts, '', 0, 0, 'queued',
+			'', '', ?, ?, 0, 0, 1
+			FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])
+				WITH ORDINALITY AS b(id, kind, project_id, payload, key, hash, backend, attempts, ord)
+			ORDER BY ord`)
+		args = append(args, micros(now), micros(now), ids, kinds, projects, payloads, keys, hashes, backends, attempts)
+	} else {
+		q.WriteString(`VALUES `)
+		args = make([]any, 0, 10*len(batch))
+		for i, nj := range batch {
+			var key any
+			if nj.IdempotencyKey != "" {
+				key = nj.IdempotencyKey
+			}
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
+			args = append(args, nj.id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
+				nj.MaxAttempts, micros(now), micros(now))
 		}
-		q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
-		args = append(args, nj.id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
-			nj.MaxAttempts, micros(now), micros(now))
 	}
 	q.WriteString(` ON CONFLICT DO NOTHING RETURNING ` + jobColumns)
 	first := job.Event{Seq: 1, Type: job.EventStatus, Status: job.StatusQueued, Stage: "queued", Message: "accepted", CreatedAt: now}

@@ -78,6 +78,7 @@ func Run(t *testing.T, open Opener) {
 		"CreateAndGet":                testCreateAndGet,
 		"Idempotency":                 testIdempotency,
 		"ConcurrentSameKey":           testConcurrentSameKey,
+		"ConcurrentMixedSubmissions":  testConcurrentMixed,
 		"ClaimOrderAndBackend":        testClaimOrderAndBackend,
 		"ConcurrentClaimsTakeOnce":    testConcurrentClaims,
 		"ClaimBatchTakesAtMostN":      testClaimBatch,
@@ -177,6 +178,73 @@ func testConcurrentSameKey(f *fixture) {
 	}
 	if len(seen) != 1 {
 		f.t.Fatalf("20 concurrent creates with one key made %d jobs", len(seen))
+	}
+}
+
+// testConcurrentMixed submits, at once (so that group commit batches them),
+// jobs without a key, with keys of their own and with one shared key, to
+// several projects, backends, kinds and attempt limits; each stored job must
+// carry exactly what its request sent.
+func testConcurrentMixed(f *fixture) {
+	type sent struct {
+		nj  store.NewJob
+		got job.Job
+	}
+	var reqs []*sent
+	for i := range 30 {
+		kind, backend := job.KindGeneration, job.BackendBackgroundTasks
+		if i%3 == 1 {
+			kind, backend = job.KindRAGDocument, job.BackendDurable
+		}
+		project := fmt.Sprintf("mixed-%d", i%4)
+		payload := json.RawMessage(fmt.Sprintf(`{"title":"t%d"}`, i))
+		key := ""
+		switch {
+		case i%3 == 1:
+			key = fmt.Sprintf("own-%d", i)
+		case i%3 == 2:
+			key, project, payload = "shared", "mixed-shared", json.RawMessage(`{"title":"shared"}`)
+			kind, backend = job.KindGeneration, job.BackendBackgroundTasks
+		}
+		reqs = append(reqs, &sent{nj: store.NewJob{Kind: kind, ProjectID: project, Payload: payload, IdempotencyKey: key,
+			RequestHash: job.RequestHash(kind, project, payload), Backend: backend, MaxAttempts: 2 + i%5}})
+	}
+	var wg sync.WaitGroup
+	for _, r := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, _, err := f.s.CreateJob(f.ctx, r.nj)
+			if err != nil {
+				f.t.Errorf("create %+v: %v", r.nj, err)
+			}
+			r.got = j
+		}()
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	shared := ""
+	for _, r := range reqs {
+		if r.nj.IdempotencyKey == "shared" {
+			if shared == "" {
+				shared = r.got.ID
+			} else if r.got.ID != shared {
+				f.t.Fatalf("one shared key gave jobs %s and %s", shared, r.got.ID)
+			}
+		}
+		ids[r.got.ID] = true
+		j, err := f.s.GetJob(f.ctx, r.got.ID)
+		if err != nil {
+			f.t.Fatalf("get %s: %v", r.got.ID, err)
+		}
+		if j.Kind != r.nj.Kind || j.ProjectID != r.nj.ProjectID || string(j.Payload) != string(r.nj.Payload) ||
+			j.Backend != r.nj.Backend || j.Status != job.StatusQueued || j.DispatchEpoch != 1 ||
+			(r.nj.IdempotencyKey != "shared" && j.MaxAttempts != r.nj.MaxAttempts) {
+			f.t.Fatalf("stored %+v for request %+v", j, r.nj)
+		}
+	}
+	if n, _ := f.s.CountJobs(f.ctx, store.JobFilter{}); len(ids) != 21 || n != 21 {
+		f.t.Fatalf("%d distinct jobs answered, %d stored; want 21 (10 without a key, 10 keys of their own, one shared)", len(ids), n)
 	}
 }
 

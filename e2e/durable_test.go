@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -266,6 +267,34 @@ func TestAdminTokenRequired(t *testing.T) {
 		"Authorization", "Bearer "+adminToken)
 	if code != 400 || c.health()["enabled"] != true {
 		t.Fatalf("bad rollout: %d; flag %v", code, c.health())
+	}
+
+	// Text PostgreSQL cannot store (a NUL, broken UTF-8) is refused before
+	// anything runs: the rollback used to fail after its first step.
+	admin := []string{"Authorization", "Bearer " + adminToken}
+	for _, reason := range []string{`x\u0000y`, `bell\u0007`, strings.Repeat("r", 1001)} {
+		for _, call := range []struct{ method, path, body string }{
+			{"PUT", "/api/admin/worker-system", `{"enabled":false,"reason":"` + reason + `"}`},
+			{"POST", "/api/admin/rollback", `{"reason":"` + reason + `"}`},
+			{"POST", "/api/admin/rollforward", `{"percent":10,"reason":"` + reason + `"}`},
+		} {
+			code, body := request(t, call.method, c.serve.URL+call.path, json.RawMessage(call.body), admin...)
+			if code != 400 {
+				t.Fatalf("%s %s with reason %.20q: %d %v, want 400", call.method, call.path, reason, code, body)
+			}
+		}
+	}
+	for _, path := range []string{"/api/generation/a%00b", "/api/generation/a%FFb/events", "/api/generation?cursor=%00",
+		"/api/admin/rollbacks/a%00b", "/api/projects/p1/documents/a%00b"} {
+		if code, body := request(t, "GET", c.serve.URL+path, nil, admin...); code != 400 {
+			t.Fatalf("GET %s: %d %v, want 400", path, code, body)
+		}
+	}
+	if c.health()["enabled"] != true {
+		t.Fatal("a refused call changed the flag")
+	}
+	if _, list := request(t, "GET", c.serve.URL+"/api/admin/rollbacks", nil, admin...); len(list["items"].([]any)) != 0 {
+		t.Fatalf("refused calls left audit records: %v", list)
 	}
 }
 

@@ -67,6 +67,10 @@ func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
 				writeValidation(w, &job.ValidationError{Field: "rollout_percent", Message: "must be from 0 to 100"})
 				return
 			}
+			if err := job.ValidateReason(change.Reason); err != nil {
+				writeValidation(w, err)
+				return
+			}
 			if err := cfg.Admin.SetWorkerSystem(r.Context(), change, "admin@"+clientAddr(r)); err != nil {
 				WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 				return

@@ -66,6 +66,9 @@ type Config struct {
 	Log        *slog.Logger
 	// Extra registers more routes on the same mux (admin, metrics, UI…).
 	Extra []func(mux *http.ServeMux)
+	// BodyTimeout is how long a request may take to deliver its body
+	// (0: no limit).
+	BodyTimeout time.Duration
 }
 
 // API serves the HTTP endpoints.
@@ -94,7 +97,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return Recover(cfg.Log, mux)
+	return Recover(cfg.Log, guardInput(bodyDeadline(cfg.BodyTimeout, mux)))
 }
 
 // WriteJSON writes v with status.

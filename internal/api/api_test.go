@@ -275,6 +275,14 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"bad episode project", "GET", "/api/projects/a%20b/episodes", "", nil, 400, "project_id"},
 		{"missing episode", "GET", "/api/projects/p1/episodes/9", "", nil, 404, ""},
 		{"unknown endpoint", "GET", "/api/nothing", "", nil, 404, ""},
+		// Text PostgreSQL cannot store never reaches a store: 400 on both.
+		{"NUL in a job id", "GET", "/api/generation/a%00b", "", nil, 400, ""},
+		{"invalid UTF-8 in a job id", "GET", "/api/generation/a%FFb", "", nil, 400, ""},
+		{"NUL in a cancelled id", "POST", "/api/generation/a%00b/cancel", "", nil, 400, ""},
+		{"NUL in the events' id", "GET", "/api/generation/a%00b/events", "", nil, 400, ""},
+		{"NUL in a cursor", "GET", "/api/generation?cursor=%00", "", nil, 400, ""},
+		{"invalid UTF-8 in a cursor", "GET", "/api/generation?cursor=%FF", "", nil, 400, ""},
+		{"malformed query", "GET", "/api/generation?limit=%zz", "", nil, 400, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

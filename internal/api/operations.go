@@ -67,6 +67,10 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 				writeValidation(w, err)
 				return
 			}
+			if err := job.ValidateReason(body.Reason); err != nil {
+				writeValidation(w, err)
+				return
+			}
 			var steps []rollback.Step
 			rec, err := ops.Rollback.Rollback(r.Context(), rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"},
 				func(s rollback.Step) { steps = append(steps, s) })
@@ -91,6 +95,10 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			}
 			if body.Percent == nil || *body.Percent < 0 || *body.Percent > 100 {
 				writeValidation(w, &job.ValidationError{Field: "percent", Message: "is required, from 0 to 100"})
+				return
+			}
+			if err := job.ValidateReason(body.Reason); err != nil {
+				writeValidation(w, err)
 				return
 			}
 			var steps []rollback.Step

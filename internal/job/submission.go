@@ -202,6 +202,15 @@ func checkText(field, s string, max int) error {
 	return nil
 }
 
+// MaxReasonLength bounds the reason of an operator's action (a rollback, a
+// roll-forward, a change of the worker-system flag).
+const MaxReasonLength = 1000
+
+// ValidateReason checks an operator's reason: valid UTF-8 without control
+// characters (line breaks and tabs allowed), at most MaxReasonLength
+// characters. It is stored, logged and printed in reports.
+func ValidateReason(s string) error { return checkText("reason", s, MaxReasonLength) }
+
 // ValidateIdempotencyKey checks an Idempotency-Key header value.
 func ValidateIdempotencyKey(key string) error {
 	if key == "" || len(key) > MaxIdempotencyKey {

@@ -270,6 +270,9 @@ func (s *Service) RetryFailed(ctx context.Context, jobID string) (MigrateResult,
 // safe to run twice and needs no server: only the database (and Redis where it
 // answers).
 func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (store.AuditRecord, error) {
+	if err := job.ValidateReason(req.Reason); err != nil {
+		return store.AuditRecord{}, err // before any step: the emergency lever must not stop halfway
+	}
 	rec := store.AuditRecord{ID: newID(), Kind: "rollback", Trigger: req.Trigger, Reason: req.Reason, Actor: req.Actor,
 		Evidence: req.Evidence, StartedAt: time.Now().UTC()}
 	if rec.Trigger == "" {
@@ -365,6 +368,9 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onStep StepFunc) (store.AuditRecord, error) {
 	if percent < 0 || percent > 100 {
 		return store.AuditRecord{}, fmt.Errorf("percent %d: must be from 0 to 100", percent)
+	}
+	if err := job.ValidateReason(req.Reason); err != nil {
+		return store.AuditRecord{}, err
 	}
 	rec := store.AuditRecord{ID: newID(), Kind: "rollforward", Trigger: "manual", Reason: req.Reason, Actor: req.Actor,
 		StartedAt: time.Now().UTC()}

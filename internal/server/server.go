@@ -190,7 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		})}}))
 	handler := api.New(api.Config{
 		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
-		Extra: extra,
+		Extra: extra, BodyTimeout: 30 * time.Second,
 	})
 	s.http.Handler = s.metrics.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {

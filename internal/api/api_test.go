@@ -283,6 +283,8 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"NUL in a cursor", "GET", "/api/generation?cursor=%00", "", nil, 400, ""},
 		{"invalid UTF-8 in a cursor", "GET", "/api/generation?cursor=%FF", "", nil, 400, ""},
 		{"malformed query", "GET", "/api/generation?limit=%zz", "", nil, 400, ""},
+		{"NUL in a query value", "GET", "/api/projects/p1/episodes?x=a%00", "", nil, 400, ""},
+		{"line break in a path", "GET", "/api/generation/a%0Ab", "", nil, 400, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,6 +300,9 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		})
 	}
 	e.t = t
+	if code, body := e.do("GET", "/api/projects/p1/episodes?note=two%0Alines%09tabbed", ""); code != 200 {
+		t.Fatalf("a line break and a tab in a query value: %d %v, want 200", code, body)
+	}
 	if n := e.jobCount(); n != 0 {
 		t.Fatalf("bad input wrote %d jobs", n)
 	}

@@ -11,12 +11,13 @@ import (
 
 // guardInput refuses, before any handler, a request whose path or query
 // could not be an id, a cursor or a title: not valid UTF-8, a control
-// character, or a query that does not parse. Ids and cursors go to the
+// character (a query's values may hold line breaks and tabs, as the body's
+// texts may), or a query that does not parse. Ids and cursors go to the
 // database as they come, and PostgreSQL refuses such text with an error that
 // is not the client's to read.
 func guardInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !cleanText(r.URL.Path) {
+		if !cleanText(r.URL.Path, false) {
 			WriteError(w, http.StatusBadRequest, "invalid_path", "the path is not valid UTF-8 or contains a control character")
 			return
 		}
@@ -26,12 +27,12 @@ func guardInput(next http.Handler) http.Handler {
 			return
 		}
 		for k, vs := range q {
-			if !cleanText(k) {
+			if !cleanText(k, false) {
 				WriteError(w, http.StatusBadRequest, "invalid_query", "a query parameter's name is not valid UTF-8 or contains a control character")
 				return
 			}
 			for _, v := range vs {
-				if !cleanText(v) {
+				if !cleanText(v, true) {
 					WriteError(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is not valid UTF-8 or contains a control character")
 					return
 				}
@@ -41,8 +42,12 @@ func guardInput(next http.Handler) http.Handler {
 	})
 }
 
-func cleanText(s string) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+// cleanText: valid UTF-8 without control characters; breaks allows line
+// breaks and tabs (a search query or a title typed into a text area).
+func cleanText(s string, breaks bool) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && !(breaks && (r == '\n' || r == '\r' || r == '\t'))
+	}) < 0
 }
 
 // bodyDeadline gives a request d to deliver its body, so that a client that

@@ -373,3 +373,24 @@ func TestListJobsFiltersAndPages(t *testing.T) {
 		t.Fatalf("project b: %v", b)
 	}
 }
+
+func TestTwoIdempotencyKeysAreRefused(t *testing.T) {
+	e := newEnv(t, generate.Noop{})
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/generation", strings.NewReader(valid))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("Idempotency-Key", "first")
+	req.Header.Add("Idempotency-Key", "second")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || body["error"]["field"] != "Idempotency-Key" {
+		t.Fatalf("two keys: %d %v, want 400 naming Idempotency-Key", resp.StatusCode, body)
+	}
+	if n := e.jobCount(); n != 0 {
+		t.Fatalf("two keys wrote %d jobs", n)
+	}
+}

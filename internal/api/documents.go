@@ -261,12 +261,10 @@ func (d *documents) create(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if _, present := r.Header["Idempotency-Key"]; present {
-		if err := job.ValidateIdempotencyKey(key); err != nil {
-			d.fail(w, r, err)
-			return
-		}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		d.fail(w, r, err)
+		return
 	}
 	req, err := d.decode(r, w)
 	if err != nil {

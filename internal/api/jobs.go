@@ -52,12 +52,10 @@ func NewJobJSON(j job.Job) JobJSON {
 }
 
 func (a *API) submitGeneration(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if _, present := r.Header["Idempotency-Key"]; present {
-		if err := job.ValidateIdempotencyKey(key); err != nil {
-			a.writeDomainError(w, r, err)
-			return
-		}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		a.writeDomainError(w, r, err)
+		return
 	}
 	req, err := job.DecodeGenerationRequest(http.MaxBytesReader(w, r.Body, job.MaxBodyBytes+1))
 	if err != nil {
@@ -89,6 +87,20 @@ func (a *API) submitGeneration(w http.ResponseWriter, r *http.Request) {
 	}
 	a.cfg.Dispatcher.Dispatch(r.Context(), j)
 	WriteJSON(w, http.StatusAccepted, NewJobJSON(j))
+}
+
+// idempotencyKey reads the Idempotency-Key header: "" when it is absent, and
+// when present exactly one valid key (two keys would make the request's
+// identity ambiguous).
+func idempotencyKey(r *http.Request) (string, error) {
+	vs, present := r.Header["Idempotency-Key"]
+	if !present {
+		return "", nil
+	}
+	if len(vs) != 1 {
+		return "", &job.ValidationError{Field: "Idempotency-Key", Message: "must be sent once"}
+	}
+	return vs[0], job.ValidateIdempotencyKey(vs[0])
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {

@@ -197,10 +197,8 @@ func (d *documents) validate(req *documentRequest) error {
 	if n := utf8.RuneCountInString(req.Title); n > job.MaxTitleRunes {
 		return invalidDoc("title", "is %d characters long; the limit is %d", n, job.MaxTitleRunes)
 	}
-	for _, r := range req.Title {
-		if unicode.IsControl(r) {
-			return invalidDoc("title", "contains control character %U", r)
-		}
+	if r, found := job.ControlCharacter(req.Title, false); found {
+		return invalidDoc("title", "contains control character %U", r)
 	}
 	if req.Format != store.FormatMarkdown && req.Format != store.FormatText {
 		return invalidDoc("format", "must be markdown or text")

@@ -3,10 +3,10 @@ package api
 import (
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 // guardInput refuses, before any handler, a request whose path or query
@@ -42,12 +42,11 @@ func guardInput(next http.Handler) http.Handler {
 	})
 }
 
-// cleanText: valid UTF-8 without control characters; breaks allows line
-// breaks and tabs (a search query or a title typed into a text area).
+// cleanText: valid UTF-8 without control characters, by the rule of the
+// body's texts (job.ControlCharacter); breaks allows line breaks and tabs.
 func cleanText(s string, breaks bool) bool {
-	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool {
-		return unicode.IsControl(r) && !(breaks && (r == '\n' || r == '\r' || r == '\t'))
-	}) < 0
+	_, found := job.ControlCharacter(s, breaks)
+	return utf8.ValidString(s) && !found
 }
 
 // bodyDeadline gives a request d to deliver its body, so that a client that

@@ -194,12 +194,21 @@ func checkText(field, s string, max int) error {
 	if n := utf8.RuneCountInString(s); n > max {
 		return invalid(field, "is %d characters long; the limit is %d", n, max)
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
-			return invalid(field, "contains control character %U", r)
-		}
+	if r, found := ControlCharacter(s, true); found {
+		return invalid(field, "contains control character %U", r)
 	}
 	return nil
+}
+
+// ControlCharacter returns the first control character of s; with breaks,
+// line breaks and tabs do not count (texts may hold them, ids may not).
+func ControlCharacter(s string, breaks bool) (rune, bool) {
+	for _, r := range s {
+		if unicode.IsControl(r) && !(breaks && (r == '\n' || r == '\t' || r == '\r')) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // MaxReasonLength bounds the reason of an operator's action (a rollback, a

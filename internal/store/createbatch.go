@@ -74,7 +74,7 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, resul
 		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
 		result, error, created_at, updated_at, started_at, finished_at, event_seq) `)
 	var args []any
-	if s.rb.d.WritableCTE {
+	if s.rb.d.ArrayParams {
 		// One array per column: the same statement text, and 10 parameters,
 		// whatever the batch's size.
 		n := len(batch)

@@ -25,6 +25,9 @@ type Dialect struct {
 	// with its event is one statement (PostgreSQL; SQLite runs them in a
 	// transaction).
 	WritableCTE bool
+	// ArrayParams: the driver binds a Go slice as an SQL array, so a batch of
+	// rows can travel as one array per column (PostgreSQL's unnest).
+	ArrayParams bool
 	// SingleWriter: the database takes one write transaction at a time
 	// (SQLite), so one committer serves every group commit.
 	SingleWriter bool

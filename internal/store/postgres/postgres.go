@@ -30,6 +30,7 @@ var Dialect = store.Dialect{
 	SkipLocked:           "FOR UPDATE SKIP LOCKED",
 	MigrationLock:        "SELECT pg_advisory_xact_lock(727224)",
 	WritableCTE:          true,
+	ArrayParams:          true,
 	Notify:               func(id string) string { return "pg_notify('" + EventChannel + "', " + id + ")" },
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError

@@ -31,7 +31,7 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18103/health >/dev/null && b
 MAX_WORKERS=${WORKER_CONCURRENCY:-8} "$tmp/scriptgen" worker 2>"$tmp/worker.log" &
 sleep 1
 # The machine is shared and a plain asynq run lasts about a second: run the
-# three REPS times (default 3), alternating, and report the median ratios.
+# three programs REPS times (default 3), alternating, and report the median ratios.
 for rep in $(seq 1 "${REPS:-3}"); do
   "$tmp/submit" -url http://127.0.0.1:18103 -c 50 -n "$n" -projects "$projects" -label "durable#$rep" | tee "$tmp/sg.txt"
   "$tmp/asynqplain" -redis 127.0.0.1:$port -db 6 -n "$n" -c 50 -concurrency "${WORKER_CONCURRENCY:-8}" | tee "$tmp/plain.txt"

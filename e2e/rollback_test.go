@@ -171,4 +171,33 @@ func TestRollbackAPIAndMigrateBothWays(t *testing.T) {
 		b, _ := json.Marshal(hist)
 		t.Fatalf("history: %s", b)
 	}
+
+	// An operator enables the durable worker while a rollback runs (after its
+	// flag off, during its one-second wait for lagging replicas): the
+	// rollback answers 409, not 500, records itself as failed, and the later
+	// enable stands.
+	c.setDurable(true)
+	type answer struct {
+		code int
+		body map[string]any
+	}
+	raced := make(chan answer, 1)
+	go func() {
+		code, body := request(t, "POST", c.serve.URL+"/api/admin/rollback", map[string]any{"reason": "raced"}, auth...)
+		raced <- answer{code, body}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.health()["enabled"] != false && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.setDurable(true)
+	got := <-raced
+	errObj, _ := got.body["error"].(map[string]any)
+	rec, _ := got.body["record"].(map[string]any)
+	if got.code != 409 || errObj["code"] != "rollback_superseded" || rec["status"] != "failed" {
+		t.Fatalf("rollback overridden while it ran: %d %v", got.code, got.body)
+	}
+	if h := c.health(); h["enabled"] != true {
+		t.Fatalf("after the overridden rollback: %v", h)
+	}
 }

@@ -74,15 +74,20 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			var steps []rollback.Step
 			rec, err := ops.Rollback.Rollback(r.Context(), rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"},
 				func(s rollback.Step) { steps = append(steps, s) })
-			status := http.StatusOK
-			if err != nil && rec.ID == "" {
+			switch {
+			case err == nil:
+				WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
+			case rec.ID == "":
 				WriteError(w, http.StatusInternalServerError, "rollback_failed", err.Error())
-				return
+			case errors.Is(err, rollback.ErrSuperseded):
+				// Another operator enabled the durable worker meanwhile: a
+				// conflict of two decisions, not a fault of the service.
+				WriteJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "rollback_superseded", "message": err.Error()},
+					"record": newAuditJSON(rec), "steps": steps})
+			default:
+				WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": map[string]string{"code": "rollback_failed", "message": err.Error()},
+					"record": newAuditJSON(rec), "steps": steps})
 			}
-			if err != nil {
-				status = http.StatusInternalServerError
-			}
-			WriteJSON(w, status, map[string]any{"record": newAuditJSON(rec), "steps": steps})
 		}))
 		mux.HandleFunc("POST /api/admin/rollforward", auth(func(w http.ResponseWriter, r *http.Request) {
 			var body struct {

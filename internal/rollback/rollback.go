@@ -76,6 +76,11 @@ type Step struct {
 	TookMS float64       `json:"took_ms"`
 }
 
+// ErrSuperseded is a rollback that found the worker setting enabled again
+// when it verified: an operator (or a roll-forward) turned the durable worker
+// back on while it ran, and that later decision stands.
+var ErrSuperseded = errors.New("the worker setting was enabled again while the rollback ran")
+
 // StepFunc hears about each step as it finishes.
 type StepFunc func(Step)
 
@@ -335,7 +340,7 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 			return "", err
 		}
 		if w.Enabled {
-			return "", errors.New("the worker setting is enabled again")
+			return "", fmt.Errorf("%w: updated by %q, reason %q", ErrSuperseded, w.UpdatedBy, w.Reason)
 		}
 		left, err := s.st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
 		if err != nil {
@@ -358,7 +363,7 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	}
 	steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + rec.ID})
 	if !ok {
-		return rec, fmt.Errorf("rollback %s: %s", rec.ID, steps.firstErr)
+		return rec, fmt.Errorf("rollback %s: %w", rec.ID, steps.firstErr)
 	}
 	return rec, nil
 }
@@ -406,7 +411,7 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 		return rec, err
 	}
 	if !steps.ok {
-		return rec, fmt.Errorf("rollforward: %s", steps.firstErr)
+		return rec, fmt.Errorf("rollforward: %w", steps.firstErr)
 	}
 	return rec, nil
 }
@@ -414,7 +419,7 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 type stepper struct {
 	on       StepFunc
 	ok       bool
-	firstErr string
+	firstErr error // the first step's failure, named by its step
 	started  bool
 }
 
@@ -428,7 +433,7 @@ func (s *stepper) run(name string, fn func() (string, error)) {
 	if err != nil {
 		st.Detail = err.Error()
 		if s.ok {
-			s.firstErr = name + ": " + err.Error()
+			s.firstErr = fmt.Errorf("%s: %w", name, err)
 		}
 		s.ok = false
 	}

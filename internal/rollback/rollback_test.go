@@ -1,0 +1,67 @@
+package rollback_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/rollback"
+	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+)
+
+// TestRollbackSupersededByAnEnable: an operator who enables the durable
+// worker while a rollback runs wins; the rollback says so with ErrSuperseded
+// (the API's 409), records itself as failed and leaves the setting alone.
+func TestRollbackSupersededByAnEnable(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh = 0
+	enable := store.WorkerSetting{Enabled: true, RolloutPercent: 100, Reason: "redis is back", UpdatedBy: "other-operator"}
+	if _, err := st.PutWorkerSetting(ctx, enable); err != nil {
+		t.Fatal(err)
+	}
+
+	var steps []rollback.Step
+	rec, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, func(s rollback.Step) {
+		steps = append(steps, s)
+		if s.Name == "flag off" { // the other operator's PUT lands between flag off and verify
+			if _, err := st.PutWorkerSetting(ctx, enable); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if !errors.Is(err, rollback.ErrSuperseded) {
+		t.Fatalf("rollback error %v, want ErrSuperseded; steps %+v", err, steps)
+	}
+	if !strings.Contains(err.Error(), "verify") || !strings.Contains(err.Error(), "other-operator") {
+		t.Fatalf("error %q should name the step and who enabled the worker", err)
+	}
+	if rec.Status != "failed" {
+		t.Fatalf("record status %q, want failed", rec.Status)
+	}
+	saved, err := st.GetAudit(ctx, rec.ID)
+	if err != nil || saved.Status != "failed" || saved.Kind != "rollback" {
+		t.Fatalf("audit record %+v, %v", saved, err)
+	}
+	w, err := st.GetWorkerSetting(ctx)
+	if err != nil || !w.Enabled || w.RolloutPercent != 100 || w.UpdatedBy != "other-operator" {
+		t.Fatalf("setting after the rollback: %+v, %v; the later enable must stand", w, err)
+	}
+
+	// Without a concurrent change the same rollback completes.
+	rec, err = svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil)
+	if err != nil || rec.Status != "completed" {
+		t.Fatalf("plain rollback: %+v, %v", rec, err)
+	}
+}

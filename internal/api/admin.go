@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/job"
@@ -79,14 +80,28 @@ func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
 		}))
 		// Profiles of the running process, for the operator chasing a slowdown.
 		mux.HandleFunc("GET /debug/pprof/", auth(pprof.Index))
-		mux.HandleFunc("GET /debug/pprof/profile", auth(pprof.Profile))
-		mux.HandleFunc("GET /debug/pprof/trace", auth(pprof.Trace))
+		mux.HandleFunc("GET /debug/pprof/profile", auth(oneAtATime("CPU profile", pprof.Profile)))
+		mux.HandleFunc("GET /debug/pprof/trace", auth(oneAtATime("execution trace", pprof.Trace)))
 		for _, more := range cfg.More {
 			more(mux, auth)
 		}
 		mux.HandleFunc("/api/admin/", auth(func(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, http.StatusNotFound, "not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path)
 		}))
+	}
+}
+
+// oneAtATime serves a profile that the Go runtime takes once at a time: a
+// second request while one runs gets a clear 409 instead of pprof's text 500.
+func oneAtATime(what string, next http.HandlerFunc) http.HandlerFunc {
+	var busy atomic.Bool
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !busy.CompareAndSwap(false, true) {
+			WriteError(w, http.StatusConflict, "profile_busy", "another "+what+" is being taken; try again when it ends")
+			return
+		}
+		defer busy.Store(false)
+		next(w, r)
 	}
 }
 

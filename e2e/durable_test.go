@@ -284,6 +284,13 @@ func TestAdminTokenRequired(t *testing.T) {
 			}
 		}
 	}
+	// A body whose meaning depends on which of two keys wins: encoding/json
+	// took the last ("ENABLED" matched enabled) and switched the worker off.
+	for _, body := range []string{`{"enabled":true,"ENABLED":false}`, `{"enabled":true,"enabled":false}`, `{"Enabled":false}`} {
+		if code, res := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", json.RawMessage(body), admin...); code != 400 {
+			t.Fatalf("PUT worker-system %s: %d %v, want 400", body, code, res)
+		}
+	}
 	for _, path := range []string{"/api/generation/a%00b", "/api/generation/a%FFb/events", "/api/generation?cursor=%00",
 		"/api/admin/rollbacks/a%00b", "/api/projects/p1/documents/a%00b"} {
 		if code, body := request(t, "GET", c.serve.URL+path, nil, admin...); code != 400 {

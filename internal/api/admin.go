@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -151,15 +150,7 @@ func decodeAdminBody(r *http.Request, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return &job.ValidationError{Message: "malformed JSON body: " + err.Error()}
-	}
-	if dec.More() {
-		return &job.ValidationError{Message: "body has data after the JSON object"}
-	}
-	return nil
+	return job.DecodeStrict(body, v)
 }
 
 func writeValidation(w http.ResponseWriter, err error) {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -174,13 +173,8 @@ func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequ
 			req.Format = store.FormatMarkdown
 		}
 	} else {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			return req, invalidDoc("", "malformed JSON body: %v", err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return req, invalidDoc("", "body has data after the JSON object")
+		if err := job.DecodeStrict(body, &req); err != nil {
+			return req, err
 		}
 		if req.Format == "" {
 			req.Format = store.FormatMarkdown

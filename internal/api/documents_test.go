@@ -124,6 +124,8 @@ func TestDocumentBadInputChangesNothing(t *testing.T) {
 		{"raw without title", "/api/projects/p1/documents", "text", "text/plain", 400},
 		{"bad format", "/api/projects/p1/documents", `{"title":"t","content":"x","format":"pdf"}`, "application/json", 400},
 		{"unknown field", "/api/projects/p1/documents", `{"title":"t","content":"x","extra":1}`, "application/json", 400},
+		{"title given twice", "/api/projects/p1/documents", `{"title":"t","content":"x","title":"u"}`, "application/json", 400},
+		{"field in capitals", "/api/projects/p1/documents", `{"TITLE":"t","content":"x"}`, "application/json", 400},
 		{"trailing data", "/api/projects/p1/documents", `{"title":"t","content":"x"} {}`, "application/json", 400},
 		{"malformed JSON", "/api/projects/p1/documents", `{"title":`, "application/json", 400},
 		{"bad content type", "/api/projects/p1/documents", `x`, "application/pdf", 400},

@@ -7,10 +7,8 @@
 package durable
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/hibiken/asynq"
 
@@ -58,13 +56,8 @@ func ParseTask(t *asynq.Task) (job.Dispatch, error) {
 		return job.Dispatch{}, fmt.Errorf("foreign task type %q", t.Type())
 	}
 	var p payload
-	dec := json.NewDecoder(bytes.NewReader(t.Payload()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := job.DecodeStrict(t.Payload(), &p); err != nil {
 		return job.Dispatch{}, fmt.Errorf("undecodable payload: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return job.Dispatch{}, fmt.Errorf("undecodable payload: data after its JSON object")
 	}
 	if p.JobID == "" || len(p.JobID) > 64 || p.Epoch < 1 {
 		return job.Dispatch{}, fmt.Errorf("payload without a valid job id and epoch")

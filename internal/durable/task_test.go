@@ -37,6 +37,8 @@ func TestParseTaskRefusesForeignAndGarbage(t *testing.T) {
 		{"unknown field", TaskType, `{"job_id":"a","epoch":1,"x":2}`, "undecodable"},
 		{"second object", TaskType, `{"job_id":"a","epoch":1}{"job_id":"b","epoch":2}`, "data after"},
 		{"trailing garbage", TaskType, `{"job_id":"a","epoch":1} !`, "undecodable"},
+		{"job id twice", TaskType, `{"job_id":"a","epoch":1,"job_id":"b"}`, "given twice"},
+		{"field in capitals", TaskType, `{"JOB_ID":"a","epoch":1}`, "unknown field"},
 		{"epoch as string", TaskType, `{"job_id":"a","epoch":"1"}`, "undecodable"},
 		{"no job id", TaskType, `{"epoch":1}`, "valid job id"},
 		{"epoch 0", TaskType, `{"job_id":"a","epoch":0}`, "valid job id"},

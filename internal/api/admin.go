@@ -84,9 +84,6 @@ func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
 		for _, more := range cfg.More {
 			more(mux, auth)
 		}
-		mux.HandleFunc("/api/admin/", auth(func(w http.ResponseWriter, r *http.Request) {
-			WriteError(w, http.StatusNotFound, "not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path)
-		}))
 	}
 }
 

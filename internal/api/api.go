@@ -94,11 +94,44 @@ func New(cfg Config) http.Handler {
 	for _, extra := range cfg.Extra {
 		extra(mux)
 	}
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
-	return Recover(cfg.Log, guardInput(bodyDeadline(cfg.BodyTimeout, mux)))
+	return Recover(cfg.Log, guardInput(bodyDeadline(cfg.BodyTimeout, routed(mux))))
 }
+
+// routed serves a request through mux, and answers in JSON what the mux
+// itself would answer in text: no route (404) and a route without this
+// method (405, with its Allow header). Redirects to a path's canonical form
+// pass as the mux writes them.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &muxAnswer{header: http.Header{}}
+		h.ServeHTTP(probe, r)
+		switch probe.status {
+		case http.StatusMethodNotAllowed:
+			allow := probe.header.Get("Allow")
+			w.Header().Set("Allow", allow)
+			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+		case http.StatusNotFound:
+			WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// muxAnswer records the status and headers of the mux's own answer.
+type muxAnswer struct {
+	header http.Header
+	status int
+}
+
+func (m *muxAnswer) Header() http.Header         { return m.header }
+func (m *muxAnswer) Write(b []byte) (int, error) { return len(b), nil }
+func (m *muxAnswer) WriteHeader(status int)      { m.status = status }
 
 // WriteJSON writes v with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {

@@ -278,6 +278,10 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"bad episode project", "GET", "/api/projects/a%20b/episodes", "", nil, 400, "project_id"},
 		{"missing episode", "GET", "/api/projects/p1/episodes/9", "", nil, 404, ""},
 		{"unknown endpoint", "GET", "/api/nothing", "", nil, 404, ""},
+		{"unknown endpoint, other method", "DELETE", "/api/nothing", "", nil, 404, ""},
+		{"method not allowed", "DELETE", "/api/generation", "", nil, 405, ""},
+		{"method not allowed on a job", "PUT", "/api/generation/x", "{}", nil, 405, ""},
+		{"method not allowed on health", "POST", "/health", "", nil, 405, ""},
 		// Text PostgreSQL cannot store never reaches a store: 400 on both.
 		{"NUL in a job id", "GET", "/api/generation/a%00b", "", nil, 400, ""},
 		{"invalid UTF-8 in a job id", "GET", "/api/generation/a%FFb", "", nil, 400, ""},
@@ -395,5 +399,26 @@ func TestTwoIdempotencyKeysAreRefused(t *testing.T) {
 	}
 	if n := e.jobCount(); n != 0 {
 		t.Fatalf("two keys wrote %d jobs", n)
+	}
+}
+
+// A route asked with a method it does not serve says which methods it does,
+// in the Allow header and the JSON error.
+func TestWrongMethodIs405WithAllow(t *testing.T) {
+	e := newEnv(t, generate.Noop{})
+	req, _ := http.NewRequest("PATCH", e.srv.URL+"/api/generation", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	allow := resp.Header.Get("Allow")
+	if resp.StatusCode != 405 || body.Error.Code != "method_not_allowed" || !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") ||
+		!strings.Contains(body.Error.Message, allow) || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("PATCH /api/generation: %d, Allow %q, %q %+v", resp.StatusCode, allow, resp.Header.Get("Content-Type"), body)
 	}
 }

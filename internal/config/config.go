@@ -176,8 +176,27 @@ func (c *Config) validate() error {
 	if c.LeaseDuration < time.Second {
 		return fmt.Errorf("LEASE_DURATION=%s: must be at least 1s", c.LeaseDuration)
 	}
+	if c.MaxWorkers > MaxWorkersLimit {
+		// Each worker is a goroutine with its own database connection share;
+		// a typo of a few zeros would exhaust the host's memory at start.
+		return fmt.Errorf("MAX_WORKERS=%d: must be at most %d", c.MaxWorkers, MaxWorkersLimit)
+	}
+	if c.RollbackMemory > 100 {
+		return fmt.Errorf("ROLLBACK_MEMORY_PERCENT=%d: must be from 1 to 100", c.RollbackMemory)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("LOG_FORMAT=%q: must be text or json", c.LogFormat)
+	}
 	return nil
 }
+
+// MaxWorkersLimit bounds MAX_WORKERS.
+const MaxWorkersLimit = 1000
 
 func parseSwitch(v string) (bool, error) {
 	if v == "" {

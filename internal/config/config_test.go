@@ -31,6 +31,12 @@ func TestParse(t *testing.T) {
 		{name: "bad duration", args: []string{"--drain-timeout", "soon"}, wantErr: true},
 		{name: "bad generator", env: map[string]string{"GENERATOR": "gpt"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+		{name: "workers at the limit", env: map[string]string{"MAX_WORKERS": "1000"}, check: func(c *Config) bool { return c.MaxWorkers == 1000 }},
+		{name: "workers beyond the limit", env: map[string]string{"MAX_WORKERS": "100000000"}, wantErr: true},
+		{name: "memory trigger over 100 %", env: map[string]string{"ROLLBACK_MEMORY_PERCENT": "1000"}, wantErr: true},
+		{name: "log level in capitals", env: map[string]string{"LOG_LEVEL": "WARN"}, check: func(c *Config) bool { return c.LogLevel == "WARN" }},
+		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "bogus"}, wantErr: true},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

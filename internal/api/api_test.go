@@ -290,6 +290,7 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"NUL in a cursor", "GET", "/api/generation?cursor=%00", "", nil, 400, ""},
 		{"invalid UTF-8 in a cursor", "GET", "/api/generation?cursor=%FF", "", nil, 400, ""},
 		{"malformed query", "GET", "/api/generation?limit=%zz", "", nil, 400, ""},
+		{"a parameter twice", "GET", "/api/generation?status=queued&status=bogus", "", nil, 400, ""},
 		{"NUL in a query value", "GET", "/api/projects/p1/episodes?x=a%00", "", nil, 400, ""},
 		{"line break in a path", "GET", "/api/generation/a%0Ab", "", nil, 400, ""},
 	}

@@ -12,7 +12,7 @@ import (
 // guardInput refuses, before any handler, a request whose path or query
 // could not be an id, a cursor or a title: not valid UTF-8, a control
 // character (a query's values may hold line breaks and tabs, as the body's
-// texts may), or a query that does not parse. Ids and cursors go to the
+// texts may), a query that does not parse or gives a parameter twice. Ids and cursors go to the
 // database as they come, and PostgreSQL refuses such text with an error that
 // is not the client's to read.
 func guardInput(next http.Handler) http.Handler {
@@ -29,6 +29,12 @@ func guardInput(next http.Handler) http.Handler {
 		for k, vs := range q {
 			if !cleanText(k, false) {
 				WriteError(w, http.StatusBadRequest, "invalid_query", "a query parameter's name is not valid UTF-8 or contains a control character")
+				return
+			}
+			if len(vs) > 1 {
+				// Every parameter of the API takes one value; of two, which
+				// one counts would be a guess.
+				WriteError(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is given more than once")
 				return
 			}
 			for _, v := range vs {

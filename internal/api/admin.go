@@ -115,14 +115,20 @@ func requireToken(token string, next http.HandlerFunc) http.HandlerFunc {
 			WriteError(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set ADMIN_TOKEN to enable it")
 			return
 		}
-		h := r.Header.Get("Authorization")
-		if h == "" {
+		hs := r.Header.Values("Authorization")
+		if len(hs) == 0 || hs[0] == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <ADMIN_TOKEN>")
 			return
 		}
-		given, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || given == "" {
+		if len(hs) > 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin", error="invalid_request"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "Authorization must be sent once")
+			return
+		}
+		// The scheme's name is case-insensitive (RFC 9110, section 11.1).
+		scheme, given, ok := strings.Cut(hs[0], " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || given == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin", error="invalid_request"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "malformed Authorization header: want 'Bearer <ADMIN_TOKEN>'")
 			return

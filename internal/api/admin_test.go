@@ -60,3 +60,43 @@ func TestProfilesOneAtATime(t *testing.T) {
 		}
 	}
 }
+
+// The admin token: the scheme in any case, the token exactly, one header.
+func TestAdminTokenForms(t *testing.T) {
+	mux := http.NewServeMux()
+	api.AdminRoutes(api.AdminConfig{Token: "t0k"})(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"bearer", []string{"Bearer t0k"}, 200},
+		{"scheme in lower case", []string{"bearer t0k"}, 200},
+		{"scheme in capitals", []string{"BEARER t0k"}, 200},
+		{"missing", nil, 401},
+		{"empty", []string{""}, 401},
+		{"no scheme", []string{"t0k"}, 401},
+		{"other scheme", []string{"Basic t0k"}, 401},
+		{"scheme alone", []string{"Bearer"}, 401},
+		{"two headers", []string{"Bearer t0k", "Bearer other"}, 401},
+		{"wrong token", []string{"Bearer t0K"}, 403},
+		{"token with a space before", []string{"Bearer  t0k"}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/", nil)
+			for _, h := range tc.headers {
+				req.Header.Add("Authorization", h)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Fatalf("Authorization %q: %d, want %d", tc.headers, res.StatusCode, tc.want)
+			}
+		})
+	}
+}

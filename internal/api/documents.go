@@ -134,20 +134,30 @@ func invalidDoc(field, format string, args ...any) error {
 // errTooLarge is answered with 413.
 var errTooLarge = errors.New("document is too large")
 
+// errUnsupportedMedia is a body of a type or charset documents do not take,
+// answered with 415.
+type errUnsupportedMedia struct{ message string }
+
+func (e errUnsupportedMedia) Error() string { return e.message }
+
 // decode reads a submission in either of its two shapes and checks it.
 func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequest, error) {
 	var req documentRequest
 	mediaType := "application/json"
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
+		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil {
 			return req, invalidDoc("Content-Type", "is malformed")
+		}
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			// Read as UTF-8, another charset's text would be stored garbled.
+			return req, errUnsupportedMedia{fmt.Sprintf("charset %q: documents are UTF-8 text", cs)}
 		}
 		mediaType = mt
 	}
 	raw := mediaType == "text/plain" || mediaType == "text/markdown"
 	if !raw && mediaType != "application/json" {
-		return req, invalidDoc("Content-Type", "must be application/json, text/markdown or text/plain")
+		return req, errUnsupportedMedia{fmt.Sprintf("Content-Type %q: must be application/json, text/markdown or text/plain", mediaType)}
 	}
 	// JSON escapes may take up to six bytes for a three-byte character.
 	limit := d.cfg.MaxBytes
@@ -217,12 +227,16 @@ func (d *documents) validate(req *documentRequest) error {
 }
 
 func (d *documents) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, errTooLarge) {
+	var media errUnsupportedMedia
+	switch {
+	case errors.Is(err, errTooLarge):
 		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
 			fmt.Sprintf("document content is larger than %d bytes", d.cfg.MaxBytes))
-		return
+	case errors.As(err, &media):
+		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", media.message)
+	default:
+		d.errs.writeDomainError(w, r, err)
 	}
-	d.errs.writeDomainError(w, r, err)
 }
 
 func (d *documents) project(w http.ResponseWriter, r *http.Request) (string, bool) {

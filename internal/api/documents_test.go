@@ -128,7 +128,9 @@ func TestDocumentBadInputChangesNothing(t *testing.T) {
 		{"field in capitals", "/api/projects/p1/documents", `{"TITLE":"t","content":"x"}`, "application/json", 400},
 		{"trailing data", "/api/projects/p1/documents", `{"title":"t","content":"x"} {}`, "application/json", 400},
 		{"malformed JSON", "/api/projects/p1/documents", `{"title":`, "application/json", 400},
-		{"bad content type", "/api/projects/p1/documents", `x`, "application/pdf", 400},
+		{"bad content type", "/api/projects/p1/documents", `x`, "application/pdf", 415},
+		{"another charset", "/api/projects/p1/documents?title=t", "caf\xe9", "text/plain; charset=iso-8859-1", 415},
+		{"JSON in another charset", "/api/projects/p1/documents", `{"title":"t","content":"x"}`, "application/json; charset=latin1", 415},
 		{"bad project", "/api/projects/-bad!/documents", `{"title":"t","content":"x"}`, "application/json", 400},
 	}
 	for _, tt := range tests {

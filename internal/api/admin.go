@@ -148,7 +148,7 @@ func decodeAdminBody(r *http.Request, v any) error {
 		return &job.ValidationError{Message: "could not read body"}
 	}
 	if len(body) > 64<<10 {
-		return &job.ValidationError{Message: "body is larger than 64 KiB"}
+		return &job.ValidationError{Message: "body is larger than 64 KiB", TooLarge: true}
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")
@@ -162,7 +162,11 @@ func writeValidation(w http.ResponseWriter, err error) {
 		WriteError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	status, code := http.StatusBadRequest, "invalid_request"
+	if ve.TooLarge {
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	}
 	var b errorBody
-	b.Error.Code, b.Error.Message, b.Error.Field = "invalid_request", ve.Error(), ve.Field
-	WriteJSON(w, http.StatusBadRequest, b)
+	b.Error.Code, b.Error.Message, b.Error.Field = code, ve.Error(), ve.Field
+	WriteJSON(w, status, b)
 }

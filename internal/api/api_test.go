@@ -266,7 +266,7 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"nested field given twice", "POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t","title":"u"}}`, nil, 400, "episode_data.title"},
 		{"field in another case", "POST", "/api/generation", `{"Project_Id":"p1","episode_data":{"title":"t"}}`, nil, 400, "Project_Id"},
 		{"nameless character", "POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t","characters":[{"description":"x"}]}}`, nil, 400, "episode_data.characters[0].name"},
-		{"oversized body", "POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t","synopsis":"` + strings.Repeat("a", job.MaxBodyBytes) + `"}}`, nil, 400, ""},
+		{"oversized body", "POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t","synopsis":"` + strings.Repeat("a", job.MaxBodyBytes) + `"}}`, nil, 413, ""},
 		{"empty idempotency key", "POST", "/api/generation", valid, []string{"Idempotency-Key", ""}, 400, "Idempotency-Key"},
 		{"idempotency key with space", "POST", "/api/generation", valid, []string{"Idempotency-Key", "a b"}, 400, "Idempotency-Key"},
 		{"overlong idempotency key", "POST", "/api/generation", valid, []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400, "Idempotency-Key"},

@@ -31,6 +31,8 @@ var projectIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 type ValidationError struct {
 	Field   string
 	Message string
+	// TooLarge marks a body over its size limit (HTTP 413, not 400).
+	TooLarge bool
 }
 
 func (e *ValidationError) Error() string {
@@ -95,7 +97,7 @@ func DecodeGenerationRequest(r io.Reader) (GenerationRequest, error) {
 		return req, invalid("", "could not read body: %v", err)
 	}
 	if len(body) > MaxBodyBytes {
-		return req, invalid("", "body is larger than %d bytes", MaxBodyBytes)
+		return req, &ValidationError{Message: fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes), TooLarge: true}
 	}
 	if !utf8.Valid(body) {
 		return req, invalid("", "body is not valid UTF-8")

@@ -291,6 +291,20 @@ func TestAdminTokenRequired(t *testing.T) {
 			t.Fatalf("PUT worker-system %s: %d %v, want 400", body, code, res)
 		}
 	}
+	// The runbook's memory cleanup: what it did, as a list even when nothing.
+	for _, tc := range []struct {
+		body    string
+		actions int
+	}{{`{"force_gc":true,"clear_caches":true}`, 2}, {`{"force_gc":true}`, 1}, {`{}`, 0}} {
+		code, res := request(t, "POST", c.serve.URL+"/api/admin/cleanup", json.RawMessage(tc.body), admin...)
+		actions, isList := res["actions"].([]any)
+		if code != 200 || !isList || len(actions) != tc.actions || res["before"] == nil || res["after"] == nil {
+			t.Fatalf("cleanup %s: %d %v, want %d actions", tc.body, code, res, tc.actions)
+		}
+	}
+	if code, res := request(t, "POST", c.serve.URL+"/api/admin/cleanup", json.RawMessage(`{"force_gc":"yes"}`), admin...); code != 400 {
+		t.Fatalf("cleanup with a string for a bool: %d %v, want 400", code, res)
+	}
 	for _, path := range []string{"/api/generation/a%00b", "/api/generation/a%FFb/events", "/api/generation?cursor=%00",
 		"/api/admin/rollbacks/a%00b", "/api/projects/p1/documents/a%00b"} {
 		if code, body := request(t, "GET", c.serve.URL+path, nil, admin...); code != 400 {

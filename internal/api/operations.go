@@ -45,7 +45,7 @@ type AuditJSON struct {
 
 func newAuditJSON(a store.AuditRecord) AuditJSON {
 	return AuditJSON{ID: a.ID, Kind: a.Kind, Trigger: a.Trigger, Reason: a.Reason, Actor: a.Actor, Status: a.Status,
-		Evidence: a.Evidence, Actions: a.Actions, JobsMigrated: a.JobsMigrated, JobsFailed: a.JobsFailed,
+		Evidence: a.Evidence, Actions: append([]string{}, a.Actions...), JobsMigrated: a.JobsMigrated, JobsFailed: a.JobsFailed,
 		AffectedProjects: a.AffectedProjects, StartedAt: a.StartedAt, FinishedAt: a.FinishedAt,
 		DurationMS: a.FinishedAt.Sub(a.StartedAt).Milliseconds(), Report: "/api/admin/rollbacks/" + a.ID + "/report"}
 }

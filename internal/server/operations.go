@@ -48,7 +48,7 @@ func memoryJSON() map[string]any {
 func (s *Server) Cleanup(ctx context.Context, forceGC, clearCaches bool) any {
 	before := memoryJSON()
 	start := time.Now()
-	var actions []string
+	actions := []string{} // a JSON list even when nothing was asked
 	if clearCaches {
 		if c, ok := s.store.(interface{ ClearCaches() }); ok {
 			c.ClearCaches()

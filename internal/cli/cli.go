@@ -37,11 +37,35 @@ func commands() []command {
 		{"verify", "run the runbook's checklist against a running service; --json; exits non-zero on a miss", verifyCmd},
 		{"status", "the runbook's monitoring loop as a live view; --watch", statusCmd},
 		{"report", "print a rollback report (YAML) — the latest, or the one of ID", reportCmd},
-		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
-			fmt.Fprintln(out, version.String())
-			return nil
-		}},
+		{"version", "print the version", versionCmd},
 	}
+}
+
+// usageError is a mistake in the command line. Run exits 2 for it, as for an
+// unknown command, and 1 for a command that ran and failed, so that a script
+// can tell a typo from an outage.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode is the exit code of a command that returned err (not nil).
+func exitCode(err error) int {
+	if errors.As(err, new(usageError)) {
+		return 2
+	}
+	return 1
+}
+
+// parseWith reads a command's settings and its own flags; any error in them
+// is a usage error.
+func parseWith(name string, args []string, stderr io.Writer, own ...func(fs *flag.FlagSet)) (*config.Config, error) {
+	cfg, err := config.Parse(name, args, os.Getenv, stderr, own...)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
 }
 
 // Run runs the command line and returns the exit code.
@@ -63,7 +87,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 			return 0 // the flag set has printed the command's usage
 		} else if err != nil {
 			fmt.Fprintf(stderr, "scriptgen %s: %v\n", c.name, err)
-			return 1
+			return exitCode(err)
 		}
 		return 0
 	}
@@ -92,7 +116,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, err := config.Parse("serve", args, os.Getenv, stderr)
+	cfg, err := parseWith("serve", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -149,10 +173,23 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 func worker(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, err := config.Parse("worker", args, os.Getenv, stderr)
+	cfg, err := parseWith("worker", args, stderr)
 	if err != nil {
 		return err
 	}
 	tuneGC(os.Getenv)
 	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
+}
+
+func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("takes no arguments, got %q", fs.Args())
+	}
+	fmt.Fprintln(stdout, version.String())
+	return nil
 }

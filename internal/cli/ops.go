@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/database"
 	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -28,8 +30,19 @@ type ops struct {
 	svc  *rollback.Service
 }
 
+// openStore opens the database of an operator command. These commands work on
+// the database a service already uses: a missing SQLite file is a typo in
+// DATABASE_URL, not a database to create (serve creates it).
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	st, err := database.OpenExisting(ctx, cfg.DatabaseURL, clock.Real{})
+	if errors.Is(err, database.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w; set DATABASE_URL or --database-url", err)
+	}
+	return st, err
+}
+
 func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, error) {
-	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -55,10 +68,6 @@ func (o *ops) close() {
 	o.st.Close()
 }
 
-func parseWith(name string, args []string, stderr io.Writer, own func(fs *flag.FlagSet)) (*config.Config, error) {
-	return config.Parse(name, args, os.Getenv, stderr, own)
-}
-
 func printStep(w io.Writer) rollback.StepFunc {
 	return func(s rollback.Step) {
 		mark := "✅"
@@ -78,6 +87,11 @@ func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	})
 	if err != nil {
 		return err
+	}
+	// Checked before anything is printed: the service would refuse it too, but
+	// only after this command had announced a rollback and its empty record.
+	if err := job.ValidateReason(reason); err != nil {
+		return usageError{err}
 	}
 	o, err := openOps(ctx, cfg, stderr)
 	if err != nil {
@@ -113,7 +127,10 @@ func rollforwardCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if percent < 0 || percent > 100 {
-		return fmt.Errorf("--percent is required, from 0 to 100")
+		return usagef("--percent is required, from 0 to 100")
+	}
+	if err := job.ValidateReason(reason); err != nil {
+		return usageError{err}
 	}
 	o, err := openOps(ctx, cfg, stderr)
 	if err != nil {
@@ -135,10 +152,30 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.StringVar(&source, "source", "durable", "backend to move queued jobs from: durable (alias rq_queue) or background_tasks")
 		fs.StringVar(&target, "target", "background_tasks", "backend to move them to")
 		fs.BoolVar(&list, "list-failed", false, "list the migration_failed dead-letter list")
-		fs.StringVar(&retry, "retry-failed", "", "retry a job of the migration_failed list (a job id, or 'all')")
+		// A Func, not a StringVar, to refuse an empty id: with a StringVar,
+		// --retry-failed '' looked like no flag and ran a full migration.
+		fs.Func("retry-failed", "retry a job of the migration_failed list (a job id, or 'all')", func(v string) error {
+			if v == "" {
+				return errors.New("want a job id or 'all'")
+			}
+			retry = v
+			return nil
+		})
 	})
 	if err != nil {
 		return err
+	}
+	// Checked whatever the mode, so that a typo is never silently ignored.
+	src, err := rollback.ParseBackend(source)
+	if err != nil {
+		return usagef("--source: %w", err)
+	}
+	dst, err := rollback.ParseBackend(target)
+	if err != nil {
+		return usagef("--target: %w", err)
+	}
+	if list && retry != "" {
+		return usagef("--list-failed and --retry-failed exclude each other")
 	}
 	o, err := openOps(ctx, cfg, stderr)
 	if err != nil {
@@ -182,14 +219,6 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return nil
 	}
-	src, err := rollback.ParseBackend(source)
-	if err != nil {
-		return err
-	}
-	dst, err := rollback.ParseBackend(target)
-	if err != nil {
-		return err
-	}
 	res, err := o.svc.Migrate(ctx, src, dst, "cli", func(done, total int) { progressBar(stderr, done, total) })
 	fmt.Fprintln(stderr)
 	if err != nil {
@@ -217,16 +246,16 @@ func progressBar(w io.Writer, done, total int) {
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, ids, err := config.ParseArgs("report", args, os.Getenv, stderr)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	if len(ids) > 1 {
-		return fmt.Errorf("one report id at most, got %d: %v", len(ids), ids)
+		return usagef("one report id at most, got %d: %v", len(ids), ids)
 	}
 	var id string
 	if len(ids) == 1 {
 		id = ids[0]
 	}
-	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,23 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
+
+// minInterval keeps --watch from hammering the service: each frame is three
+// requests, and an interval of 0 looped with no pause at all.
+const minInterval = 100 * time.Millisecond
+
+// serviceURL checks a --url and returns it without a trailing slash.
+func serviceURL(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usagef("--url %q: want http://HOST:PORT or https://HOST:PORT", s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
 
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var base string
@@ -23,10 +37,18 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	base = strings.TrimRight(base, "/")
+	if base, err = serviceURL(base); err != nil {
+		return err
+	}
+	if every < minInterval {
+		return usagef("--interval %s: must be at least %s", every, minInterval)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func(path string, out any) error {
-		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		req, err := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		if err != nil {
+			return err
+		}
 		if cfg.AdminToken != "" {
 			req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
 		}
@@ -42,14 +64,15 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	for {
 		var b strings.Builder
-		render(&b, base, get)
+		err := render(&b, base, cfg.AdminToken != "", get)
 		if watch {
 			fmt.Fprint(stdout, "\033[H\033[2J")
 		}
 		fmt.Fprint(stdout, b.String())
 		if !watch {
-			return nil
+			return err
 		}
+		// A watch goes on through an outage: seeing it end is its purpose.
 		select {
 		case <-ctx.Done():
 			return nil
@@ -58,8 +81,10 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
-// render writes one frame of the status view.
-func render(w io.Writer, base string, get func(string, any) error) {
+// render writes one frame of the status view. It returns an error when the
+// service does not answer, or when it refuses the admin token given: without
+// a token the admin figures are left out on purpose.
+func render(w io.Writer, base string, withToken bool, get func(string, any) error) error {
 	fmt.Fprintf(w, "=== scriptgen status — %s — %s ===\n", base, time.Now().Format("15:04:05"))
 	var health struct {
 		Status       string `json:"status"`
@@ -82,7 +107,7 @@ func render(w io.Writer, base string, get func(string, any) error) {
 	}
 	if err := get("/health", &health); err != nil {
 		fmt.Fprintf(w, "Service:          ❌ unreachable (%v)\n", err)
-		return
+		return fmt.Errorf("service unreachable: %w", err)
 	}
 	ws := health.WorkerSystem
 	fmt.Fprintf(w, "Service:          %s (version %s)\n", health.Status, health.Version)
@@ -103,7 +128,10 @@ func render(w io.Writer, base string, get func(string, any) error) {
 	}
 	if err := get("/api/admin/stats", &stats); err != nil {
 		fmt.Fprintf(w, "Admin stats:      unavailable (%v; set ADMIN_TOKEN)\n", err)
-		return
+		if withToken {
+			return fmt.Errorf("admin stats unavailable: %w", err)
+		}
+		return nil
 	}
 	fmt.Fprintf(w, "Durable queue:    %d waiting, oldest %.1fs\n", stats.Durable.Depth, stats.Durable.Latency)
 	fmt.Fprintf(w, "Response time:    avg %.1f ms, p99 %.1f ms\n", stats.Avg*1000, stats.P99*1000)
@@ -127,4 +155,5 @@ func render(w io.Writer, base string, get func(string, any) error) {
 		fmt.Fprintln(w, "Last rollback:    none")
 	}
 	fmt.Fprintln(w, "=========================")
+	return nil
 }

@@ -89,7 +89,10 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	v := &verifier{base: strings.TrimRight(base, "/"), token: cfg.AdminToken, client: &http.Client{Timeout: 15 * time.Second},
+	if base, err = serviceURL(base); err != nil {
+		return err
+	}
+	v := &verifier{base: base, token: cfg.AdminToken, client: &http.Client{Timeout: 15 * time.Second},
 		stamp: fmt.Sprint(time.Now().Unix())}
 	v.run(ctx)
 	failed := 0

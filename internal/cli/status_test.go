@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeService answers what status reads; its admin token is "right".
+func fakeService(t *testing.T) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"status": "ok", "version": "test"}`)
+	})
+	mux.HandleFunc("GET /api/admin/", func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer right":
+			fmt.Fprint(w, `{}`)
+		case "":
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			w.WriteHeader(http.StatusForbidden)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestStatusExitCode(t *testing.T) {
+	cleanEnv(t)
+	base := fakeService(t)
+	tests := []struct {
+		name      string
+		args      []string
+		code      int
+		out, errs string
+	}{
+		{"healthy", []string{"status", "--url", base, "--admin-token", "right"}, 0, "Service:          ok (version test)", ""},
+		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401; set ADMIN_TOKEN)", ""},
+		{"wrong token", []string{"status", "--url", base, "--admin-token", "wrong"}, 1, "unavailable (HTTP 403", "admin stats unavailable: HTTP 403"},
+		{"unreachable", []string{"status", "--url", "http://127.0.0.1:1"}, 1, "❌ unreachable", "service unreachable"},
+		{"not a URL", []string{"status", "--url", "notaurl"}, 2, "", `--url "notaurl": want http://`},
+		{"empty URL", []string{"status", "--url", ""}, 2, "", `--url "": want http://`},
+		{"not HTTP", []string{"status", "--url", "ftp://x"}, 2, "", `--url "ftp://x": want http://`},
+		{"no host", []string{"status", "--url", "http://"}, 2, "", `--url "http://": want http://`},
+		{"verify, not a URL", []string{"verify", "--url", "notaurl"}, 2, "", `--url "notaurl": want http://`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.out) || !strings.Contains(errs, tt.errs) {
+				t.Fatalf("%q exited %d, want %d\nstdout:\n%s\nstderr:\n%s", tt.args, code, tt.code, out, errs)
+			}
+		})
+	}
+}
+
+func TestStatusWatchRefusesATinyInterval(t *testing.T) {
+	cleanEnv(t)
+	base := fakeService(t)
+	for _, tt := range []struct {
+		interval string
+		code     int
+	}{{"0", 2}, {"-1s", 2}, {"1ns", 2}, {"99ms", 2}, {"100ms", 0}} {
+		// Without the check the watch would loop until this deadline, then
+		// end without an error.
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		err := statusCmd(ctx, []string{"--url", base, "--watch", "--interval", tt.interval}, io.Discard, io.Discard)
+		cancel()
+		code := 0
+		if err != nil {
+			code = exitCode(err)
+		}
+		if code != tt.code || (code == 2 && !strings.Contains(err.Error(), "must be at least 100ms")) {
+			t.Fatalf("--interval %s: exit %d (%v), want %d", tt.interval, code, err, tt.code)
+		}
+	}
+}

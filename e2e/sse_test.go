@@ -32,8 +32,7 @@ func (e streamEvent) key() string {
 }
 
 // openStream reads a job's event stream from after lastID into a channel
-// that is closed when the stream ends (terminal event, shutdown or crash, or
-// a 204: the job is finished and lastID was its last event).
+// that is closed when the stream ends (terminal event, shutdown or crash).
 func openStream(t *testing.T, ctx context.Context, base, id string, lastID int64) (<-chan streamEvent, error) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/generation/"+id+"/events", nil)
@@ -43,12 +42,6 @@ func openStream(t *testing.T, ctx context.Context, base, id string, lastID int64
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
-	}
-	if resp.StatusCode == http.StatusNoContent { // a finished job, every event seen
-		resp.Body.Close()
-		out := make(chan streamEvent)
-		close(out)
-		return out, nil
 	}
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		resp.Body.Close()

@@ -382,46 +382,6 @@ func TestStreamHeadersReplayLiveAndEnd(t *testing.T) {
 	}
 }
 
-// A client that resumes a finished job after its last event gets 204 (an
-// EventSource then stops reconnecting); one that missed the end gets it.
-func TestStreamOfAFinishedJob(t *testing.T) {
-	st := openSQLite(t)
-	srv, _ := newStreamServer(t, st, progress.StreamConfig{})
-	f := newFixture(t, st)
-	f.claim()
-	f.complete()
-	events, err := st.ListEvents(context.Background(), f.job.ID, 0, 100)
-	if err != nil || len(events) == 0 {
-		t.Fatalf("events %v, %v", events, err)
-	}
-	last := events[len(events)-1].Seq
-	get := func(lastID int64) (*http.Response, []sseEvent) {
-		req, _ := http.NewRequest("GET", srv.URL+"/api/generation/"+f.job.ID+"/events", nil)
-		req.Header.Set("Last-Event-ID", strconv.FormatInt(lastID, 10))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		rd := &sseReader{r: bufio.NewReader(resp.Body)}
-		var got []sseEvent
-		for {
-			ev, err := rd.next()
-			if err != nil {
-				return resp, got
-			}
-			got = append(got, ev)
-		}
-	}
-	if resp, got := get(last); resp.StatusCode != http.StatusNoContent || len(got) != 0 {
-		t.Fatalf("resume after the last event %d: %d with %d events, want 204 and none", last, resp.StatusCode, len(got))
-	}
-	resp, got := get(last - 1)
-	if resp.StatusCode != http.StatusOK || len(got) != 1 || got[0].Data.Seq != last || got[0].Event != "result" {
-		t.Fatalf("resume before the last event: %d %+v, want 200 and event %d", resp.StatusCode, got, last)
-	}
-}
-
 func TestStreamErrors(t *testing.T) {
 	st := openSQLite(t)
 	srv, _ := newStreamServer(t, st, progress.StreamConfig{})

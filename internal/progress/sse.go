@@ -15,10 +15,9 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
-// JobGetter tells whether a job exists and what its log holds.
+// JobGetter tells whether a job exists.
 type JobGetter interface {
 	GetJob(ctx context.Context, id string) (job.Job, error)
-	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
 }
 
 // StreamConfig tunes the SSE endpoint.
@@ -94,8 +93,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
 		return
 	}
-	j, err := s.jobs.GetJob(r.Context(), id)
-	if err != nil {
+	if _, err := s.jobs.GetJob(r.Context(), id); err != nil {
 		if errors.Is(err, job.ErrNotFound) {
 			api.WriteError(w, http.StatusNotFound, "not_found", "no job with id "+id)
 			return
@@ -106,16 +104,6 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("Event stream: reading job failed", "job_id", id, "err", err)
 		api.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
 		return
-	}
-	if after > 0 && j.Status.Terminal() {
-		// A client that has every event of a finished job gets 204, which
-		// tells an EventSource to stop reconnecting (it would resume every
-		// retry interval for ever on an empty 200).
-		rest, err := s.jobs.ListEvents(r.Context(), id, after, 1)
-		if err == nil && len(rest) == 0 {
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
 	}
 	sub, err := s.broker.Subscribe(id, after)
 	if err != nil {

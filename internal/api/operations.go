@@ -57,6 +57,17 @@ func failureJSON(f store.MigrationFailure) map[string]any {
 
 // OperationRoutes registers the rollback, migration, stats, cleanup and
 // restart calls; AdminRoutes puts them behind the token.
+// writeOperationError answers a rollback or roll-forward that did not
+// complete: the error, and the record and steps when the record was saved
+// (its id then leads to its report).
+func writeOperationError(w http.ResponseWriter, status int, code string, err error, rec store.AuditRecord, steps []rollback.Step) {
+	body := map[string]any{"error": map[string]string{"code": code, "message": err.Error()}, "steps": steps}
+	if !errors.Is(err, rollback.ErrNotRecorded) && rec.ID != "" {
+		body["record"] = newAuditJSON(rec)
+	}
+	WriteJSON(w, status, body)
+}
+
 func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc) {
 	return func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc) {
 		mux.HandleFunc("POST /api/admin/rollback", auth(func(w http.ResponseWriter, r *http.Request) {
@@ -77,16 +88,12 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			switch {
 			case err == nil:
 				WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
-			case rec.ID == "":
-				WriteError(w, http.StatusInternalServerError, "rollback_failed", err.Error())
 			case errors.Is(err, rollback.ErrSuperseded):
 				// Another operator enabled the durable worker meanwhile: a
 				// conflict of two decisions, not a fault of the service.
-				WriteJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "rollback_superseded", "message": err.Error()},
-					"record": newAuditJSON(rec), "steps": steps})
+				writeOperationError(w, http.StatusConflict, "rollback_superseded", err, rec, steps)
 			default:
-				WriteJSON(w, http.StatusInternalServerError, map[string]any{"error": map[string]string{"code": "rollback_failed", "message": err.Error()},
-					"record": newAuditJSON(rec), "steps": steps})
+				writeOperationError(w, http.StatusInternalServerError, "rollback_failed", err, rec, steps)
 			}
 		}))
 		mux.HandleFunc("POST /api/admin/rollforward", auth(func(w http.ResponseWriter, r *http.Request) {
@@ -109,12 +116,14 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			var steps []rollback.Step
 			rec, err := ops.Rollback.Rollforward(r.Context(), *body.Percent, rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r)},
 				func(s rollback.Step) { steps = append(steps, s) })
-			if err != nil {
-				WriteJSON(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "rollforward_refused", "message": err.Error()},
-					"record": newAuditJSON(rec), "steps": steps})
-				return
+			switch {
+			case err == nil:
+				WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
+			case errors.Is(err, rollback.ErrNoDurableSide):
+				writeOperationError(w, http.StatusConflict, "rollforward_refused", err, rec, steps)
+			default:
+				writeOperationError(w, http.StatusInternalServerError, "rollforward_failed", err, rec, steps)
 			}
-			WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
 		}))
 		mux.HandleFunc("GET /api/admin/rollbacks", auth(func(w http.ResponseWriter, r *http.Request) {
 			limit, err := limitParam(r, 50, 500)

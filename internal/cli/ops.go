@@ -108,8 +108,12 @@ func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		printStep(stdout)(s)
 	})
-	fmt.Fprintf(stdout, "Switched in %s; done in %s; %d jobs migrated, %d dead-lettered. Report: scriptgen report %s\n",
-		switched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rec.JobsMigrated, rec.JobsFailed, rec.ID)
+	report := "scriptgen report " + rec.ID
+	if errors.Is(err, rollback.ErrNotRecorded) {
+		report = "none, the audit record could not be saved"
+	}
+	fmt.Fprintf(stdout, "Switched in %s; done in %s; %d jobs migrated, %d dead-lettered. Report: %s\n",
+		switched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rec.JobsMigrated, rec.JobsFailed, report)
 	if asJSON {
 		json.NewEncoder(stdout).Encode(rec)
 	}

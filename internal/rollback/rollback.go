@@ -81,6 +81,14 @@ type Step struct {
 // back on while it ran, and that later decision stands.
 var ErrSuperseded = errors.New("the worker setting was enabled again while the rollback ran")
 
+// ErrNotRecorded is a rollback or roll-forward whose audit record could not
+// be saved: it has no report to lead to.
+var ErrNotRecorded = errors.New("the audit record could not be saved")
+
+// ErrNoDurableSide is a roll-forward refused because there is no durable
+// worker to roll forward to: no REDIS_URL, or Redis does not answer.
+var ErrNoDurableSide = errors.New("no durable side to roll forward to")
+
 // StepFunc hears about each step as it finishes.
 type StepFunc func(Step)
 
@@ -359,7 +367,7 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	}
 	rec.FinishedAt = time.Now().UTC()
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, err
+		return rec, fmt.Errorf("%w: %v", ErrNotRecorded, err)
 	}
 	steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + rec.ID})
 	if !ok {
@@ -382,10 +390,10 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	steps := &stepper{on: onStep}
 	steps.run("check durable side", func() (string, error) {
 		if s.durable == nil {
-			return "", errors.New("REDIS_URL is not set: there is no durable worker to roll forward to")
+			return "", fmt.Errorf("%w: REDIS_URL is not set", ErrNoDurableSide)
 		}
 		if err := s.durable.Ping(ctx); err != nil {
-			return "", fmt.Errorf("Redis is unreachable: %w", err)
+			return "", fmt.Errorf("%w: Redis is unreachable: %v", ErrNoDurableSide, err)
 		}
 		return "Redis answers", nil
 	})
@@ -408,7 +416,7 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	}
 	rec.FinishedAt = time.Now().UTC()
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, err
+		return rec, fmt.Errorf("%w: %v", ErrNotRecorded, err)
 	}
 	if !steps.ok {
 		return rec, fmt.Errorf("rollforward: %w", steps.firstErr)

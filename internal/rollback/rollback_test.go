@@ -65,3 +65,40 @@ func TestRollbackSupersededByAnEnable(t *testing.T) {
 		t.Fatalf("plain rollback: %+v, %v", rec, err)
 	}
 }
+
+// failingAudit is a store whose audit records cannot be saved.
+type failingAudit struct{ store.Store }
+
+func (failingAudit) InsertAudit(context.Context, store.AuditRecord) error {
+	return errors.New("disk full")
+}
+
+// A roll-forward without a durable side is refused with ErrNoDurableSide (the
+// API's 409); one whose record cannot be saved says ErrNotRecorded (a 500
+// without a report link), as does such a rollback.
+func TestRollforwardAndRecordErrors(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	before, _ := st.GetWorkerSetting(ctx)
+	_, err = rollback.New(st, nil, log).Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil)
+	if !errors.Is(err, rollback.ErrNoDurableSide) || errors.Is(err, rollback.ErrNotRecorded) {
+		t.Fatalf("roll-forward without Redis: %v, want ErrNoDurableSide", err)
+	}
+	if after, _ := st.GetWorkerSetting(ctx); after != before {
+		t.Fatalf("a refused roll-forward changed the setting: %+v, was %+v", after, before)
+	}
+
+	svc := rollback.New(failingAudit{st}, nil, log)
+	svc.FlagRefresh = 0
+	if _, err := svc.Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil); !errors.Is(err, rollback.ErrNotRecorded) {
+		t.Fatalf("roll-forward whose record fails: %v, want ErrNotRecorded", err)
+	}
+	if _, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil); !errors.Is(err, rollback.ErrNotRecorded) {
+		t.Fatalf("rollback whose record fails: %v, want ErrNotRecorded", err)
+	}
+}

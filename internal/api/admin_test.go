@@ -36,7 +36,7 @@ func TestProfilesOneAtATime(t *testing.T) {
 			first <- res
 		}()
 		<-arrived
-		time.Sleep(100 * time.Millisecond) // the first has taken the profiler by now
+		time.Sleep(300 * time.Millisecond) // the first (in the handler already) has taken the profiler by now
 		res, err := get(path)
 		<-arrived
 		if err != nil {

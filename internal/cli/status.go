@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,6 +58,13 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && path == "/health" {
+			// A degraded service answers its health with 503 and its figures.
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+				return fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			return errDegraded
+		}
 		if resp.StatusCode != 200 {
 			return fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
@@ -105,9 +113,10 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 			RSS int64 `json:"rss_bytes"`
 		} `json:"process"`
 	}
-	if err := get("/health", &health); err != nil {
-		fmt.Fprintf(w, "Service:          ❌ unreachable (%v)\n", err)
-		return fmt.Errorf("service unreachable: %w", err)
+	healthErr := get("/health", &health)
+	if healthErr != nil && !errors.Is(healthErr, errDegraded) {
+		fmt.Fprintf(w, "Service:          ❌ unreachable (%v)\n", healthErr)
+		return fmt.Errorf("service unreachable: %w", healthErr)
 	}
 	ws := health.WorkerSystem
 	fmt.Fprintf(w, "Service:          %s (version %s)\n", health.Status, health.Version)
@@ -129,9 +138,9 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 	if err := get("/api/admin/stats", &stats); err != nil {
 		fmt.Fprintf(w, "Admin stats:      unavailable (%v; set ADMIN_TOKEN)\n", err)
 		if withToken {
-			return fmt.Errorf("admin stats unavailable: %w", err)
+			return errors.Join(healthErr, fmt.Errorf("admin stats unavailable: %w", err))
 		}
-		return nil
+		return healthErr
 	}
 	fmt.Fprintf(w, "Durable queue:    %d waiting, oldest %.1fs\n", stats.Durable.Depth, stats.Durable.Latency)
 	fmt.Fprintf(w, "Response time:    avg %.1f ms, p99 %.1f ms\n", stats.Avg*1000, stats.P99*1000)
@@ -155,5 +164,8 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 		fmt.Fprintln(w, "Last rollback:    none")
 	}
 	fmt.Fprintln(w, "=========================")
-	return nil
+	return healthErr
 }
+
+// errDegraded is a service that answers but says it is degraded.
+var errDegraded = errors.New("the service is degraded")

@@ -11,12 +11,18 @@ import (
 	"time"
 )
 
-// fakeService answers what status reads; its admin token is "right".
+// fakeService answers what status reads; its admin token is "right". Its
+// health says degraded, with 503, under /degraded/.
 func fakeService(t *testing.T) string {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprint(w, `{"status": "ok", "version": "test"}`)
 	})
+	mux.HandleFunc("GET /degraded/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"status": "degraded", "version": "test"}`)
+	})
+	mux.Handle("GET /degraded/api/", http.StripPrefix("/degraded", mux))
 	mux.HandleFunc("GET /api/admin/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("Authorization") {
 		case "Bearer right":
@@ -45,6 +51,7 @@ func TestStatusExitCode(t *testing.T) {
 		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401; set ADMIN_TOKEN)", ""},
 		{"wrong token", []string{"status", "--url", base, "--admin-token", "wrong"}, 1, "unavailable (HTTP 403", "admin stats unavailable: HTTP 403"},
 		{"unreachable", []string{"status", "--url", "http://127.0.0.1:1"}, 1, "❌ unreachable", "service unreachable"},
+		{"degraded", []string{"status", "--url", base + "/degraded", "--admin-token", "right"}, 1, "Service:          degraded (version test)", "degraded"},
 		{"not a URL", []string{"status", "--url", "notaurl"}, 2, "", `--url "notaurl": want http://`},
 		{"empty URL", []string{"status", "--url", ""}, 2, "", `--url "": want http://`},
 		{"not HTTP", []string{"status", "--url", "ftp://x"}, 2, "", `--url "ftp://x": want http://`},

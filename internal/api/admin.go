@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -143,12 +144,12 @@ func requireToken(token string, next http.HandlerFunc) http.HandlerFunc {
 
 // decodeAdminBody strictly decodes a small JSON body; an empty body is {}.
 func decodeAdminBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, job.MaxBodyBytes+1))
 	if err != nil {
 		return &job.ValidationError{Message: "could not read body"}
 	}
-	if len(body) > 64<<10 {
-		return &job.ValidationError{Message: "body is larger than 64 KiB", TooLarge: true}
+	if len(body) > job.MaxBodyBytes {
+		return &job.ValidationError{Message: fmt.Sprintf("body is larger than %d bytes", job.MaxBodyBytes), TooLarge: true}
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte("{}")

@@ -131,14 +131,16 @@ func invalidDoc(field, format string, args ...any) error {
 	return &job.ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// errTooLarge is answered with 413.
-var errTooLarge = errors.New("document is too large")
+// tooLarge is a document over its limit, answered with 413.
+func (d *documents) tooLarge() error {
+	return &job.ValidationError{Field: "content", Message: fmt.Sprintf("is larger than %d bytes", d.cfg.MaxBytes), TooLarge: true}
+}
 
-// errUnsupportedMedia is a body of a type or charset documents do not take,
-// answered with 415.
-type errUnsupportedMedia struct{ message string }
+// unsupportedMediaError is a body of a type or charset documents do not
+// take, answered with 415.
+type unsupportedMediaError struct{ message string }
 
-func (e errUnsupportedMedia) Error() string { return e.message }
+func (e unsupportedMediaError) Error() string { return e.message }
 
 // decode reads a submission in either of its two shapes and checks it.
 func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequest, error) {
@@ -149,15 +151,15 @@ func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequ
 		if err != nil {
 			return req, invalidDoc("Content-Type", "is malformed")
 		}
-		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") && !strings.EqualFold(cs, "us-ascii") {
 			// Read as UTF-8, another charset's text would be stored garbled.
-			return req, errUnsupportedMedia{fmt.Sprintf("charset %q: documents are UTF-8 text", cs)}
+			return req, unsupportedMediaError{fmt.Sprintf("charset %q: documents are UTF-8 text", cs)}
 		}
 		mediaType = mt
 	}
 	raw := mediaType == "text/plain" || mediaType == "text/markdown"
 	if !raw && mediaType != "application/json" {
-		return req, errUnsupportedMedia{fmt.Sprintf("Content-Type %q: must be application/json, text/markdown or text/plain", mediaType)}
+		return req, unsupportedMediaError{fmt.Sprintf("Content-Type %q: must be application/json, text/markdown or text/plain", mediaType)}
 	}
 	// JSON escapes may take up to six bytes for a three-byte character.
 	limit := d.cfg.MaxBytes
@@ -167,7 +169,7 @@ func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequ
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return req, errTooLarge
+		return req, d.tooLarge()
 	}
 	if err != nil {
 		return req, invalidDoc("", "could not read body: %v", err)
@@ -208,7 +210,7 @@ func (d *documents) validate(req *documentRequest) error {
 		return invalidDoc("format", "must be markdown or text")
 	}
 	if len(req.Content) > d.cfg.MaxBytes {
-		return errTooLarge
+		return d.tooLarge()
 	}
 	// JSON may carry text that raw bytes were checked for already; check
 	// the decoded content too, since "\u0000" is valid JSON.
@@ -227,11 +229,8 @@ func (d *documents) validate(req *documentRequest) error {
 }
 
 func (d *documents) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var media errUnsupportedMedia
+	var media unsupportedMediaError
 	switch {
-	case errors.Is(err, errTooLarge):
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("document content is larger than %d bytes", d.cfg.MaxBytes))
 	case errors.As(err, &media):
 		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", media.message)
 	default:

@@ -1,11 +1,14 @@
 package durable
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 )
 
 // DefaultRedisDB is the Redis database of a REDIS_URL that names none: the
@@ -29,4 +32,19 @@ func RedisOpt(raw string) (asynq.RedisConnOpt, error) {
 		return c, nil
 	}
 	return opt, nil
+}
+
+// CheckRedisDB refuses a REDIS_URL whose database this Redis does not have:
+// every command would fail ("DB index is out of range") while the process
+// ran on as if healthy. Redis being down is no reason to refuse a start
+// (invariant 4: the service waits for it), so any other error is nil.
+func CheckRedisDB(ctx context.Context, opt asynq.RedisConnOpt) error {
+	client := opt.MakeRedisClient().(redis.UniversalClient)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil && strings.Contains(err.Error(), "DB index is out of range") {
+		return fmt.Errorf("REDIS_URL: this Redis has no such database: %w", err)
+	}
+	return nil
 }

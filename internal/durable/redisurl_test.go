@@ -1,9 +1,13 @@
 package durable
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 func TestRedisOptDefaultsToDatabase5(t *testing.T) {
@@ -33,5 +37,24 @@ func TestRedisOptDefaultsToDatabase5(t *testing.T) {
 		if _, err := RedisOpt(bad); err == nil {
 			t.Fatalf("RedisOpt(%q) accepted", bad)
 		}
+	}
+}
+
+// A database this Redis does not have stops a start; Redis being down does not.
+func TestCheckRedisDB(t *testing.T) {
+	good, err := RedisOpt(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckRedisDB(t.Context(), good); err != nil {
+		t.Fatalf("a database of the shared Redis: %v", err)
+	}
+	missing, _ := RedisOpt("redis://" + testenv.SharedRedisAddr() + "/99")
+	if err := CheckRedisDB(t.Context(), missing); err == nil || !strings.Contains(err.Error(), "no such database") {
+		t.Fatalf("database 99 of a 16-database Redis: %v, want refused", err)
+	}
+	down, _ := RedisOpt(fmt.Sprintf("redis://127.0.0.1:%d/1", testenv.FreePort(t)))
+	if err := CheckRedisDB(t.Context(), down); err != nil {
+		t.Fatalf("Redis down: %v, want nil (the service waits for it)", err)
 	}
 }

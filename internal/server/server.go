@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		if err != nil {
 			return nil, err
 		}
+		if err := durable.CheckRedisDB(ctx, opt); err != nil {
+			return nil, err
+		}
 		redisOpt = opt
 	}
 	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})

@@ -26,6 +26,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	if err := durable.CheckRedisDB(ctx, opt); err != nil {
+		return err
+	}
 	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
 	if err != nil {
 		return err

@@ -15,16 +15,21 @@ import (
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
 )
 
-// TestRollbackSupersededByAnEnable: an operator who enables the durable
-// worker while a rollback runs wins; the rollback says so with ErrSuperseded
-// (the API's 409), records itself as failed and leaves the setting alone.
-func TestRollbackSupersededByAnEnable(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
+// openStore is an SQLite store of the test's own.
+func openStore(t *testing.T) store.Store {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "r.db"), clock.Real{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// TestRollbackSupersededByAnEnable: an operator who enables the durable
+// worker while a rollback runs wins; the rollback says so with ErrSuperseded
+// (the API's 409), records itself as failed and leaves the setting alone.
+func TestRollbackSupersededByAnEnable(t *testing.T) {
+	ctx, st := context.Background(), openStore(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 0
 	enable := store.WorkerSetting{Enabled: true, RolloutPercent: 100, Reason: "redis is back", UpdatedBy: "other-operator"}
@@ -77,12 +82,8 @@ func (failingAudit) InsertAudit(context.Context, store.AuditRecord) error {
 // API's 409); one whose record cannot be saved says ErrNotRecorded (a 500
 // without a report link), as does such a rollback.
 func TestRollforwardAndRecordErrors(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	ctx, st := context.Background(), openStore(t)
+	var err error
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	before, _ := st.GetWorkerSetting(ctx)
 	_, err = rollback.New(st, nil, log).Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil)

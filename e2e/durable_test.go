@@ -284,6 +284,28 @@ func TestAdminTokenRequired(t *testing.T) {
 			}
 		}
 	}
+	// Enabling without a percent after the rollout was 0 (as a rollback leaves
+	// it) means every project; a percent given is kept (the setting keeps it
+	// while disabled); enabled at 0 % is a contradiction, refused.
+	for _, step := range []struct {
+		body    string
+		code    int
+		percent float64
+	}{
+		{`{"enabled":false,"rollout_percent":0}`, 200, 0},
+		{`{"enabled":true}`, 200, 100},
+		{`{"enabled":true,"rollout_percent":25}`, 200, 25},
+		{`{"enabled":false}`, 200, 25},
+		{`{"enabled":true}`, 200, 25},
+		{`{"enabled":true,"rollout_percent":0}`, 400, 25},
+		{`{"enabled":true,"rollout_percent":100}`, 200, 100},
+	} {
+		code, res := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", json.RawMessage(step.body), admin...)
+		h := c.health()
+		if setting, _ := h["setting"].(map[string]any); code != step.code || setting["rollout_percent"] != step.percent || h["reason"] != "" {
+			t.Fatalf("PUT worker-system %s: %d %v; health %v, want %d and %v %%", step.body, code, res, h, step.code, step.percent)
+		}
+	}
 	// A body whose meaning depends on which of two keys wins: encoding/json
 	// took the last ("ENABLED" matched enabled) and switched the worker off.
 	for _, body := range []string{`{"enabled":true,"ENABLED":false}`, `{"enabled":true,"enabled":false}`, `{"Enabled":false}`} {

@@ -68,6 +68,10 @@ func AdminRoutes(cfg AdminConfig) func(mux *http.ServeMux) {
 				writeValidation(w, &job.ValidationError{Field: "rollout_percent", Message: "must be from 0 to 100"})
 				return
 			}
+			if p := change.RolloutPercent; p != nil && *p == 0 && *change.Enabled {
+				writeValidation(w, &job.ValidationError{Field: "rollout_percent", Message: "0 with enabled true would route no job to the durable worker: give 1 to 100, or enabled false"})
+				return
+			}
 			if err := job.ValidateReason(change.Reason); err != nil {
 				writeValidation(w, err)
 				return

@@ -32,7 +32,7 @@ type WorkerSystem struct {
 	Enabled        bool   `json:"enabled"`
 	Type           string `json:"type"`
 	RolloutPercent int    `json:"rollout_percent"`
-	Reason         string `json:"reason,omitempty"`
+	Reason         string `json:"reason"`
 	KillSwitch     bool   `json:"kill_switch"`
 	Redis          string `json:"redis"`
 	// WorkersUp counts durable worker processes with a fresh heartbeat;

@@ -61,8 +61,13 @@ func (s *Server) SetWorkerSystem(ctx context.Context, change api.WorkerSystemCha
 		return err
 	}
 	next := store.WorkerSetting{Enabled: *change.Enabled, RolloutPercent: cur.RolloutPercent, Reason: change.Reason, UpdatedBy: by}
-	if change.RolloutPercent != nil {
+	switch {
+	case change.RolloutPercent != nil:
 		next.RolloutPercent = *change.RolloutPercent
+	case next.Enabled && next.RolloutPercent == 0:
+		// Enabling without a percent after a rollback (which leaves 0 %)
+		// means the durable worker for every project, not enabled for none.
+		next.RolloutPercent = 100
 	}
 	if _, err := s.store.PutWorkerSetting(ctx, next); err != nil {
 		return err

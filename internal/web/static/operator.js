@@ -154,6 +154,14 @@ $("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KE
 $("ws-form").addEventListener("submit", applyWorkerSystem);
 for (const id of ["ws-switch", "ws-percent", "ws-reason"]) $(id).addEventListener("input", () => { op.dirty = true; op.edits++; });
 $("ws-percent").addEventListener("input", () => { $("ws-percent-out").textContent = $("ws-percent").value; });
+// Switching the durable worker on after a rollback (which leaves 0 %) means
+// every project, as the API's PUT without a percent does.
+$("ws-switch").addEventListener("input", () => {
+  if ($("ws-switch").checked && Number($("ws-percent").value) === 0) {
+    $("ws-percent").value = 100;
+    $("ws-percent-out").textContent = "100";
+  }
+});
 $("rollback").addEventListener("click", () => { $("rollback-confirm").hidden = false; $("rollback-reason").focus(); });
 $("rollback-cancel").addEventListener("click", () => { $("rollback-confirm").hidden = true; });
 $("rollback-go").addEventListener("click", rollback);

@@ -12,9 +12,9 @@ import (
 // guardInput refuses, before any handler, a request whose path or query
 // could not be an id, a cursor or a title: not valid UTF-8, a control
 // character (a query's values may hold line breaks and tabs, as the body's
-// texts may), a query that does not parse or gives a parameter twice. Ids and cursors go to the
-// database as they come, and PostgreSQL refuses such text with an error that
-// is not the client's to read.
+// texts may), a query that does not parse or gives a parameter twice. Ids
+// and cursors go to the database as they come, and PostgreSQL refuses such
+// text with an error that is not the client's to read.
 func guardInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !cleanText(r.URL.Path, false) {

@@ -55,19 +55,28 @@ func failureJSON(f store.MigrationFailure) map[string]any {
 		"audit_id": f.AuditID, "created_at": f.CreatedAt}
 }
 
-// OperationRoutes registers the rollback, migration, stats, cleanup and
-// restart calls; AdminRoutes puts them behind the token.
-// writeOperationError answers a rollback or roll-forward that did not
-// complete: the error, and the record and steps when the record was saved
-// (its id then leads to its report).
-func writeOperationError(w http.ResponseWriter, status int, code string, err error, rec store.AuditRecord, steps []rollback.Step) {
-	body := map[string]any{"error": map[string]string{"code": code, "message": err.Error()}, "steps": steps}
+// writeOperation answers a rollback or roll-forward with its steps and, once
+// saved, its record (whose id leads to its report). An error that Is
+// conflict is the caller's 409 (conflictCode), any other a 500 (failCode).
+func writeOperation(w http.ResponseWriter, rec store.AuditRecord, steps []rollback.Step, err error,
+	conflict error, conflictCode, failCode string) {
+	body := map[string]any{"steps": steps}
 	if !errors.Is(err, rollback.ErrNotRecorded) && rec.ID != "" {
 		body["record"] = newAuditJSON(rec)
+	}
+	status := http.StatusOK
+	switch {
+	case err == nil:
+	case errors.Is(err, conflict):
+		status, body["error"] = http.StatusConflict, map[string]string{"code": conflictCode, "message": err.Error()}
+	default:
+		status, body["error"] = http.StatusInternalServerError, map[string]string{"code": failCode, "message": err.Error()}
 	}
 	WriteJSON(w, status, body)
 }
 
+// OperationRoutes registers the rollback, migration, stats, cleanup and
+// restart calls; AdminRoutes puts them behind the token.
 func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc) {
 	return func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc) {
 		mux.HandleFunc("POST /api/admin/rollback", auth(func(w http.ResponseWriter, r *http.Request) {
@@ -85,16 +94,9 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			var steps []rollback.Step
 			rec, err := ops.Rollback.Rollback(r.Context(), rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"},
 				func(s rollback.Step) { steps = append(steps, s) })
-			switch {
-			case err == nil:
-				WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
-			case errors.Is(err, rollback.ErrSuperseded):
-				// Another operator enabled the durable worker meanwhile: a
-				// conflict of two decisions, not a fault of the service.
-				writeOperationError(w, http.StatusConflict, "rollback_superseded", err, rec, steps)
-			default:
-				writeOperationError(w, http.StatusInternalServerError, "rollback_failed", err, rec, steps)
-			}
+			// Superseded: another operator enabled the durable worker
+			// meanwhile, a conflict of two decisions, not a fault of the service.
+			writeOperation(w, rec, steps, err, rollback.ErrSuperseded, "rollback_superseded", "rollback_failed")
 		}))
 		mux.HandleFunc("POST /api/admin/rollforward", auth(func(w http.ResponseWriter, r *http.Request) {
 			var body struct {
@@ -116,14 +118,7 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			var steps []rollback.Step
 			rec, err := ops.Rollback.Rollforward(r.Context(), *body.Percent, rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r)},
 				func(s rollback.Step) { steps = append(steps, s) })
-			switch {
-			case err == nil:
-				WriteJSON(w, http.StatusOK, map[string]any{"record": newAuditJSON(rec), "steps": steps})
-			case errors.Is(err, rollback.ErrNoDurableSide):
-				writeOperationError(w, http.StatusConflict, "rollforward_refused", err, rec, steps)
-			default:
-				writeOperationError(w, http.StatusInternalServerError, "rollforward_failed", err, rec, steps)
-			}
+			writeOperation(w, rec, steps, err, rollback.ErrNoDurableSide, "rollforward_refused", "rollforward_failed")
 		}))
 		mux.HandleFunc("GET /api/admin/rollbacks", auth(func(w http.ResponseWriter, r *http.Request) {
 			limit, err := limitParam(r, 50, 500)

@@ -367,7 +367,7 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	}
 	rec.FinishedAt = time.Now().UTC()
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, fmt.Errorf("%w: %v", ErrNotRecorded, err)
+		return rec, errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
 	}
 	steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + rec.ID})
 	if !ok {
@@ -416,7 +416,7 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	}
 	rec.FinishedAt = time.Now().UTC()
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, fmt.Errorf("%w: %v", ErrNotRecorded, err)
+		return rec, errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
 	}
 	if !steps.ok {
 		return rec, fmt.Errorf("rollforward: %w", steps.firstErr)

@@ -274,7 +274,15 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		{"cancel unknown job", "POST", "/api/generation/nope/cancel", "", nil, 404, ""},
 		{"bad status filter", "GET", "/api/generation?status=done", "", nil, 400, "status"},
 		{"bad limit", "GET", "/api/generation?limit=0", "", nil, 400, "limit"},
+		{"limit with a sign", "GET", "/api/generation?limit=%2B5", "", nil, 400, "limit"},
+		{"limit with a leading zero", "GET", "/api/generation?limit=05", "", nil, 400, "limit"},
 		{"bad episode number", "GET", "/api/projects/p1/episodes/zero", "", nil, 400, "number"},
+		{"episode number with a leading zero", "GET", "/api/projects/p1/episodes/01", "", nil, 400, "number"},
+		{"episode number with a sign", "GET", "/api/projects/p1/episodes/+1", "", nil, 400, "number"},
+		{"episode cursor with a sign", "GET", "/api/projects/p1/episodes?cursor=%2B1", "", nil, 400, "cursor"},
+		{"episode cursor with a leading zero", "GET", "/api/projects/p1/episodes?cursor=01", "", nil, 400, "cursor"},
+		{"negative episode cursor", "GET", "/api/projects/p1/episodes?cursor=-1", "", nil, 400, "cursor"},
+		{"overlong episode cursor", "GET", "/api/projects/p1/episodes?cursor=1234567890123456789", "", nil, 400, "cursor"},
 		{"bad episode project", "GET", "/api/projects/a%20b/episodes", "", nil, 400, "project_id"},
 		{"missing episode", "GET", "/api/projects/p1/episodes/9", "", nil, 404, ""},
 		{"unknown endpoint", "GET", "/api/nothing", "", nil, 404, ""},
@@ -310,6 +318,9 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	e.t = t
 	if code, body := e.do("GET", "/api/projects/p1/episodes?note=two%0Alines%09tabbed", ""); code != 200 {
 		t.Fatalf("a line break and a tab in a query value: %d %v, want 200", code, body)
+	}
+	if code, body := e.do("GET", "/api/projects/p1/episodes?cursor=0&limit=10", ""); code != 200 {
+		t.Fatalf("cursor 0 and limit 10: %d %v, want 200", code, body)
 	}
 	if n := e.jobCount(); n != 0 {
 		t.Fatalf("bad input wrote %d jobs", n)

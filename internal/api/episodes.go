@@ -36,7 +36,8 @@ func (a *API) listEpisodes(w http.ResponseWriter, r *http.Request) {
 	}
 	after := 0
 	if c := r.URL.Query().Get("cursor"); c != "" {
-		if after, err = strconv.Atoi(c); err != nil || after < 0 {
+		var ok bool
+		if after, ok = decimal(c); !ok {
 			a.writeDomainError(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
 			return
 		}
@@ -64,8 +65,8 @@ func (a *API) getEpisode(w http.ResponseWriter, r *http.Request) {
 		a.writeDomainError(w, r, err)
 		return
 	}
-	n, err := strconv.Atoi(r.PathValue("number"))
-	if err != nil || n < 1 {
+	n, ok := decimal(r.PathValue("number"))
+	if !ok || n < 1 {
 		a.writeDomainError(w, r, &job.ValidationError{Field: "number", Message: "must be a positive integer"})
 		return
 	}

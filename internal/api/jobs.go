@@ -128,11 +128,28 @@ func limitParam(r *http.Request, def, max int) (int, error) {
 	if v == "" {
 		return def, nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
+	n, ok := decimal(v)
+	if !ok || n < 1 || n > max {
 		return 0, &job.ValidationError{Field: "limit", Message: "must be an integer from 1 to " + strconv.Itoa(max)}
 	}
 	return n, nil
+}
+
+// decimal reads a number written as this API writes one: digits only, with
+// no sign and no leading zero, so that each value has one spelling ("+1" and
+// "01" are not 1).
+func decimal(s string) (int, bool) {
+	if s == "" || len(s) > 18 || (s[0] == '0' && len(s) > 1) {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {

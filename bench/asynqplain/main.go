@@ -44,8 +44,12 @@ func main() {
 	opt := asynq.RedisClientOpt{Addr: *addr, DB: *db}
 	var done atomic.Int64
 	all := make(chan struct{})
+	// The server looks for tasks as often as scriptgen's worker does (every
+	// 50–150 ms when its queue is empty, against asynq's default 0.5–1.5 s):
+	// it starts before the first task is enqueued, and asynq's default wait
+	// put up to a second of idling into a run of two or three.
 	srv := asynq.NewServer(opt, asynq.Config{Concurrency: *concurrency, Queues: map[string]int{"generation": 1},
-		LogLevel: asynq.ErrorLevel})
+		LogLevel: asynq.ErrorLevel, TaskCheckInterval: 100 * time.Millisecond})
 	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		if err := effect(ctx, t); err != nil {
 			return err

@@ -10,9 +10,10 @@
 # job's rows with no queue at all, so the ratio it gets is what the database
 # side of a job leaves for the durable path to reach.
 # Usage: [WORKER_CONCURRENCY=8] [REPS=3] bench/run-durable.sh [jobs] [projects]
-# Jobs default to 20,000: an asynq server that finds its queue empty looks
-# again 0.5–1.5 s later, which in a run of 5,000 tasks (about a second) halves
-# the peer's measured rate.
+# Jobs default to 20,000, so that each run lasts seconds. Both asynq servers
+# (scriptgen's worker and the peer's) look again 50–150 ms after finding their
+# queue empty; with asynq's default 0.5–1.5 s the peer, which starts before its
+# first task, idled for up to a second of its 2–3 s run.
 # (needs PostgreSQL on 127.0.0.1:5432). Both sides run with WORKER_CONCURRENCY.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -87,32 +87,38 @@ func (i *Inspector) Close() error {
 	return errors.Join(i.insp.Close(), i.redis.Close())
 }
 
-// Present reports, for each dispatch of the given jobs, whether its task is
-// still in Redis (waiting, active, retrying or dead-lettered), with one
-// pipelined round trip. It reads asynq's task keys ("asynq:{queue}:t:id"); were
-// that layout to change, every task would look gone and be enqueued again,
-// which is idempotent: slower, never wrong.
-func (i *Inspector) Present(ctx context.Context, jobs []job.Job) ([]bool, error) {
-	cmds := make([]*redis.IntCmd, len(jobs))
+// The states of a task that the reconciler acts on, as asynq writes them in
+// the task's hash; TaskGone is a task that is not in Redis at all.
+const (
+	TaskGone      = ""
+	TaskActive    = "active"
+	TaskArchived  = "archived"
+	TaskCompleted = "completed"
+)
+
+// TaskStates reports, for each dispatch of the given jobs, the state asynq
+// keeps for its task — "pending", "active", "retry", "archived" and so on, or
+// TaskGone — with one pipelined round trip. It reads asynq's task hashes
+// ("asynq:{queue}:t:id", field "state"); were that layout to change, every
+// task would look gone and be enqueued again, which is idempotent: slower,
+// never wrong.
+func (i *Inspector) TaskStates(ctx context.Context, jobs []job.Job) ([]string, error) {
+	cmds := make([]*redis.StringCmd, len(jobs))
 	_, err := i.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for n, j := range jobs {
-			cmds[n] = p.Exists(ctx, "asynq:{"+QueueFor(j.Kind)+"}:t:"+TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
+			cmds[n] = p.HGet(ctx, "asynq:{"+QueueFor(j.Kind)+"}:t:"+TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}), "state")
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	present := make([]bool, len(jobs))
+	states := make([]string, len(jobs))
 	for n, c := range cmds {
-		present[n] = c.Val() > 0
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		states[n] = c.Val()
 	}
-	return present, nil
-}
-
-// Active reports whether a dispatch's task is being processed (or held by a
-// worker that died while it was).
-func (i *Inspector) Active(queue, taskID string) bool {
-	info, err := i.insp.GetTaskInfo(queue, taskID)
-	return err == nil && info.State == asynq.TaskStateActive
+	return states, nil
 }

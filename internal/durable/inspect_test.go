@@ -13,10 +13,11 @@ import (
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
-// TestPresentFollowsTheQueue: the reconciler's look at Redis sees a
-// dispatched task (generation and rag_processing queues alike), does not see
-// one never enqueued, another epoch's, or one whose Redis database was flushed.
-func TestPresentFollowsTheQueue(t *testing.T) {
+// TestTaskStatesFollowTheQueue: the reconciler's look at Redis sees a
+// dispatched task (generation and rag_processing queues alike) as pending, and
+// one never enqueued, another epoch's, or one whose Redis database was flushed
+// as gone.
+func TestTaskStatesFollowTheQueue(t *testing.T) {
 	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -37,19 +38,19 @@ func TestPresentFollowsTheQueue(t *testing.T) {
 	}
 	later := gen
 	later.DispatchEpoch = 2
-	present, err := insp.Present(ctx, []job.Job{gen, doc, never, later})
+	states, err := insp.TaskStates(ctx, []job.Job{gen, doc, never, later})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{true, true, false, false}; !slices.Equal(present, want) {
-		t.Fatalf("present %v, want %v", present, want)
+	if want := []string{"pending", "pending", durable.TaskGone, durable.TaskGone}; !slices.Equal(states, want) {
+		t.Fatalf("states %q, want %q", states, want)
 	}
 	c := opt.MakeRedisClient().(redis.UniversalClient)
 	defer c.Close()
 	if err := c.FlushDB(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if present, err = insp.Present(ctx, []job.Job{gen, doc}); err != nil || !slices.Equal(present, []bool{false, false}) {
-		t.Fatalf("after FLUSHDB: present %v (%v), want none", present, err)
+	if states, err = insp.TaskStates(ctx, []job.Job{gen, doc}); err != nil || !slices.Equal(states, []string{durable.TaskGone, durable.TaskGone}) {
+		t.Fatalf("after FLUSHDB: states %q (%v), want gone", states, err)
 	}
 }

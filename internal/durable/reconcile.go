@@ -16,31 +16,41 @@ type Lister interface {
 // Redispatch is the reconciler's durable pass: every queued durable job that
 // has waited longer than grace and whose task is gone from Redis — flushed, or
 // Redis down when it was submitted — is enqueued again. One pipelined look
-// finds the gone tasks, so a long queue of waiting jobs costs one round trip,
-// not an enqueue each; enqueueing is idempotent per dispatch (the task id)
-// anyway.
+// finds the tasks' states, so a long queue of waiting jobs costs one round
+// trip, not an enqueue each; enqueueing is idempotent per dispatch (the task
+// id) anyway.
 //
-// A job still queued after stuckAfter whose task is active — taken by a worker
-// that died before it claimed the row — gets a new epoch and a new task: the
-// old one is stale from then on, and dropped if asynq ever hands it out again.
+// Two kinds of task hold their id without ever running the job, which then
+// gets a new epoch and a new task (the old one is stale from then on, and
+// dropped if asynq ever hands it out again):
+//   - a task asynq archived: its retries ran out, each a claim that failed
+//     (the database down for a minute), or a worker died holding it each
+//     time. Its dead-letter entry is removed once the new task is in.
+//   - a task still active after stuckAfter: taken by a worker that died
+//     before it claimed the row.
 func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter time.Duration, now func() time.Time) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		jobs, err := st.ListQueued(ctx, job.BackendDurable, now().Add(-grace), 5000)
 		if err != nil || len(jobs) == 0 {
 			return err
 		}
-		present, err := insp.Present(ctx, jobs)
+		states, err := insp.TaskStates(ctx, jobs)
 		if err != nil {
 			return err // Redis is down; the next tick tries again
 		}
 		for n, j := range jobs {
-			if !present[n] {
+			switch states[n] {
+			case TaskGone:
 				if err := d.Dispatch(ctx, j); err != nil {
 					return err
 				}
 				continue
-			}
-			if now().Sub(j.UpdatedAt) < stuckAfter || !insp.Active(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch})) {
+			case TaskArchived, TaskCompleted:
+			case TaskActive:
+				if now().Sub(j.UpdatedAt) < stuckAfter {
+					continue
+				}
+			default: // waiting its turn
 				continue
 			}
 			fresh, err := st.BumpEpoch(ctx, job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch})
@@ -49,6 +59,10 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 			}
 			if err := d.Dispatch(ctx, fresh); err != nil {
 				return err
+			}
+			if states[n] != TaskActive {
+				// Stale now: only the dead-letter list would still show it.
+				_ = insp.DeleteTask(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
 			}
 		}
 		return nil

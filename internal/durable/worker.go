@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,7 +37,15 @@ type Worker struct {
 	cfg   WorkerConfig
 	log   *slog.Logger
 	srv   *asynq.Server
+	// running counts the handlers under way: asynq's Shutdown returns once
+	// it has put back the tasks of its drain timeout, before their handlers
+	// have released their jobs.
+	running sync.WaitGroup
 }
+
+// finishWait bounds how long Stop waits for handlers to finish after asynq
+// has stopped: the executor's finishing writes have 30 s, a re-dispatch 5 s.
+const finishWait = 40 * time.Second
 
 // NewWorker builds a worker; Start runs it.
 func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConfig, log *slog.Logger) *Worker {
@@ -72,14 +81,29 @@ func (w *Worker) Start(context.Context) error {
 }
 
 // Stop stops taking tasks and waits up to the shutdown timeout for running
-// ones; the executor releases what is still running then.
+// ones; the executor releases what is still running then, and Stop waits for
+// those releases (and the re-dispatches that follow them), so that the store
+// is still open for them: a job cut short by a deploy is queued again at once,
+// with its attempt given back, instead of waiting for its lease to expire.
 func (w *Worker) Stop(context.Context) error {
 	w.srv.Shutdown()
-	return nil
+	done := make(chan struct{})
+	go func() {
+		w.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(finishWait):
+		return fmt.Errorf("durable worker: runs still finishing %s after shutdown; their leases will expire", finishWait)
+	}
 }
 
 // ProcessTask runs the dispatch a task carries, if it is still current.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.running.Add(1)
+	defer w.running.Done()
 	taskID, _ := asynq.GetTaskID(ctx)
 	d, err := ParseTask(t)
 	if err != nil {

@@ -1,0 +1,145 @@
+package durable_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
+)
+
+// TestRedispatchActsOnEachTaskState runs the reconciler's durable pass over
+// queued jobs whose tasks are in every state it tells apart, on a real Redis
+// with a real asynq server holding one task active:
+//   - waiting (pending): left alone;
+//   - gone (never enqueued, or flushed): enqueued again under the same epoch;
+//   - archived by asynq (its retries ran out; before the fix the job stayed
+//     queued for ever, its task id taken): a new epoch and task, and the old
+//     dead-letter entry removed;
+//   - active for longer than stuckAfter (a worker died before its claim): a
+//     new epoch and task; active for less: left alone.
+func TestRedispatchActsOnEachTaskState(t *testing.T) {
+	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	disp := durable.NewDispatcher(opt)
+	defer disp.Stop(ctx)
+	insp := durable.NewInspector(opt)
+	defer insp.Close()
+	raw := asynq.NewInspector(opt)
+	defer raw.Close()
+
+	newJob := func(key string) job.Job {
+		j, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+			RequestHash: key, IdempotencyKey: key, Backend: job.BackendDurable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	taskOf := func(j job.Job) string { return durable.TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}) }
+	state := func(j job.Job) string {
+		info, err := raw.GetTaskInfo(durable.QueueGeneration, taskOf(j))
+		if err != nil {
+			return "gone"
+		}
+		return info.State.String()
+	}
+
+	// One slot, held by the first task: it stays active while the test runs.
+	release := make(chan struct{})
+	srv := asynq.NewServer(opt, asynq.Config{Concurrency: 1, Queues: durable.Queues, LogLevel: asynq.FatalLevel,
+		TaskCheckInterval: 50 * time.Millisecond})
+	if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	defer close(release)
+	active := newJob("active")
+	if err := disp.Dispatch(ctx, active); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); state(active) != "active"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the task never became active (%s)", state(active))
+		}
+	}
+	pending, gone, archived := newJob("pending"), newJob("gone"), newJob("archived")
+	for _, j := range []job.Job{pending, archived} {
+		if err := disp.Dispatch(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What asynq does once the task's last retry failed.
+	if err := raw.ArchiveTask(durable.QueueGeneration, taskOf(archived)); err != nil {
+		t.Fatal(err)
+	}
+
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	current := func(j job.Job) job.Job {
+		cur, err := st.GetJob(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	// Active for an hour against a stuck limit of two: not stuck yet.
+	if err := durable.Redispatch(st, disp, insp, 0, 2*time.Hour, later)(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		j     job.Job
+		epoch int64
+		state string
+	}{
+		{pending, pending.DispatchEpoch, "pending"},
+		{gone, gone.DispatchEpoch, "pending"},
+		{archived, archived.DispatchEpoch + 1, "pending"},
+		{active, active.DispatchEpoch, "active"},
+	} {
+		j, cur := want.j, current(want.j)
+		if cur.Status != job.StatusQueued || cur.DispatchEpoch != want.epoch || state(cur) != want.state {
+			t.Errorf("%s: %s at epoch %d, task %s; want queued at epoch %d, task %s",
+				j.IdempotencyKey, cur.Status, cur.DispatchEpoch, state(cur), want.epoch, want.state)
+		}
+	}
+	if s := state(archived); s != "gone" {
+		t.Errorf("the archived task of the old epoch is %s, want it removed", s)
+	}
+
+	// Now past the stuck limit: the active task's job gets a new epoch; the
+	// others are as they were.
+	if err := durable.Redispatch(st, disp, insp, 0, time.Minute, later)(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cur := current(active); cur.DispatchEpoch != active.DispatchEpoch+1 || state(cur) != "pending" {
+		t.Errorf("stuck active job: epoch %d, task %s; want epoch %d with a pending task", cur.DispatchEpoch, state(cur), active.DispatchEpoch+1)
+	}
+	for _, j := range []job.Job{pending, gone} {
+		if cur := current(j); cur.DispatchEpoch != j.DispatchEpoch {
+			t.Errorf("%s: epoch moved to %d on the second pass", j.IdempotencyKey, cur.DispatchEpoch)
+		}
+	}
+}

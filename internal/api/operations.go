@@ -75,6 +75,12 @@ func writeOperation(w http.ResponseWriter, rec store.AuditRecord, steps []rollba
 	WriteJSON(w, status, body)
 }
 
+// operationContext is the context of an operator's action: it runs to its end
+// even when the client goes away (a closed terminal, a proxy's timeout), since
+// a rollback stopped after its flag step, or a migration stopped halfway,
+// leaves more to repair than either finished.
+func operationContext(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
+
 // OperationRoutes registers the rollback, migration, stats, cleanup and
 // restart calls; AdminRoutes puts them behind the token.
 func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.HandlerFunc) http.HandlerFunc) {
@@ -92,7 +98,7 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 				return
 			}
 			var steps []rollback.Step
-			rec, err := ops.Rollback.Rollback(r.Context(), rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"},
+			rec, err := ops.Rollback.Rollback(operationContext(r), rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"},
 				func(s rollback.Step) { steps = append(steps, s) })
 			// Superseded: another operator enabled the durable worker
 			// meanwhile, a conflict of two decisions, not a fault of the service.
@@ -116,7 +122,7 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 				return
 			}
 			var steps []rollback.Step
-			rec, err := ops.Rollback.Rollforward(r.Context(), *body.Percent, rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r)},
+			rec, err := ops.Rollback.Rollforward(operationContext(r), *body.Percent, rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r)},
 				func(s rollback.Step) { steps = append(steps, s) })
 			writeOperation(w, rec, steps, err, rollback.ErrNoDurableSide, "rollforward_refused", "rollforward_failed")
 		}))
@@ -186,7 +192,7 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 				writeValidation(w, &job.ValidationError{Field: "target", Message: "must be the other backend: durable (alias rq_queue) or background_tasks"})
 				return
 			}
-			res, err := ops.Rollback.Migrate(r.Context(), src, dst, "api", nil)
+			res, err := ops.Rollback.Migrate(operationContext(r), src, dst, "api", nil)
 			if err != nil {
 				WriteError(w, http.StatusInternalServerError, "migrate_failed", err.Error())
 				return
@@ -211,7 +217,7 @@ func OperationRoutes(ops Operations) func(mux *http.ServeMux, auth func(http.Han
 			WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": ""})
 		}))
 		mux.HandleFunc("POST /api/admin/migration-failed/{job_id}/retry", auth(func(w http.ResponseWriter, r *http.Request) {
-			res, err := ops.Rollback.RetryFailed(r.Context(), r.PathValue("job_id"))
+			res, err := ops.Rollback.RetryFailed(operationContext(r), r.PathValue("job_id"))
 			switch {
 			case errors.Is(err, job.ErrNotFound):
 				WriteError(w, http.StatusNotFound, "not_found", err.Error())

@@ -48,8 +48,11 @@ type Executor struct {
 	log      *slog.Logger
 	observer Observer
 
-	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc
+	mu sync.Mutex
+	// running holds the runs under way by dispatch: a stale run of a job (its
+	// lease lost, not noticed yet) and its fresh run may overlap in one
+	// process, and the first to end must not take the other's entry.
+	running map[job.Dispatch]context.CancelCauseFunc
 }
 
 // NewExecutor builds an executor for the given handlers.
@@ -57,7 +60,7 @@ func NewExecutor(st store.Store, handlers map[job.Kind]Handler, cfg ExecutorConf
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = min(cfg.LeaseFor/3, 2*time.Second)
 	}
-	return &Executor{store: st, handlers: handlers, cfg: cfg, log: log, observer: obs, running: map[string]context.CancelCauseFunc{}}
+	return &Executor{store: st, handlers: handlers, cfg: cfg, log: log, observer: obs, running: map[job.Dispatch]context.CancelCauseFunc{}}
 }
 
 // LeaseFor is the lease a runner should ask for when it claims.
@@ -65,13 +68,18 @@ func (e *Executor) LeaseFor() time.Duration { return e.cfg.LeaseFor }
 
 var errLeaseLost = errors.New("lease lost")
 
-// CancelLocal stops a run of job id in this process at once, if there is one;
-// other processes learn of a cancel at their next lease renewal.
+// CancelLocal stops every run of job id in this process at once, if there is
+// one; other processes learn of a cancel at their next lease renewal.
 func (e *Executor) CancelLocal(id string) {
+	var cancels []context.CancelCauseFunc
 	e.mu.Lock()
-	cancel := e.running[id]
+	for d, cancel := range e.running {
+		if d.JobID == id {
+			cancels = append(cancels, cancel)
+		}
+	}
 	e.mu.Unlock()
-	if cancel != nil {
+	for _, cancel := range cancels {
 		cancel(errLeaseLost)
 	}
 }
@@ -90,12 +98,13 @@ func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
 	lease := j.Lease()
 	log := e.log.With("job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "worker", j.LeaseOwner)
 	runCtx, cancel := context.WithCancelCause(ctx)
+	run := job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}
 	e.mu.Lock()
-	e.running[j.ID] = cancel
+	e.running[run] = cancel
 	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
-		delete(e.running, j.ID)
+		delete(e.running, run)
 		e.mu.Unlock()
 		cancel(nil)
 	}()

@@ -1,0 +1,86 @@
+package runner_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+)
+
+// heldByEpoch runs until its context ends or the test lets the run of that
+// epoch go.
+type heldByEpoch map[int64]chan struct{}
+
+func (h heldByEpoch) Handle(ctx context.Context, j job.Job, _ runner.ReportFunc) (store.Completion, error) {
+	select {
+	case <-h[j.DispatchEpoch]:
+		return store.Completion{}, nil
+	case <-ctx.Done():
+		return store.Completion{}, ctx.Err()
+	}
+}
+
+// TestCancelLocalReachesTheFreshRun: a stale run of a job (its lease expired
+// and the job was claimed again, here by the same process, before the stale
+// run noticed) and the fresh run overlap. When the stale run ends it must not
+// take the fresh run's place in the executor: a cancel still stops the fresh
+// run at once, instead of at its next lease renewal.
+func TestCancelLocalReachesTheFreshRun(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "e.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	created, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+		RequestHash: "h", Backend: job.BackendDurable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := st.ClaimDispatch(ctx, job.Dispatch{JobID: created.ID, Epoch: created.DispatchEpoch}, "w1", time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if _, err := st.ExpireLeases(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := st.ClaimDispatch(ctx, job.Dispatch{JobID: created.ID, Epoch: stale.DispatchEpoch + 1}, "w1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := heldByEpoch{stale.DispatchEpoch: make(chan struct{}), fresh.DispatchEpoch: make(chan struct{})}
+	exec := runner.NewExecutor(st, map[job.Kind]runner.Handler{job.KindGeneration: h},
+		runner.ExecutorConfig{LeaseFor: time.Minute, Heartbeat: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	staleDone, freshDone := make(chan runner.Outcome, 1), make(chan runner.Outcome, 1)
+	go func() { staleDone <- exec.Run(ctx, stale) }()
+	go func() { freshDone <- exec.Run(ctx, fresh) }()
+	for deadline := time.Now().Add(5 * time.Second); exec.Active() != 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs under way, want 2", exec.Active())
+		}
+	}
+	close(h[stale.DispatchEpoch])
+	if o := <-staleDone; o != runner.OutcomeDropped {
+		t.Fatalf("the stale run ended with %v, want dropped", o)
+	}
+	if n := exec.Active(); n != 1 {
+		t.Fatalf("%d runs under way after the stale one ended, want 1", n)
+	}
+	exec.CancelLocal(created.ID)
+	select {
+	case <-freshDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fresh run did not stop at a local cancel")
+	}
+}

@@ -306,10 +306,15 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 		return "worker system: background_tasks for every new job", nil
 	})
 	projects := map[string]bool{}
+	// A job that cannot move fails in both passes: count it once.
+	failed := map[string]bool{}
 	migrate := func() (string, error) {
 		res, err := s.Migrate(ctx, job.BackendDurable, job.BackendBackgroundTasks, rec.ID, nil)
 		rec.JobsMigrated += res.Migrated
-		rec.JobsFailed += len(res.Failed)
+		for _, f := range res.Failed {
+			failed[f.JobID] = true
+		}
+		rec.JobsFailed = len(failed)
 		for p := range res.Projects {
 			projects[p] = true
 		}

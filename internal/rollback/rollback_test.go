@@ -2,6 +2,7 @@ package rollback_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
@@ -101,5 +103,29 @@ func TestRollforwardAndRecordErrors(t *testing.T) {
 	}
 	if _, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil); !errors.Is(err, rollback.ErrNotRecorded) {
 		t.Fatalf("rollback whose record fails: %v, want ErrNotRecorded", err)
+	}
+}
+
+// TestRollbackCountsAJobThatCannotMoveOnce: a job no backend can run fails
+// in both of the rollback's migration passes; its record counts it once (it
+// counted two, which inflated jobs_failed and loosened the verify step's
+// check that nothing else was left behind).
+func TestRollbackCountsAJobThatCannotMoveOnce(t *testing.T) {
+	ctx, st := context.Background(), openStore(t)
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh = 0
+	svc.KnownKinds = map[job.Kind]bool{job.KindGeneration: true}
+	for _, k := range []job.Kind{job.KindGeneration, job.KindRAGDocument} {
+		if _, _, err := st.CreateJob(ctx, store.NewJob{Kind: k, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+			RequestHash: string(k), Backend: job.BackendDurable}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil)
+	if err != nil || rec.Status != "completed" {
+		t.Fatalf("rollback: %+v, %v", rec, err)
+	}
+	if rec.JobsMigrated != 1 || rec.JobsFailed != 1 {
+		t.Fatalf("jobs migrated %d, failed %d; want 1 and 1", rec.JobsMigrated, rec.JobsFailed)
 	}
 }

@@ -150,7 +150,10 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 		log.Warn("Dropped job: lease lost (cancelled, expired or migrated)")
 		return OutcomeDropped
 	case err == nil:
-		if _, err := e.store.Complete(finishCtx, lease, completion); err != nil {
+		if err := finish(finishCtx, func(ctx context.Context) error {
+			_, err := e.store.Complete(ctx, lease, completion)
+			return err
+		}); err != nil {
 			if errors.Is(err, job.ErrStaleLease) {
 				log.Warn("Dropped result: lease lost before completion")
 				return OutcomeDropped
@@ -161,13 +164,20 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 		log.Info("Job succeeded")
 		return OutcomeSucceeded
 	case ctx.Err() != nil:
-		if err := e.store.Release(finishCtx, lease, "released on shutdown"); err != nil && !errors.Is(err, job.ErrStaleLease) {
+		if err := finish(finishCtx, func(ctx context.Context) error {
+			return e.store.Release(ctx, lease, "released on shutdown")
+		}); err != nil && !errors.Is(err, job.ErrStaleLease) {
 			log.Error("Could not release job; its lease will expire", "err", err)
 		}
 		log.Info("Released job on shutdown")
 		return OutcomeReleased
 	default:
-		f, ferr := e.store.Fail(finishCtx, lease, err.Error(), !errors.Is(err, ErrPermanent))
+		var f job.Job
+		ferr := finish(finishCtx, func(ctx context.Context) error {
+			var err2 error
+			f, err2 = e.store.Fail(ctx, lease, err.Error(), !errors.Is(err, ErrPermanent))
+			return err2
+		})
 		if ferr != nil {
 			log.Error("Could not record failure; the lease will expire", "err", ferr, "cause", err)
 			return OutcomeRetry
@@ -178,6 +188,28 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 		}
 		log.Error("Job failed", "err", err)
 		return OutcomeFailed
+	}
+}
+
+// finish runs a finishing write until it lands, the lease turns out lost, or
+// ctx ends, waiting a little longer after each failure: a database that
+// blinks for a few seconds must not cost the job an attempt, and a second run
+// of its effect, once its lease expires. A write that landed but whose answer
+// was lost is found stale on the next try, and the job is then dropped here,
+// done.
+func finish(ctx context.Context, write func(context.Context) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := write(ctx)
+		if err == nil || errors.Is(err, job.ErrStaleLease) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

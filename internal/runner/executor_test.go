@@ -3,6 +3,8 @@ package runner_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -82,5 +84,80 @@ func TestCancelLocalReachesTheFreshRun(t *testing.T) {
 	case <-freshDone:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the fresh run did not stop at a local cancel")
+	}
+}
+
+// blinkingStore fails the first completions and failures it is asked for, as a
+// database that restarts would.
+type blinkingStore struct {
+	store.Store
+	completes, fails int
+}
+
+func (b *blinkingStore) Complete(ctx context.Context, l job.Lease, c store.Completion) (job.Job, error) {
+	if b.completes > 0 {
+		b.completes--
+		return job.Job{}, errors.New("connection refused")
+	}
+	return b.Store.Complete(ctx, l, c)
+}
+
+func (b *blinkingStore) Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error) {
+	if b.fails > 0 {
+		b.fails--
+		return job.Job{}, errors.New("connection refused")
+	}
+	return b.Store.Fail(ctx, l, reason, retryable)
+}
+
+type failing struct{}
+
+func (failing) Handle(context.Context, job.Job, runner.ReportFunc) (store.Completion, error) {
+	return store.Completion{}, fmt.Errorf("%w: no such template", runner.ErrPermanent)
+}
+
+// TestFinishingWritesOutlastABlink: a completion or failure that the database
+// refuses a few times is written again until it lands. The job used to be
+// left to its lease, to lose an attempt and run its effect a second time (or
+// fail, on its last attempt, with its work done).
+func TestFinishingWritesOutlastABlink(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	blink := &blinkingStore{Store: st, completes: 3, fails: 3}
+	done := make(chan struct{})
+	close(done)
+	exec := runner.NewExecutor(blink, map[job.Kind]runner.Handler{job.KindGeneration: heldByEpoch{1: done}, job.KindRAGDocument: failing{}},
+		runner.ExecutorConfig{LeaseFor: time.Minute}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	for _, tc := range []struct {
+		kind    job.Kind
+		outcome runner.Outcome
+		status  job.Status
+	}{
+		{job.KindGeneration, runner.OutcomeSucceeded, job.StatusSucceeded},
+		{job.KindRAGDocument, runner.OutcomeFailed, job.StatusFailed},
+	} {
+		created, _, err := st.CreateJob(ctx, store.NewJob{Kind: tc.kind, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+			RequestHash: string(tc.kind), Backend: job.BackendDurable})
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := st.ClaimDispatch(ctx, job.Dispatch{JobID: created.ID, Epoch: created.DispatchEpoch}, "w1", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := exec.Run(ctx, claimed); o != tc.outcome {
+			t.Fatalf("%s: outcome %v, want %v", tc.kind, o, tc.outcome)
+		}
+		cur, err := st.GetJob(ctx, created.ID)
+		if err != nil || cur.Status != tc.status || cur.Attempt != 1 {
+			t.Fatalf("%s: %s on attempt %d (%v), want %s on attempt 1", tc.kind, cur.Status, cur.Attempt, err, tc.status)
+		}
+	}
+	if blink.completes != 0 || blink.fails != 0 {
+		t.Fatalf("%d completions and %d failures still to refuse", blink.completes, blink.fails)
 	}
 }

@@ -26,9 +26,15 @@ type Lister interface {
 //   - a task asynq archived: its retries ran out, each a claim that failed
 //     (the database down for a minute), or a worker died holding it each
 //     time. Its dead-letter entry is removed once the new task is in.
-//   - a task still active after stuckAfter: taken by a worker that died
-//     before it claimed the row.
+//   - a task active in two passes in a row while its job, queued for
+//     stuckAfter, was not claimed: taken by a worker that died before it
+//     claimed the row. (A live worker claims within milliseconds of taking a
+//     task; one pass alone could catch it in between, and with a backlog older
+//     than stuckAfter it would send the job to the back of the queue.)
+//
+// The passes of one Redispatch must run one at a time, as a reconciler's do.
 func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter time.Duration, now func() time.Time) func(ctx context.Context) error {
+	var activeBefore map[job.Dispatch]bool
 	return func(ctx context.Context) error {
 		jobs, err := st.ListQueued(ctx, job.BackendDurable, now().Add(-grace), 5000)
 		if err != nil || len(jobs) == 0 {
@@ -38,6 +44,8 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 		if err != nil {
 			return err // Redis is down; the next tick tries again
 		}
+		seen := activeBefore
+		activeBefore = map[job.Dispatch]bool{}
 		for n, j := range jobs {
 			switch states[n] {
 			case TaskGone:
@@ -47,7 +55,9 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 				continue
 			case TaskArchived, TaskCompleted:
 			case TaskActive:
-				if now().Sub(j.UpdatedAt) < stuckAfter {
+				dispatch := job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}
+				if now().Sub(j.UpdatedAt) < stuckAfter || !seen[dispatch] {
+					activeBefore[dispatch] = true
 					continue
 				}
 			default: // waiting its turn

@@ -25,8 +25,9 @@ import (
 //   - archived by asynq (its retries ran out; before the fix the job stayed
 //     queued for ever, its task id taken): a new epoch and task, and the old
 //     dead-letter entry removed;
-//   - active for longer than stuckAfter (a worker died before its claim): a
-//     new epoch and task; active for less: left alone.
+//   - active and unclaimed past stuckAfter (a worker died before its claim):
+//     left alone at the first pass that sees it (a live worker may be about to
+//     claim it), a new epoch and task at the next.
 func TestRedispatchActsOnEachTaskState(t *testing.T) {
 	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
 	if err != nil {
@@ -97,7 +98,9 @@ func TestRedispatchActsOnEachTaskState(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	later := func() time.Time { return time.Now().Add(time.Hour) }
+	// The pass runs an hour from now: every job has waited past the stuck
+	// limit of a minute.
+	pass := durable.Redispatch(st, disp, insp, 0, time.Minute, func() time.Time { return time.Now().Add(time.Hour) })
 	current := func(j job.Job) job.Job {
 		cur, err := st.GetJob(ctx, j.ID)
 		if err != nil {
@@ -105,8 +108,9 @@ func TestRedispatchActsOnEachTaskState(t *testing.T) {
 		}
 		return cur
 	}
-	// Active for an hour against a stuck limit of two: not stuck yet.
-	if err := durable.Redispatch(st, disp, insp, 0, 2*time.Hour, later)(ctx); err != nil {
+	// The first pass sees the active task for the first time: a live worker
+	// could be about to claim it, so it is left alone.
+	if err := pass(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []struct {
@@ -129,9 +133,8 @@ func TestRedispatchActsOnEachTaskState(t *testing.T) {
 		t.Errorf("the archived task of the old epoch is %s, want it removed", s)
 	}
 
-	// Now past the stuck limit: the active task's job gets a new epoch; the
-	// others are as they were.
-	if err := durable.Redispatch(st, disp, insp, 0, time.Minute, later)(ctx); err != nil {
+	// Still active, still unclaimed, at the next pass: its worker died.
+	if err := pass(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if cur := current(active); cur.DispatchEpoch != active.DispatchEpoch+1 || state(cur) != "pending" {

@@ -7,6 +7,7 @@ package backgroundtasks
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +27,10 @@ type Config struct {
 	Owner        string
 	PollInterval time.Duration
 	DrainTimeout time.Duration
+	// StopWait bounds how long Stop waits, once it has cut the runs short,
+	// for them to release their jobs (default runner.StopWait): a handler
+	// that ignores its context must not hold the process up for ever.
+	StopWait time.Duration
 	// Rescan is how often a claimer looks for queued jobs from the oldest
 	// rather than after the last one it took (default 1s): how long a job
 	// queued again under that id — released, expired, retried, migrated —
@@ -122,8 +127,16 @@ func (p *Pool) Stop(ctx context.Context) error {
 	}
 	p.log.Warn("Drain timeout: releasing running jobs", "active", p.exec.Active())
 	p.cancelRun()
-	<-done
-	return nil
+	wait := p.cfg.StopWait
+	if wait <= 0 {
+		wait = runner.StopWait
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(wait):
+		return fmt.Errorf("background tasks: %d runs still under way %s after they were told to stop; their leases will expire", p.exec.Active(), wait)
+	}
 }
 
 // run is one worker: it runs the jobs the claimer hands it.

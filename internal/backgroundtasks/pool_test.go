@@ -114,3 +114,49 @@ func TestClaimsLookAfterTheLastIDAndRescanForRetries(t *testing.T) {
 		t.Fatalf("claims %+v: want one after %s and the retry of %s taken from the oldest", rec.claims, ids[1], ids[0])
 	}
 }
+
+// deaf runs until the test lets it go, whatever its context says.
+type deaf struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (h deaf) Handle(context.Context, job.Job, runner.ReportFunc) (store.Completion, error) {
+	close(h.started)
+	<-h.release
+	return store.Completion{}, nil
+}
+
+// TestStopIsBoundedByAHandlerThatIgnoresItsContext: once the drain timeout
+// has cut a run short, Stop waits StopWait for it and then returns an error,
+// rather than holding the process up for as long as the handler likes (it
+// waited with no bound).
+func TestStopIsBoundedByAHandlerThatIgnoresItsContext(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pool.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1",
+		Payload: json.RawMessage(`{"title":"t"}`), Backend: job.BackendBackgroundTasks}); err != nil {
+		t.Fatal(err)
+	}
+	h := deaf{started: make(chan struct{}), release: make(chan struct{})}
+	defer close(h.release)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	exec := runner.NewExecutor(st, map[job.Kind]runner.Handler{job.KindGeneration: h}, runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
+	pool := backgroundtasks.New(st, exec, backgroundtasks.Config{Workers: 1, Owner: "test", PollInterval: 20 * time.Millisecond,
+		DrainTimeout: 100 * time.Millisecond, StopWait: 200 * time.Millisecond}, log)
+	pool.Start(ctx)
+	select {
+	case <-h.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never started")
+	}
+	start := time.Now()
+	err = pool.Stop(ctx)
+	if took := time.Since(start); err == nil || took > 5*time.Second {
+		t.Fatalf("Stop returned %v after %s; want an error after the drain timeout and StopWait", err, took)
+	}
+}

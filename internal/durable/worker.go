@@ -43,10 +43,6 @@ type Worker struct {
 	running sync.WaitGroup
 }
 
-// finishWait bounds how long Stop waits for handlers to finish after asynq
-// has stopped: the executor's finishing writes have 30 s, a re-dispatch 5 s.
-const finishWait = 40 * time.Second
-
 // NewWorker builds a worker; Start runs it.
 func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConfig, log *slog.Logger) *Worker {
 	w := &Worker{store: st, exec: exec, disp: disp, cfg: cfg, log: log.With("backend", job.BackendDurable)}
@@ -95,8 +91,8 @@ func (w *Worker) Stop(context.Context) error {
 	select {
 	case <-done:
 		return nil
-	case <-time.After(finishWait):
-		return fmt.Errorf("durable worker: runs still finishing %s after shutdown; their leases will expire", finishWait)
+	case <-time.After(runner.StopWait):
+		return fmt.Errorf("durable worker: runs still finishing %s after shutdown; their leases will expire", runner.StopWait)
 	}
 }
 

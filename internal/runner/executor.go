@@ -68,6 +68,15 @@ func (e *Executor) LeaseFor() time.Duration { return e.cfg.LeaseFor }
 
 var errLeaseLost = errors.New("lease lost")
 
+// FinishTimeout is how long a run's finishing writes (its completion, failure
+// or release) may take, whatever ended the run. StopWait is how long a runner
+// that stops waits for runs to finish after it has cut them short: their
+// releases, and a re-dispatch after them.
+const (
+	FinishTimeout = 30 * time.Second
+	StopWait      = FinishTimeout + 10*time.Second
+)
+
 // CancelLocal stops every run of job id in this process at once, if there is
 // one; other processes learn of a cancel at their next lease renewal.
 func (e *Executor) CancelLocal(id string) {
@@ -143,7 +152,7 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 
 	// The run is over; what remains are the finishing writes, which must not be
 	// cut short by a shutdown that began meanwhile.
-	finishCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	finishCtx, done := context.WithTimeout(context.WithoutCancel(ctx), FinishTimeout)
 	defer done()
 	switch {
 	case errors.Is(context.Cause(runCtx), errLeaseLost):

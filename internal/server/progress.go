@@ -15,6 +15,8 @@ func (s *Server) progressRoutes() ([]func(*http.ServeMux), error) {
 	broker := progress.NewBroker(s.store, progress.BrokerConfig{}, s.log)
 	s.components = append(s.components, broker)
 	if u := s.cfg.DatabaseURL; strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+		// The store opened with this URL already, so it is well formed.
+		u, _, _ = postgres.PoolSize(u)
 		s.components = append(s.components, progress.NewListener(u, postgres.EventChannel, broker, s.log))
 	}
 	// Open streams end when shutdown begins, so that Shutdown does not wait

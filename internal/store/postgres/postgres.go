@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	neturl "net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,14 +50,45 @@ type Store struct {
 	URL string
 }
 
+// DefaultPoolSize is how many connections a process opens at most, unless
+// its URL says otherwise (pool_max_conns).
+const DefaultPoolSize = 32
+
+// PoolSize reads the pool_max_conns parameter of url (pgxpool's name for it),
+// which PostgreSQL itself must not see, and returns url without it: a process
+// opens at most that many connections (DefaultPoolSize without it), so that
+// replicas and workers together stay under the server's max_connections.
+func PoolSize(url string) (string, int, error) {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return "", 0, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	q := u.Query()
+	if !q.Has("pool_max_conns") {
+		return url, DefaultPoolSize, nil
+	}
+	v := q.Get("pool_max_conns")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 || len(q["pool_max_conns"]) > 1 {
+		return "", 0, fmt.Errorf("DATABASE_URL: pool_max_conns %q must be one integer from 1 to 1000", v)
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
+}
+
 // Open connects to url (postgres://…) and migrates the database.
 func Open(ctx context.Context, url string, clk clock.Clock) (*Store, error) {
+	url, size, err := PoolSize(url)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(size)
+	db.SetMaxIdleConns(size)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

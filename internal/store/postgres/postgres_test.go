@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,32 @@ func TestEventsAreAnnounced(t *testing.T) {
 	evs, err := s.ListEvents(ctx, j.ID, 0, 0)
 	if err != nil || len(evs) != 3 || evs[1].Message != "attempt 1 of 3 on durable" {
 		t.Fatalf("events %+v (%v): want created, claimed (with its attempt), succeeded", evs, err)
+	}
+}
+
+// TestPoolSizeFromTheURL: pool_max_conns in DATABASE_URL caps the process's
+// connections (the default 32 per process made two replicas and two workers
+// exceed PostgreSQL's default max_connections of 100), never reaches
+// PostgreSQL as a setting, and is refused when it is not one number in range.
+func TestPoolSizeFromTheURL(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	s, err := postgres.Open(context.Background(), url+"&pool_max_conns=3", clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.W.Stats().MaxOpenConnections; n != 3 {
+		t.Fatalf("max open connections %d, want 3", n)
+	}
+	if strings.Contains(s.URL, "pool_max_conns") {
+		t.Fatalf("the URL kept for other connections still holds pool_max_conns: %s", s.URL)
+	}
+	if _, n, err := postgres.PoolSize(url); err != nil || n != postgres.DefaultPoolSize {
+		t.Fatalf("without the parameter: %d, %v; want %d", n, err, postgres.DefaultPoolSize)
+	}
+	for _, bad := range []string{"0", "-1", "x", "1001", "3&pool_max_conns=4"} {
+		if _, err := postgres.Open(context.Background(), url+"&pool_max_conns="+bad, clock.Real{}); err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
+			t.Errorf("pool_max_conns=%s: %v, want an error naming it", bad, err)
+		}
 	}
 }

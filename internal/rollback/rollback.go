@@ -362,6 +362,9 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 		if left > rec.JobsFailed {
 			return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered)", left, rec.JobsFailed)
 		}
+		if left == 0 {
+			return "flag off; no queued durable job left", nil
+		}
 		return fmt.Sprintf("flag off; %d queued durable jobs left, all on the migration_failed list", left), nil
 	})
 	ok = steps.ok

@@ -67,9 +67,19 @@ func TestRollbackSupersededByAnEnable(t *testing.T) {
 	}
 
 	// Without a concurrent change the same rollback completes.
-	rec, err = svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil)
+	steps = nil
+	rec, err = svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, func(s rollback.Step) { steps = append(steps, s) })
 	if err != nil || rec.Status != "completed" {
 		t.Fatalf("plain rollback: %+v, %v", rec, err)
+	}
+	verified := false
+	for _, s := range steps {
+		if s.Name == "verify" {
+			verified = s.Detail == "flag off; no queued durable job left"
+		}
+	}
+	if !verified {
+		t.Fatalf("steps %+v: want verify to say that no queued durable job is left", steps)
 	}
 }
 

@@ -6,15 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/api"
-	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/rollback"
-	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // TestRollbackOutlivesItsClient: an operator whose client goes away while the
@@ -24,11 +22,7 @@ import (
 // sweep, and record itself as failed.
 func TestRollbackOutlivesItsClient(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ops.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.SQLite(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 600 * time.Millisecond
 	mux := http.NewServeMux()

@@ -17,6 +17,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // recorder passes claims to the store and remembers what each asked for and got.
@@ -133,11 +134,7 @@ func (h deaf) Handle(context.Context, job.Job, runner.ReportFunc) (store.Complet
 // waited with no bound).
 func TestStopIsBoundedByAHandlerThatIgnoresItsContext(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "pool.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testenv.SQLite(t)
 	if _, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1",
 		Payload: json.RawMessage(`{"title":"t"}`), Backend: job.BackendBackgroundTasks}); err != nil {
 		t.Fatal(err)
@@ -155,7 +152,7 @@ func TestStopIsBoundedByAHandlerThatIgnoresItsContext(t *testing.T) {
 		t.Fatal("the job never started")
 	}
 	start := time.Now()
-	err = pool.Stop(ctx)
+	err := pool.Stop(ctx)
 	if took := time.Since(start); err == nil || took > 5*time.Second {
 		t.Fatalf("Stop returned %v after %s; want an error after the drain timeout and StopWait", err, took)
 	}

@@ -3,17 +3,14 @@ package durable_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 
-	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
-	"github.com/scriptgen/scriptgen/internal/store/sqlite"
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
@@ -34,11 +31,7 @@ func TestRedispatchActsOnEachTaskState(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testenv.SQLite(t)
 	disp := durable.NewDispatcher(opt)
 	defer disp.Stop(ctx)
 	insp := durable.NewInspector(opt)

@@ -7,15 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
-	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // heldByEpoch runs until its context ends or the test lets the run of that
@@ -38,11 +36,7 @@ func (h heldByEpoch) Handle(ctx context.Context, j job.Job, _ runner.ReportFunc)
 // run at once, instead of at its next lease renewal.
 func TestCancelLocalReachesTheFreshRun(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "e.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.SQLite(t)
 	created, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
 		RequestHash: "h", Backend: job.BackendDurable})
 	if err != nil {
@@ -122,11 +116,7 @@ func (failing) Handle(context.Context, job.Job, runner.ReportFunc) (store.Comple
 // fail, on its last attempt, with its work done).
 func TestFinishingWritesOutlastABlink(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "b.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.SQLite(t)
 	blink := &blinkingStore{Store: st, completes: 3, fails: 3}
 	done := make(chan struct{})
 	close(done)

@@ -24,14 +24,14 @@ func (s *Server) WorkerCrashes(ctx context.Context, window time.Duration) (int, 
 	return durable.Count(ws, now).Crashed, nil
 }
 
-// QueueDelay is how long the oldest queued durable job has waited.
+// QueueDelay is how long the queued durable job that has waited longest has
+// waited.
 func (s *Server) QueueDelay(ctx context.Context) (time.Duration, error) {
-	now := time.Now()
-	oldest, err := s.store.ListQueued(ctx, job.BackendDurable, now, 1)
-	if err != nil || len(oldest) == 0 {
+	oldest, err := s.store.OldestQueuedAt(ctx, job.BackendDurable)
+	if err != nil || oldest.IsZero() {
 		return 0, err
 	}
-	return now.Sub(oldest[0].UpdatedAt), nil
+	return time.Since(oldest), nil
 }
 
 // MemoryPercent is the share of the machine's memory in use.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -26,6 +27,21 @@ func (s *SQL) ListQueued(ctx context.Context, backend job.Backend, olderThan tim
 		out = append(out, j)
 	}
 	return out, rows.Err()
+}
+
+// OldestQueuedAt is when the queued job of a backend that has waited longest
+// was queued, or the zero time when none waits. It is not the job with the
+// smallest id: a job queued again (retried, released, its lease expired) waits
+// from then on, behind younger ids.
+func (s *SQL) OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Time, error) {
+	var oldest sql.NullInt64
+	if err := s.R.QueryRowContext(ctx, s.Q(`SELECT MIN(updated_at) FROM jobs WHERE status = 'queued' AND backend = ?`), backend).Scan(&oldest); err != nil {
+		return time.Time{}, fmt.Errorf("oldest queued %s job: %w", backend, err)
+	}
+	if !oldest.Valid {
+		return time.Time{}, nil
+	}
+	return fromMicros(oldest.Int64), nil
 }
 
 // BumpEpoch gives a queued job a new dispatch epoch, so that a copy stuck in

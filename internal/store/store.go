@@ -30,6 +30,9 @@ type Store interface {
 	// ListQueued lists queued jobs of a backend last changed before olderThan,
 	// oldest first.
 	ListQueued(ctx context.Context, backend job.Backend, olderThan time.Time, limit int) ([]job.Job, error)
+	// OldestQueuedAt is when the queued job of a backend that has waited
+	// longest was queued (last changed), or the zero time when none waits.
+	OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Time, error)
 	BumpEpoch(ctx context.Context, d job.Dispatch) (job.Job, error)
 
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.

@@ -196,7 +196,14 @@ func (c *Controller) read(ctx context.Context) []reading {
 	up := c.probe.RedisUp(ctx)
 	rs := []reading{{name: "redis_unreachable", known: true, cond: !up, hold: cfg.RedisDownFor,
 		value: map[bool]string{true: "up", false: "down"}[up], threshold: "unreachable", window: cfg.RedisDownFor.String()}}
-	crashes, err := c.probe.WorkerCrashes(ctx, cfg.CrashWindow)
+	// Crashes from before the durable worker was last switched on were the
+	// evidence of a decision already taken, by this controller or by an
+	// operator who rolled forward since: they count no more.
+	window := cfg.CrashWindow
+	if w, err := c.svc.st.GetWorkerSetting(ctx); err == nil && w.Enabled && !w.UpdatedAt.IsZero() {
+		window = max(min(window, cfg.Clock.Now().Sub(w.UpdatedAt)), 0)
+	}
+	crashes, err := c.probe.WorkerCrashes(ctx, window)
 	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes,
 		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, cfg.CrashWindow), window: "0s"})
 	delay, err := c.probe.QueueDelay(ctx)

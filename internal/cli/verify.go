@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
 // check is one line of the runbook's checklist.
@@ -137,8 +139,9 @@ func (v *verifier) run(ctx context.Context) {
 	var health struct {
 		WorkerSystem struct {
 			Enabled   bool   `json:"enabled"`
-			Type      string `json:"type"`
-			WorkersUp int    `json:"workers_up"`
+			Type           string `json:"type"`
+			RolloutPercent int    `json:"rollout_percent"`
+			WorkersUp      int    `json:"workers_up"`
 			Setting   struct {
 				Enabled bool `json:"enabled"`
 			} `json:"setting"`
@@ -166,10 +169,9 @@ func (v *verifier) run(ctx context.Context) {
 	code, _, err = v.call(ctx, "POST", "/api/generation", map[string]any{"project_id": project,
 		"episode_data": map[string]any{"title": "검증 에피소드", "synopsis": "A check of the checklist.", "characters": []string{"지수", "Minho"}}}, &j)
 	id, _ := j["id"].(string)
-	want := "background_tasks"
-	if ws.Enabled {
-		want = ws.Type
-	}
+	// Routed as the service routes it: during a partial rollout most
+	// projects stay on background_tasks.
+	want := string(workerflag.State{Enabled: ws.Enabled, RolloutPercent: ws.RolloutPercent}.BackendFor(project))
 	v.add(immediate, "New job accepted on "+want, err == nil && code == 202 && j["backend"] == want, "HTTP %d backend=%v", code, j["backend"])
 	if id == "" {
 		return

@@ -95,15 +95,17 @@ func (f *Flag) Refresh(ctx context.Context) error {
 // State returns the current state.
 func (f *Flag) State() State { return *f.state.Load() }
 
+// BackendFor routes a new job of a project by the current state.
+func (f *Flag) BackendFor(projectID string) job.Backend { return f.state.Load().BackendFor(projectID) }
+
 // BackendFor routes a new job of a project: durable for the rollout's share of
 // projects (sticky: the same project always lands on the same side), else
 // background_tasks.
-func (f *Flag) BackendFor(projectID string) job.Backend {
-	st := f.state.Load()
-	if !st.Enabled || st.RolloutPercent <= 0 {
+func (s State) BackendFor(projectID string) job.Backend {
+	if !s.Enabled || s.RolloutPercent <= 0 {
 		return job.BackendBackgroundTasks
 	}
-	if st.RolloutPercent >= 100 || Bucket(projectID) < st.RolloutPercent {
+	if s.RolloutPercent >= 100 || Bucket(projectID) < s.RolloutPercent {
 		return job.BackendDurable
 	}
 	return job.BackendBackgroundTasks

@@ -138,11 +138,11 @@ func (v *verifier) run(ctx context.Context) {
 	const immediate, functional, performance = "Immediate (2 min)", "Functional (10 min)", "Performance (30 min)"
 	var health struct {
 		WorkerSystem struct {
-			Enabled   bool   `json:"enabled"`
+			Enabled        bool   `json:"enabled"`
 			Type           string `json:"type"`
 			RolloutPercent int    `json:"rollout_percent"`
 			WorkersUp      int    `json:"workers_up"`
-			Setting   struct {
+			Setting        struct {
 				Enabled bool `json:"enabled"`
 			} `json:"setting"`
 		} `json:"worker_system"`

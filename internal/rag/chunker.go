@@ -49,13 +49,20 @@ type Chunk struct {
 func Split(text string, markdown bool, cfg ChunkConfig) []Chunk {
 	cfg = cfg.withDefaults()
 	var chunks []Chunk
-	for _, sec := range sections(text, markdown) {
+	for _, sec := range sections(text, markdown, false) {
 		for _, body := range pack(sec.paragraphs, cfg) {
 			t := body
 			if sec.heading != "" {
 				t = sec.heading + "\n" + body
 			}
 			chunks = append(chunks, Chunk{Heading: sec.heading, Text: t})
+		}
+	}
+	if len(chunks) == 0 {
+		// A document of headings only: its headings are all it says, and a
+		// document without a chunk could never be found.
+		for _, sec := range sections(text, markdown, true) {
+			chunks = append(chunks, Chunk{Heading: sec.heading, Text: sec.heading})
 		}
 	}
 	return chunks
@@ -67,8 +74,10 @@ type section struct {
 }
 
 // sections splits text at Markdown headings (outside fenced code) and each
-// section into paragraphs at blank lines.
-func sections(text string, markdown bool) []section {
+// section into paragraphs at blank lines. A heading with nothing under it is
+// left out, unless bare: then one with no subsection either is a section
+// without paragraphs.
+func sections(text string, markdown, bare bool) []section {
 	var out []section
 	var path []string // heading titles by level, path[0] is level 1
 	cur := section{}
@@ -80,9 +89,13 @@ func sections(text string, markdown bool) []section {
 		}
 		para = nil
 	}
-	flushSection := func() {
+	level := 0 // of the current section's heading
+	// flushSection ends the current section where a heading of next's level
+	// (0: the end of the text) begins. With bare, a heading with nothing under
+	// it, not even a subsection, is a section of its own.
+	flushSection := func(next int) {
 		flushPara()
-		if len(cur.paragraphs) > 0 {
+		if len(cur.paragraphs) > 0 || (bare && cur.heading != "" && (next == 0 || next <= level)) {
 			out = append(out, cur)
 		}
 	}
@@ -92,13 +105,13 @@ func sections(text string, markdown bool) []section {
 			inFence = !inFence
 		}
 		if markdown && !inFence {
-			if level, title, ok := heading(trimmed); ok {
-				flushSection()
-				for len(path) < level {
+			if next, title, ok := heading(trimmed); ok {
+				flushSection(next)
+				for len(path) < next {
 					path = append(path, "")
 				}
-				path = append(path[:level-1], title)
-				cur = section{heading: joinPath(path)}
+				path = append(path[:next-1], title)
+				cur, level = section{heading: joinPath(path)}, next
 				continue
 			}
 		}
@@ -108,7 +121,7 @@ func sections(text string, markdown bool) []section {
 		}
 		para = append(para, line)
 	}
-	flushSection()
+	flushSection(0)
 	return out
 }
 

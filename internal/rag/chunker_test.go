@@ -70,6 +70,12 @@ func TestSplit(t *testing.T) {
 			text: "# Empty\n\n# Full\n\ntext", markdown: true, cfg: DefaultChunkConfig,
 			want: []Chunk{{Heading: "Full", Text: "Full\ntext"}},
 		},
+		{
+			// It used to make no chunk at all: nothing of it could be found.
+			name: "headings only make a chunk each, for those without subsections",
+			text: "# 지수\n## 민호의 비밀\n# 카페", markdown: true, cfg: DefaultChunkConfig,
+			want: []Chunk{{Heading: "지수 > 민호의 비밀", Text: "지수 > 민호의 비밀"}, {Heading: "카페", Text: "카페"}},
+		},
 		{name: "empty", text: "", markdown: true, cfg: DefaultChunkConfig, want: nil},
 	}
 	for _, tt := range tests {

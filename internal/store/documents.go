@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -111,6 +113,10 @@ type ChunkHit struct {
 type ChunkSearch struct {
 	From  string
 	Match string
+	// ASCIICase: Match ignores the case of ASCII letters only (SQLite's
+	// LIKE), so a term with other cased letters is also looked for in
+	// capitals and with a capital first letter.
+	ASCIICase bool
 }
 
 const documentColumns = `d.id, d.project_id, d.title, d.format, d.size_bytes, d.job_id, COALESCE(j.status, ''),
@@ -383,6 +389,33 @@ var likeWildcards = strings.NewReplacer("%", "", "_", "", `\`, "")
 // MaxSearchTerms bounds the terms of one search, and so the size of its SQL.
 const MaxSearchTerms = 16
 
+// casings are the LIKE patterns of a lower-case term. Where the match ignores
+// the case of ASCII letters only, a term with other cased letters ("élodie")
+// is also looked for in capitals ("ÉLODIE") and with a capital first letter
+// ("Élodie"), the ways a name is written; other mixes of case are not found.
+func casings(t string, asciiCase bool) []string {
+	ps := []string{"%" + t + "%"}
+	if !asciiCase || !hasNonASCIICase(t) {
+		return ps
+	}
+	first, n := utf8.DecodeRuneInString(t)
+	for _, v := range []string{strings.ToUpper(t), string(unicode.ToUpper(first)) + t[n:]} {
+		if p := "%" + v + "%"; !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+func hasNonASCIICase(t string) bool {
+	for _, r := range t {
+		if r >= utf8.RuneSelf && unicode.ToUpper(r) != r {
+			return true
+		}
+	}
+	return false
+}
+
 // SearchChunksWith runs a chunk search with the driver's part of the SQL. A
 // chunk scores the rune length of every distinct term it contains, so that
 // longer, more specific words weigh more; ties go to document order.
@@ -390,7 +423,7 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	if limit <= 0 {
 		limit = 10
 	}
-	var patterns []string
+	var patterns [][]string // each term's patterns, any of which matches it
 	var weights []int
 	seen := map[string]bool{}
 	for _, t := range terms {
@@ -401,7 +434,7 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 			continue
 		}
 		seen[t] = true
-		patterns = append(patterns, "%"+t+"%")
+		patterns = append(patterns, casings(t, cs.ASCIICase))
 		weights = append(weights, utf8.RuneCountInString(t))
 		if len(patterns) == MaxSearchTerms {
 			break
@@ -417,14 +450,20 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	}
 	var score, match []string
 	var args []any
-	for i, p := range patterns {
-		score = append(score, `CASE WHEN `+cs.Match+` THEN `+strconv.Itoa(weights[i])+` ELSE 0 END`)
-		args = append(args, p)
+	anyOf := func(ps []string) string {
+		ms := make([]string, len(ps))
+		for i, p := range ps {
+			ms[i] = cs.Match
+			args = append(args, p)
+		}
+		return strings.Join(ms, ` OR `)
+	}
+	for i, ps := range patterns {
+		score = append(score, `CASE WHEN `+anyOf(ps)+` THEN `+strconv.Itoa(weights[i])+` ELSE 0 END`)
 	}
 	args = append(args, projectID)
-	for _, p := range patterns {
-		match = append(match, cs.Match)
-		args = append(args, p)
+	for _, ps := range patterns {
+		match = append(match, anyOf(ps))
 	}
 	args = append(args, limit)
 	q := `SELECT c.id, c.document_id, d.title, c.seq, c.heading, c.text, (` + strings.Join(score, ` + `) + `) AS score

@@ -11,6 +11,8 @@ import (
 var chunkSearch = store.ChunkSearch{
 	From:  `document_chunks_fts f JOIN document_chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.document_id`,
 	Match: `f.text LIKE ?`,
+	// LIKE here ignores the case of ASCII letters only.
+	ASCIICase: true,
 }
 
 // SearchChunks searches a project's chunks through the trigram index.

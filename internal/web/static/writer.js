@@ -57,7 +57,10 @@ async function submitEpisode(ev) {
   let r;
   for (let attempt = 0; attempt < 4; attempt++) {
     r = await sg.api("POST", "/api/generation", body, { "Idempotency-Key": key });
-    if (r.status !== 0 && r.status < 500) break;
+    // 409 in flight: an attempt the network lost is still being handled;
+    // asking again with the same key soon gets its job.
+    const inFlight = r.status === 409 && r.body && r.body.error && r.body.error.code === "idempotency_key_in_flight";
+    if (r.status !== 0 && r.status < 500 && !inFlight) break;
     await new Promise((res) => setTimeout(res, 1000 * (attempt + 1)));
   }
   $("submit").disabled = false;
@@ -114,8 +117,11 @@ async function scheduleReconnect() {
   writer.attempts++;
   writer.stream = "reconnecting";
   showConn();
+  const jobId = writer.jobId;
   writer.timer = setTimeout(async () => {
-    const r = await sg.api("GET", "/api/generation/" + encodeURIComponent(writer.jobId));
+    const r = await sg.api("GET", "/api/generation/" + encodeURIComponent(jobId));
+    // Another job is watched now (submitted while this look was under way).
+    if (writer.jobId !== jobId) return;
     if (r.status === 404) {
       writer.stream = "idle"; showConn();
       $("stage").textContent = "작업을 찾을 수 없습니다 · job not found";

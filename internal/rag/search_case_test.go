@@ -29,4 +29,3 @@ func TestSearchFindsNonASCIINamesInCapitals(t *testing.T) {
 		}
 	}
 }
-

@@ -30,9 +30,13 @@ type Probe interface {
 // ControllerConfig holds the triggers' thresholds and windows; the defaults
 // are the runbook's.
 type ControllerConfig struct {
-	RedisDownFor  time.Duration // Redis unreachable for longer than this (5m)
-	MaxCrashes    int           // more than this many worker crashes… (3)
-	CrashWindow   time.Duration // …within this window (10m)
+	RedisDownFor time.Duration // Redis unreachable for longer than this (5m)
+	MaxCrashes   int           // more than this many worker crashes… (3)
+	CrashWindow  time.Duration // …within this window (10m)…
+	// …counted so for this long (10s): a database that stalls every
+	// worker's heartbeat for a few seconds makes them all look crashed until
+	// their next beat.
+	CrashesFor    time.Duration
 	MaxQueueDelay time.Duration // oldest queued durable job older than this (10m)
 	QueueDelayFor time.Duration // …continuously for this long (1m)
 	MemoryPercent float64       // system memory above this (90)
@@ -45,7 +49,7 @@ type ControllerConfig struct {
 // DefaultControllerConfig is the runbook's: Redis down > 5 min, > 3 worker
 // crashes in 10 min, queue delay > 10 min, system memory > 90 %.
 func DefaultControllerConfig() ControllerConfig {
-	return ControllerConfig{RedisDownFor: 5 * time.Minute, MaxCrashes: 3, CrashWindow: 10 * time.Minute,
+	return ControllerConfig{RedisDownFor: 5 * time.Minute, MaxCrashes: 3, CrashWindow: 10 * time.Minute, CrashesFor: 10 * time.Second,
 		MaxQueueDelay: 10 * time.Minute, QueueDelayFor: time.Minute, MemoryPercent: 90, MemoryFor: time.Minute,
 		Interval: 5 * time.Second}
 }
@@ -204,8 +208,8 @@ func (c *Controller) read(ctx context.Context) []reading {
 		window = max(min(window, cfg.Clock.Now().Sub(w.UpdatedAt)), 0)
 	}
 	crashes, err := c.probe.WorkerCrashes(ctx, window)
-	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes,
-		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, cfg.CrashWindow), window: "0s"})
+	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes, hold: cfg.CrashesFor,
+		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, cfg.CrashWindow), window: cfg.CrashesFor.String()})
 	delay, err := c.probe.QueueDelay(ctx)
 	rs = append(rs, reading{name: "queue_delay", known: err == nil, cond: delay > cfg.MaxQueueDelay, hold: cfg.QueueDelayFor,
 		value: delay.Round(time.Millisecond).String(), threshold: "> " + cfg.MaxQueueDelay.String(), window: cfg.QueueDelayFor.String()})

@@ -69,6 +69,8 @@ func TestControllerDoesNotUndoARollforwardOnOldCrashes(t *testing.T) {
 	}
 	clk.Advance(10 * time.Second)
 	ctl.Tick(ctx)
+	clk.Advance(10 * time.Second)
+	ctl.Tick(ctx)
 	recs, _ := st.ListAudits(ctx, 10)
 	if len(recs) != 1 || recs[0].Trigger != "worker_crashes" {
 		t.Fatalf("records %+v, want one rollback by worker_crashes", recs)
@@ -99,8 +101,11 @@ func TestControllerDoesNotUndoARollforwardOnOldCrashes(t *testing.T) {
 			"on crashes that happened before it", len(recs), w.Enabled, w.UpdatedBy)
 	}
 
-	// The new workers die too: four crashes after the roll-forward fire.
+	// The new workers die too: four crashes after the roll-forward fire, once
+	// they have been counted for the trigger's ten seconds.
 	clk.Advance(time.Minute)
+	ctl.Tick(ctx)
+	clk.Advance(10 * time.Second)
 	ctl.Tick(ctx)
 	recs, _ = st.ListAudits(ctx, 10)
 	if len(recs) != 2 || recs[0].Trigger != "worker_crashes" {

@@ -96,7 +96,7 @@ func TestTriggersHoldForTheirWindow(t *testing.T) {
 		window  time.Duration
 	}{
 		{"redis", "redis_unreachable", func(p *probe) { p.redisUp = false }, 5 * time.Minute},
-		{"crashes", "worker_crashes", func(p *probe) { p.crashes = 4 }, 0},
+		{"crashes", "worker_crashes", func(p *probe) { p.crashes = 4 }, 10 * time.Second},
 		{"queue", "queue_delay", func(p *probe) { p.delay = 11 * time.Minute }, time.Minute},
 		{"memory", "system_memory", func(p *probe) { p.memory = 95 }, time.Minute},
 	}

@@ -157,6 +157,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if cfg.AutoRollbackOn() {
 		s.controller = rollback.NewController(s.rollback, s, st, rollback.ControllerConfig{
 			RedisDownFor: cfg.RollbackRedisDown, MaxCrashes: cfg.RollbackMaxCrashes, CrashWindow: cfg.RollbackCrashWindow,
+			CrashesFor:    rollback.DefaultControllerConfig().CrashesFor,
 			MaxQueueDelay: cfg.RollbackQueueDelay, QueueDelayFor: cfg.RollbackQueueFor, MemoryPercent: float64(cfg.RollbackMemory),
 			MemoryFor: cfg.RollbackMemoryFor, Interval: cfg.RollbackInterval, HolderID: OwnerID("controller"),
 		}, log)

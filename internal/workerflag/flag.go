@@ -119,13 +119,19 @@ func Bucket(projectID string) int {
 }
 
 // Start refreshes the flag every Refresh until Stop. A failed read keeps the
-// last known state.
+// last known state; a read gets ten refresh intervals, so that a connection
+// that hangs does not freeze the flag for good.
 func (f *Flag) Start(ctx context.Context) error {
-	if err := f.Refresh(ctx); err != nil {
+	refresh := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*f.cfg.Refresh)
+		defer cancel()
+		return f.Refresh(ctx)
+	}
+	if err := refresh(ctx); err != nil {
 		f.log.Warn("Could not read the worker setting; using the last known state", "err", err)
 	}
 	f.loop.Start(ctx, f.cfg.Refresh, false, func(ctx context.Context) {
-		if err := f.Refresh(ctx); err != nil && ctx.Err() == nil {
+		if err := refresh(ctx); err != nil && ctx.Err() == nil {
 			f.log.Warn("Could not refresh the worker setting", "err", err)
 		}
 	})

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -78,6 +80,42 @@ func TestRolloutIsStickyAndProportional(t *testing.T) {
 	for p, wasDurable := range before {
 		if wasDurable && f.BackendFor(p) != job.BackendDurable {
 			t.Fatalf("project %s left durable when the rollout went up", p)
+		}
+	}
+}
+
+// hangsOnce never answers its first read (a connection that hangs), then
+// answers with the setting.
+type hangsOnce struct {
+	mu    sync.Mutex
+	calls int
+	w     store.WorkerSetting
+}
+
+func (h *hangsOnce) GetWorkerSetting(ctx context.Context) (store.WorkerSetting, error) {
+	h.mu.Lock()
+	h.calls++
+	first := h.calls == 1
+	h.mu.Unlock()
+	if first {
+		<-ctx.Done()
+		return store.WorkerSetting{}, ctx.Err()
+	}
+	return h.w, nil
+}
+
+// TestARefreshThatHangsDoesNotFreezeTheFlag: a read of the setting that never
+// answers gives up after ten refresh intervals, and the next one sees the
+// change (a hung connection used to keep the replica on its last state for
+// good).
+func TestARefreshThatHangsDoesNotFreezeTheFlag(t *testing.T) {
+	src := &hangsOnce{w: store.WorkerSetting{Enabled: false, Reason: "rolled back"}}
+	f := New(src, Config{Refresh: 20 * time.Millisecond, DurableAvailable: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f.Start(context.Background())
+	defer f.Stop(context.Background())
+	for deadline := time.Now().Add(5 * time.Second); f.State().Enabled; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flag still shows the durable worker on 5 s after the setting was read as off")
 		}
 	}
 }

@@ -85,6 +85,11 @@ type Controller struct {
 	since    map[string]time.Time
 	states   []TriggerState
 	isLeader bool
+	// The durable worker as this leader last saw it, and when it saw it
+	// switched on: crashes from before that led to the decision already
+	// taken (its own rollback, or an operator's roll-forward since).
+	flagSeen, wasEnabled bool
+	enabledAt            time.Time
 
 	loop loop.Loop
 }
@@ -137,6 +142,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.mu.Lock()
 	if leader != c.isLeader {
 		c.since = map[string]time.Time{} // a new leader starts its windows afresh
+		c.flagSeen, c.enabledAt = false, time.Time{}
 	}
 	c.isLeader = leader
 	c.mu.Unlock()
@@ -144,8 +150,18 @@ func (c *Controller) Tick(ctx context.Context) {
 		return
 	}
 	enabled := c.probe.DurableEnabled()
-	readings := c.read(ctx)
 	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	if c.flagSeen && enabled && !c.wasEnabled {
+		c.enabledAt = now
+	}
+	c.flagSeen, c.wasEnabled = true, enabled
+	crashWindow := c.cfg.CrashWindow
+	if !c.enabledAt.IsZero() {
+		crashWindow = max(min(crashWindow, now.Sub(c.enabledAt)), 0)
+	}
+	c.mu.Unlock()
+	readings := c.read(ctx, crashWindow)
 	var fired *reading
 	c.mu.Lock()
 	c.states = c.states[:0]
@@ -189,27 +205,24 @@ func (c *Controller) Tick(ctx context.Context) {
 	}
 	c.mu.Lock()
 	c.since = map[string]time.Time{}
+	c.wasEnabled = false // switched off by this rollback: the next switch-on starts a new count
 	c.mu.Unlock()
 	if err != nil {
 		c.log.Error("Automatic rollback failed", "err", err)
 	}
 }
 
-func (c *Controller) read(ctx context.Context) []reading {
+// read takes the triggers' readings; worker crashes are counted over
+// crashWindow, the configured window or less.
+func (c *Controller) read(ctx context.Context, crashWindow time.Duration) []reading {
 	cfg := c.cfg
 	up := c.probe.RedisUp(ctx)
 	rs := []reading{{name: "redis_unreachable", known: true, cond: !up, hold: cfg.RedisDownFor,
 		value: map[bool]string{true: "up", false: "down"}[up], threshold: "unreachable", window: cfg.RedisDownFor.String()}}
-	// Crashes from before the durable worker was last switched on were the
-	// evidence of a decision already taken, by this controller or by an
-	// operator who rolled forward since: they count no more.
-	window := cfg.CrashWindow
-	if w, err := c.svc.st.GetWorkerSetting(ctx); err == nil && w.Enabled && !w.UpdatedAt.IsZero() {
-		window = max(min(window, cfg.Clock.Now().Sub(w.UpdatedAt)), 0)
-	}
-	crashes, err := c.probe.WorkerCrashes(ctx, window)
+	crashes, err := c.probe.WorkerCrashes(ctx, crashWindow)
 	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes, hold: cfg.CrashesFor,
-		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, cfg.CrashWindow), window: cfg.CrashesFor.String()})
+		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, crashWindow.Round(time.Second)),
+		window: cfg.CrashesFor.String()})
 	delay, err := c.probe.QueueDelay(ctx)
 	rs = append(rs, reading{name: "queue_delay", known: err == nil, cond: delay > cfg.MaxQueueDelay, hold: cfg.QueueDelayFor,
 		value: delay.Round(time.Millisecond).String(), threshold: "> " + cfg.MaxQueueDelay.String(), window: cfg.QueueDelayFor.String()})

@@ -102,8 +102,14 @@ func TestControllerDoesNotUndoARollforwardOnOldCrashes(t *testing.T) {
 	}
 
 	// The new workers die too: four crashes after the roll-forward fire, once
-	// they have been counted for the trigger's ten seconds.
+	// they have been counted for the trigger's ten seconds. A change of the
+	// rollout meanwhile (the next step of a gradual roll-forward) is no new
+	// switch-on and keeps them counted.
 	clk.Advance(time.Minute)
+	if _, err := st.PutWorkerSetting(ctx, store.WorkerSetting{Enabled: true, RolloutPercent: 50,
+		Reason: "next step", UpdatedBy: "operator"}); err != nil {
+		t.Fatal(err)
+	}
 	ctl.Tick(ctx)
 	clk.Advance(10 * time.Second)
 	ctl.Tick(ctx)

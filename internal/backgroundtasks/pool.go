@@ -106,7 +106,8 @@ func (p *Pool) Start(ctx context.Context) error {
 }
 
 // Stop stops claiming, waits up to the drain timeout (or ctx) for running jobs,
-// then releases the rest back to the queue.
+// then releases the rest back to the queue, waiting up to StopWait more for
+// those releases.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() { close(p.stopping) })
 	p.claiming.Wait()
@@ -131,12 +132,15 @@ func (p *Pool) Stop(ctx context.Context) error {
 	if wait <= 0 {
 		wait = runner.StopWait
 	}
+	// The releases get their time even when ctx has ended: closing the store
+	// under them would leave their jobs to their leases.
+	timer.Reset(wait)
 	select {
 	case <-done:
 		return nil
-	case <-time.After(wait):
-		return fmt.Errorf("background tasks: %d runs still under way %s after they were told to stop; their leases will expire", p.exec.Active(), wait)
+	case <-timer.C:
 	}
+	return fmt.Errorf("background tasks: %d runs still under way after they were told to stop; their leases will expire", p.exec.Active())
 }
 
 // run is one worker: it runs the jobs the claimer hands it.

@@ -81,19 +81,22 @@ func (w *Worker) Start(context.Context) error {
 // those releases (and the re-dispatches that follow them), so that the store
 // is still open for them: a job cut short by a deploy is queued again at once,
 // with its attempt given back, instead of waiting for its lease to expire.
-func (w *Worker) Stop(context.Context) error {
+func (w *Worker) Stop(ctx context.Context) error {
 	w.srv.Shutdown()
 	done := make(chan struct{})
 	go func() {
 		w.running.Wait()
 		close(done)
 	}()
+	wait := time.NewTimer(runner.StopWait)
+	defer wait.Stop()
 	select {
 	case <-done:
 		return nil
-	case <-time.After(runner.StopWait):
-		return fmt.Errorf("durable worker: runs still finishing %s after shutdown; their leases will expire", runner.StopWait)
+	case <-wait.C:
+	case <-ctx.Done():
 	}
+	return fmt.Errorf("durable worker: runs still finishing after shutdown; their leases will expire")
 }
 
 // ProcessTask runs the dispatch a task carries, if it is still current.

@@ -70,12 +70,18 @@ var errLeaseLost = errors.New("lease lost")
 
 // FinishTimeout is how long a run's finishing writes (its completion, failure
 // or release) may take, whatever ended the run. StopWait is how long a runner
-// that stops waits for runs to finish after it has cut them short: their
-// releases, and a re-dispatch after them.
+// that stops waits for runs to finish after it has cut them short (their
+// releases, and a re-dispatch after them): with the default DRAIN_TIMEOUT of
+// 20 s a stop then ends within the 40 s systemd gives it (deploy/systemd).
 const (
 	FinishTimeout = 30 * time.Second
-	StopWait      = FinishTimeout + 10*time.Second
+	StopWait      = 15 * time.Second
 )
+
+// finishTries bounds the tries of one finishing write: about seven seconds of
+// pauses, what a database restart takes, without letting a write that fails
+// every time break one commit round after another for everybody else.
+const finishTries = 8
 
 // CancelLocal stops every run of job id in this process at once, if there is
 // one; other processes learn of a cancel at their next lease renewal.
@@ -187,6 +193,11 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 			f, err2 = e.store.Fail(ctx, lease, err.Error(), !errors.Is(err, ErrPermanent))
 			return err2
 		})
+		if errors.Is(ferr, job.ErrStaleLease) {
+			// Lost, or an earlier try landed and its answer did not.
+			log.Warn("Failure not recorded: the lease is no longer held", "cause", err)
+			return OutcomeRetry
+		}
 		if ferr != nil {
 			log.Error("Could not record failure; the lease will expire", "err", ferr, "cause", err)
 			return OutcomeRetry
@@ -200,17 +211,17 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 	}
 }
 
-// finish runs a finishing write until it lands, the lease turns out lost, or
-// ctx ends, waiting a little longer after each failure: a database that
-// blinks for a few seconds must not cost the job an attempt, and a second run
-// of its effect, once its lease expires. A write that landed but whose answer
-// was lost is found stale on the next try, and the job is then dropped here,
-// done.
+// finish runs a finishing write until it lands, the lease turns out lost, the
+// store is closed, ctx ends or finishTries have failed, waiting a little longer
+// after each failure: a database that blinks for a few seconds must not cost
+// the job an attempt, and a second run of its effect, once its lease expires.
+// A write that landed but whose answer was lost is found stale on the next
+// try, and the job is then dropped here, done.
 func finish(ctx context.Context, write func(context.Context) error) error {
 	wait := 50 * time.Millisecond
-	for {
+	for try := 1; ; try++ {
 		err := write(ctx)
-		if err == nil || errors.Is(err, job.ErrStaleLease) {
+		if err == nil || errors.Is(err, job.ErrStaleLease) || errors.Is(err, store.ErrClosed) || try == finishTries {
 			return err
 		}
 		select {

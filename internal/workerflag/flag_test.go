@@ -111,7 +111,16 @@ func (h *hangsOnce) GetWorkerSetting(ctx context.Context) (store.WorkerSetting, 
 func TestARefreshThatHangsDoesNotFreezeTheFlag(t *testing.T) {
 	src := &hangsOnce{w: store.WorkerSetting{Enabled: false, Reason: "rolled back"}}
 	f := New(src, Config{Refresh: 20 * time.Millisecond, DurableAvailable: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	f.Start(context.Background())
+	started := make(chan struct{})
+	go func() {
+		f.Start(context.Background())
+		close(started)
+	}()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start still waits for a read that never answers")
+	}
 	defer f.Stop(context.Background())
 	for deadline := time.Now().Add(5 * time.Second); f.State().Enabled; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

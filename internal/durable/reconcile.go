@@ -67,12 +67,14 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 			if err != nil {
 				continue // it was claimed or moved meanwhile
 			}
+			if states[n] != TaskActive {
+				// Stale from the bump on; only the dead-letter list would
+				// still show it. Should this fail, the list shows one stale
+				// entry, which an operator may delete.
+				_ = insp.DeleteTask(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
+			}
 			if err := d.Dispatch(ctx, fresh); err != nil {
 				return err
-			}
-			if states[n] != TaskActive {
-				// Stale now: only the dead-letter list would still show it.
-				_ = insp.DeleteTask(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
 			}
 		}
 		return nil

@@ -113,9 +113,10 @@ type ChunkHit struct {
 type ChunkSearch struct {
 	From  string
 	Match string
-	// ASCIICase: Match ignores the case of ASCII letters only (SQLite's
-	// LIKE), so a term with other cased letters is also looked for in
-	// capitals and with a capital first letter.
+	// ASCIICase: Match may ignore the case of ASCII letters only (SQLite's
+	// LIKE, PostgreSQL's ILIKE under the C locale), so a term with other
+	// cased letters is also looked for in capitals and with a capital first
+	// letter.
 	ASCIICase bool
 }
 

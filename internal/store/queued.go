@@ -35,7 +35,7 @@ func (s *SQL) ListQueued(ctx context.Context, backend job.Backend, olderThan tim
 // from then on, behind younger ids.
 func (s *SQL) OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Time, error) {
 	var oldest sql.NullInt64
-	if err := s.R.QueryRowContext(ctx, s.Q(`SELECT MIN(updated_at) FROM jobs WHERE status = 'queued' AND backend = ?`), backend).Scan(&oldest); err != nil {
+	if err := s.queryRow(ctx, `SELECT MIN(updated_at) FROM jobs WHERE status = 'queued' AND backend = ?`, backend).Scan(&oldest); err != nil {
 		return time.Time{}, fmt.Errorf("oldest queued %s job: %w", backend, err)
 	}
 	if !oldest.Valid {
@@ -46,9 +46,12 @@ func (s *SQL) OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Tim
 
 // BumpEpoch gives a queued job a new dispatch epoch, so that a copy stuck in
 // the transport (held by a dead worker) is stale and a new one can be sent.
+// The job's updated_at stays: it still waits from when it was queued, which
+// is what the queue_delay trigger reads (OldestQueuedAt), however often its
+// transport is replaced.
 func (s *SQL) BumpEpoch(ctx context.Context, d job.Dispatch) (job.Job, error) {
-	j, err := scanJob(s.W.QueryRowContext(ctx, s.Q(`UPDATE jobs SET dispatch_epoch = dispatch_epoch + 1, updated_at = ?
-		WHERE id = ? AND dispatch_epoch = ? AND status = 'queued' RETURNING `+jobColumns), micros(s.Clock.Now()), d.JobID, d.Epoch))
+	j, err := scanJob(s.W.QueryRowContext(ctx, s.Q(`UPDATE jobs SET dispatch_epoch = dispatch_epoch + 1
+		WHERE id = ? AND dispatch_epoch = ? AND status = 'queued' RETURNING `+jobColumns), d.JobID, d.Epoch))
 	if errors.Is(err, job.ErrNotFound) {
 		return j, job.ErrStaleLease
 	}

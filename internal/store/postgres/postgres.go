@@ -61,7 +61,12 @@ const DefaultPoolSize = 32
 func PoolSize(url string) (string, int, error) {
 	u, err := neturl.Parse(url)
 	if err != nil {
-		return "", 0, fmt.Errorf("DATABASE_URL: %w", err)
+		// Not err itself: it quotes the URL, password and all.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", 0, fmt.Errorf("DATABASE_URL is not a valid URL: %w", err)
 	}
 	q := u.Query()
 	if !q.Has("pool_max_conns") {

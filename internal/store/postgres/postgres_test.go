@@ -112,3 +112,12 @@ func TestPoolSizeFromTheURL(t *testing.T) {
 		}
 	}
 }
+
+// A DATABASE_URL that does not parse is refused without its password: the
+// parser's error quotes the whole URL.
+func TestPoolSizeKeepsThePasswordOutOfItsError(t *testing.T) {
+	_, _, err := postgres.PoolSize("postgres://app:s3cr%et@db:5432/test")
+	if err == nil || strings.Contains(err.Error(), "s3cr") {
+		t.Fatalf("error %v: want one without the password", err)
+	}
+}

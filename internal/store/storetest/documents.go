@@ -177,6 +177,7 @@ func testSearchRanksAndIsolates(f *fixture) {
 		"지수는 한강 공원에서 Minho를 기다린다.",
 		"The rooftop garden belongs to nobody.",
 		"50% off, under_score and back\\slash.",
+		"ÉLODIE and Maël run the ΩMEGA bakery.",
 	)
 	o, _ := f.document("p2", "", "Elsewhere", "y")
 	f.process(o, "지수 is in another project.")
@@ -190,6 +191,14 @@ func testSearchRanksAndIsolates(f *fixture) {
 	}
 	if hits := f.search("p1", "MINHO"); len(hits) != 2 {
 		f.t.Fatalf("case-insensitive: %+v", hits)
+	}
+	// A search's terms come lower-cased (rag.Terms); names written in
+	// capitals, or with a capital first letter, are found whatever letters
+	// the store's match folds (SQLite's LIKE folds ASCII only).
+	for _, term := range []string{"élodie", "maël", "ωmega"} {
+		if hits := f.search("p1", term); len(hits) != 1 || hits[0].Seq != 4 {
+			f.t.Fatalf("search %q: %+v, want the chunk that writes it in capitals", term, hits)
+		}
 	}
 	// Wildcards are text, never patterns: "%" alone matches nothing.
 	for _, q := range [][]string{{"%"}, {"_"}, {`\`}, {""}, {}} {

@@ -88,6 +88,7 @@ func Run(t *testing.T, open Opener) {
 		"StaleHolderCannotFinish":     testStaleHolder,
 		"FailRetriesThenFails":        testFailRetries,
 		"ReleaseGivesAttemptBack":     testRelease,
+		"OldestQueuedAt":              testOldestQueuedAt,
 		"ExpireLeases":                testExpireLeases,
 		"Cancel":                      testCancel,
 		"ProgressEventsInOrder":       testProgressEvents,
@@ -467,6 +468,34 @@ func testRelease(f *fixture) {
 	got, _ := f.s.GetJob(f.ctx, j.ID)
 	if got.Status != job.StatusQueued || got.Attempt != 0 || got.DispatchEpoch != 2 || got.LeaseOwner != "" {
 		f.t.Fatalf("released job: %+v", got)
+	}
+}
+
+// testOldestQueuedAt: the longest wait of a backend's queued jobs, not the
+// wait of the smallest id (a job queued again just now), and not reset by a
+// new epoch (the reconciler replacing a lost transport).
+func testOldestQueuedAt(f *fixture) {
+	if at, err := f.s.OldestQueuedAt(f.ctx, job.BackendDurable); err != nil || !at.IsZero() {
+		f.t.Fatalf("no queued job: %v, %v; want the zero time", at, err)
+	}
+	first := f.create("p1", "", job.BackendDurable)
+	f.clk.Advance(time.Minute)
+	waiting := f.create("p1", "", job.BackendDurable)
+	f.create("p1", "", job.BackendBackgroundTasks)
+	claimed, err := f.s.ClaimDispatch(f.ctx, job.Dispatch{JobID: first.ID, Epoch: first.DispatchEpoch}, "w", lease)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.clk.Advance(10 * time.Minute)
+	if err := f.s.Release(f.ctx, claimed.Lease(), "shutting down"); err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.s.BumpEpoch(f.ctx, job.Dispatch{JobID: waiting.ID, Epoch: waiting.DispatchEpoch}); err != nil {
+		f.t.Fatal(err)
+	}
+	at, err := f.s.OldestQueuedAt(f.ctx, job.BackendDurable)
+	if err != nil || !at.Equal(waiting.CreatedAt) {
+		f.t.Fatalf("oldest queued at %v (%v), want %v, when the job still waiting was queued", at, err, waiting.CreatedAt)
 	}
 }
 

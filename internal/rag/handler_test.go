@@ -16,20 +16,13 @@ import (
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 const bible = "\uFEFF# 인물\r\n\r\n## 지수\r\n\r\n지수는 한강 근처 카페의 바리스타다. 비 오는 밤을 좋아한다.\r\n\r\n" +
 	"## Minho\r\n\r\nMinho is a radio producer who never sleeps.\r\n\r\n# 장소\r\n\r\n옥상 정원은 아무의 것도 아니다.\r\n"
 
-func openStore(t *testing.T) *sqlite.Store {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "rag.db"), clock.Real{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
+func openStore(t *testing.T) *sqlite.Store { return testenv.SQLite(t) }
 
 func createDocument(t *testing.T, st store.Store, project, content string) store.Document {
 	t.Helper()

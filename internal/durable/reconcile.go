@@ -25,7 +25,7 @@ type Lister interface {
 // dropped if asynq ever hands it out again):
 //   - a task asynq archived: its retries ran out, each a claim that failed
 //     (the database down for a minute), or a worker died holding it each
-//     time. Its dead-letter entry is removed once the new task is in.
+//     time. Its dead-letter entry goes once the job has its new epoch.
 //   - a task active in two passes in a row while its job, queued for
 //     stuckAfter, was not claimed: taken by a worker that died before it
 //     claimed the row. (A live worker claims within milliseconds of taking a

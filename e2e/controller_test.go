@@ -85,7 +85,8 @@ func TestAutoRollbackWorkerCrashes(t *testing.T) {
 	for i := 20; i < 30; i++ {
 		jobs = append(jobs, submit(t, c.serve.URL, "auto-crash", i))
 	}
-	a := c.waitRollback("worker_crashes", 30*time.Second)
+	// Silent for three heartbeats, then counted for the trigger's 10 s.
+	a := c.waitRollback("worker_crashes", 60*time.Second)
 	t.Logf("rollback: %v", a["reason"])
 	waitAllSucceeded(t, c.serve.URL, jobs, 60*time.Second)
 	c.requireOneRollback(2 * time.Second)

@@ -57,7 +57,11 @@ func DefaultControllerConfig() ControllerConfig {
 // Leadership elects one controller among replicas through the database.
 type Leadership interface {
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLeadership(ctx context.Context, name, holder string) error
 }
+
+// leadership is the name under which the controllers elect their leader.
+const leadership = "rollback-controller"
 
 // TriggerState is one trigger as the stats and the evidence show it.
 type TriggerState struct {
@@ -119,10 +123,23 @@ func (c *Controller) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the controller.
-func (c *Controller) Stop(context.Context) error {
+// Stop stops the controller and gives up its leadership, if it has it, so that
+// another replica's controller takes over at its next tick (a graceful restart
+// left the triggers unwatched until the lease expired).
+func (c *Controller) Stop(ctx context.Context) error {
 	c.loop.Stop()
-	return nil
+	c.mu.Lock()
+	leader := c.isLeader
+	c.isLeader = false
+	c.mu.Unlock()
+	if !leader {
+		return nil
+	}
+	// A stop's context may have been spent on draining jobs; the release is
+	// one short statement.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	return c.leader.ReleaseLeadership(ctx, leadership, c.cfg.HolderID)
 }
 
 type reading struct {
@@ -134,7 +151,7 @@ type reading struct {
 
 // Tick evaluates the triggers once; the leader rolls back if one fires.
 func (c *Controller) Tick(ctx context.Context) {
-	leader, err := c.leader.AcquireLeadership(ctx, "rollback-controller", c.cfg.HolderID, 3*c.cfg.Interval)
+	leader, err := c.leader.AcquireLeadership(ctx, leadership, c.cfg.HolderID, 3*c.cfg.Interval)
 	if err != nil {
 		c.log.Warn("Leader election failed", "err", err)
 		return

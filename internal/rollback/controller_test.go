@@ -161,4 +161,13 @@ func TestOnlyTheLeaderActs(t *testing.T) {
 	if got := b.ctl.Triggers(); len(got) != 0 {
 		t.Fatalf("a follower evaluated triggers: %+v", got)
 	}
+	// The leader stops (a graceful restart): b takes over at its next tick,
+	// not when a's lease expires.
+	if err := a.ctl.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.step(0)
+	if got := b.ctl.Triggers(); len(got) == 0 {
+		t.Fatal("the follower did not take over when the leader stopped")
+	}
 }

@@ -205,3 +205,12 @@ func (s *SQL) AcquireLeadership(ctx context.Context, name, holder string, ttl ti
 	}
 	return got == holder, nil
 }
+
+// ReleaseLeadership gives up a leadership that holder has; another's is left
+// alone.
+func (s *SQL) ReleaseLeadership(ctx context.Context, name, holder string) error {
+	if _, err := s.W.ExecContext(ctx, s.Q(`DELETE FROM leader_leases WHERE name = ? AND holder = ?`), name, holder); err != nil {
+		return fmt.Errorf("release leadership %s: %w", name, err)
+	}
+	return nil
+}

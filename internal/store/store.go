@@ -80,6 +80,9 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLeadership gives up a leadership that holder has, so that
+	// another can take it at once rather than when it expires.
+	ReleaseLeadership(ctx context.Context, name, holder string) error
 
 	Ping(ctx context.Context) error
 	Driver() string

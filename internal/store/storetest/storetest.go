@@ -687,6 +687,19 @@ func testLeadershipAndAudits(f *fixture) {
 	if ok, _ := f.s.AcquireLeadership(f.ctx, "c", "b", lease); !ok {
 		f.t.Fatal("b did not take over an expired leadership")
 	}
+	// a cannot give up what b holds; b's release frees it at once.
+	if err := f.s.ReleaseLeadership(f.ctx, "c", "a"); err != nil {
+		f.t.Fatal(err)
+	}
+	if ok, _ := f.s.AcquireLeadership(f.ctx, "c", "a", lease); ok {
+		f.t.Fatal("a's release took b's leadership")
+	}
+	if err := f.s.ReleaseLeadership(f.ctx, "c", "b"); err != nil {
+		f.t.Fatal(err)
+	}
+	if ok, _ := f.s.AcquireLeadership(f.ctx, "c", "a", lease); !ok {
+		f.t.Fatal("a could not take a leadership released before it expired")
+	}
 	rec := store.AuditRecord{ID: "r1", Kind: "rollback", Trigger: "manual", Reason: "why", Actor: "me", Status: "completed",
 		Evidence: json.RawMessage(`{"fired":"x"}`), Actions: []string{"a", "b"}, JobsMigrated: 3, StartedAt: f.clk.Now(), FinishedAt: f.clk.Now()}
 	if err := f.s.InsertAudit(f.ctx, rec); err != nil {

@@ -106,7 +106,7 @@ func (i *Inspector) TaskStates(ctx context.Context, jobs []job.Job) ([]string, e
 	cmds := make([]*redis.StringCmd, len(jobs))
 	_, err := i.redis.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for n, j := range jobs {
-			cmds[n] = p.HGet(ctx, "asynq:{"+QueueFor(j.Kind)+"}:t:"+TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}), "state")
+			cmds[n] = p.HGet(ctx, "asynq:{"+QueueFor(j.Kind)+"}:t:"+TaskID(j.Dispatch()), "state")
 		}
 		return nil
 	})

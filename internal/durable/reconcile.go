@@ -47,6 +47,7 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 		seen := activeBefore
 		activeBefore = map[job.Dispatch]bool{}
 		for n, j := range jobs {
+			cur := j.Dispatch()
 			switch states[n] {
 			case TaskGone:
 				if err := d.Dispatch(ctx, j); err != nil {
@@ -55,15 +56,14 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 				continue
 			case TaskArchived, TaskCompleted:
 			case TaskActive:
-				dispatch := job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}
-				if now().Sub(j.UpdatedAt) < stuckAfter || !seen[dispatch] {
-					activeBefore[dispatch] = true
+				if now().Sub(j.UpdatedAt) < stuckAfter || !seen[cur] {
+					activeBefore[cur] = true
 					continue
 				}
 			default: // waiting its turn
 				continue
 			}
-			fresh, err := st.BumpEpoch(ctx, job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch})
+			fresh, err := st.BumpEpoch(ctx, cur)
 			if err != nil {
 				continue // it was claimed or moved meanwhile
 			}
@@ -71,7 +71,7 @@ func Redispatch(st Lister, d *Dispatcher, insp *Inspector, grace, stuckAfter tim
 				// Stale from the bump on; only the dead-letter list would
 				// still show it. Should this fail, the list shows one stale
 				// entry, which an operator may delete.
-				_ = insp.DeleteTask(QueueFor(j.Kind), TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}))
+				_ = insp.DeleteTask(QueueFor(j.Kind), TaskID(cur))
 			}
 			if err := d.Dispatch(ctx, fresh); err != nil {
 				return err

@@ -46,7 +46,7 @@ type payload struct {
 // NewTask builds the task of one dispatch.
 func NewTask(j job.Job) *asynq.Task {
 	b, _ := json.Marshal(payload{JobID: j.ID, Epoch: j.DispatchEpoch})
-	return asynq.NewTask(TaskType, b, asynq.TaskID(TaskID(job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch})),
+	return asynq.NewTask(TaskType, b, asynq.TaskID(TaskID(j.Dispatch())),
 		asynq.Queue(QueueFor(j.Kind)), asynq.MaxRetry(10))
 }
 

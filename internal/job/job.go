@@ -102,10 +102,11 @@ type Lease struct {
 	Owner string
 }
 
+// Dispatch is j's current dispatch.
+func (j *Job) Dispatch() Dispatch { return Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch} }
+
 // Lease returns the lease a runner holds after claiming j.
-func (j *Job) Lease() Lease {
-	return Lease{Dispatch: Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}, Owner: j.LeaseOwner}
-}
+func (j *Job) Lease() Lease { return Lease{Dispatch: j.Dispatch(), Owner: j.LeaseOwner} }
 
 // Episode is a saved script of a project, numbered once per job.
 type Episode struct {

@@ -78,7 +78,7 @@ const (
 	StopWait      = 15 * time.Second
 )
 
-// finishTries bounds the tries of one finishing write: about seven seconds of
+// finishTries bounds the tries of one finishing write: about five seconds of
 // pauses, what a database restart takes, without letting a write that fails
 // every time break one commit round after another for everybody else.
 const finishTries = 8
@@ -113,7 +113,7 @@ func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
 	lease := j.Lease()
 	log := e.log.With("job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "worker", j.LeaseOwner)
 	runCtx, cancel := context.WithCancelCause(ctx)
-	run := job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}
+	run := j.Dispatch()
 	e.mu.Lock()
 	e.running[run] = cancel
 	e.mu.Unlock()

@@ -127,7 +127,7 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 			return err
 		}
 		for _, j := range jobs {
-			claimed[job.Dispatch{JobID: j.ID, Epoch: j.DispatchEpoch}] = j
+			claimed[j.Dispatch()] = j
 		}
 	}
 	// A dispatch delivered twice in one batch is claimed by its first request.

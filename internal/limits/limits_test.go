@@ -1,0 +1,107 @@
+package limits
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestStreamCaps(t *testing.T) {
+	c := NewStreamCaps(3, 2, 2)
+	r1, over := c.Acquire("a", "j1")
+	if over != "" {
+		t.Fatal(over)
+	}
+	r2, _ := c.Acquire("a", "j2")
+	if _, over := c.Acquire("a", "j3"); over != "client" {
+		t.Fatalf("third stream of a client: %q", over)
+	}
+	r3, _ := c.Acquire("b", "j1")
+	if _, over := c.Acquire("c", "j9"); over != "total" {
+		t.Fatalf("fourth stream: %q", over)
+	}
+	r1()
+	r1() // a second release changes nothing
+	if _, over := c.Acquire("c", "j1"); over != "" {
+		t.Fatalf("after a release: %q", over)
+	}
+	if _, over := c.Acquire("d", "j1"); over != "total" {
+		t.Fatalf("full again: %q", over)
+	}
+	r2()
+	r3()
+	if c.Open() != 1 {
+		t.Fatalf("open %d", c.Open())
+	}
+	perJob := NewStreamCaps(0, 0, 1)
+	perJob.Acquire("a", "j")
+	if _, over := perJob.Acquire("b", "j"); over != "job" {
+		t.Fatalf("second stream of a job: %q", over)
+	}
+}
+
+func TestListenerAnswersOverTheCap(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := LimitListener(inner, 2)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	waitFor(t, func() bool { return l.Open() == 2 })
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error struct{ Code string } }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || body.Error.Code != "too_many_connections" {
+		t.Fatalf("over the cap: %d %v %+v", resp.StatusCode, resp.Header, body)
+	}
+	if l.Refused() != 1 {
+		t.Fatalf("refused %d", l.Refused())
+	}
+	// A slot freed is a slot taken again.
+	held[0].Close()
+	waitFor(t, func() bool { return l.Open() == 1 })
+	resp2, err := http.Get("http://" + inner.Addr().String())
+	if err != nil || resp2.StatusCode != 200 {
+		t.Fatalf("under the cap again: %v %v", resp2, err)
+	}
+	resp2.Body.Close()
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

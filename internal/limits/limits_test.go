@@ -105,3 +105,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestGCRA(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var tat time.Time
+	interval := 100 * time.Millisecond
+	// A burst of 5 goes through at once, the sixth waits one interval.
+	for i := 0; i < 5; i++ {
+		var ok bool
+		tat, ok, _ = GCRA(tat, now, interval, 5)
+		if !ok {
+			t.Fatalf("token %d refused", i)
+		}
+	}
+	_, ok, wait := GCRA(tat, now, interval, 5)
+	if ok || wait != interval {
+		t.Fatalf("sixth: ok %v wait %v", ok, wait)
+	}
+	// After one interval one more token is there, and only one.
+	now = now.Add(interval)
+	tat, ok, _ = GCRA(tat, now, interval, 5)
+	if !ok {
+		t.Fatal("token after an interval refused")
+	}
+	if _, ok, _ := GCRA(tat, now, interval, 5); ok {
+		t.Fatal("two tokens after one interval")
+	}
+	if got := RetryAfterSeconds(1500 * time.Millisecond); got != 2 {
+		t.Fatalf("RetryAfterSeconds %d", got)
+	}
+}

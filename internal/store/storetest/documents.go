@@ -9,6 +9,18 @@ import (
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
+// documentTests: documents, their processing into chunks, and the search
+// over the chunks.
+var documentTests = []test{
+	{"DocumentCreateAndIdempotency", testDocumentCreateAndIdempotency},
+	{"DocumentChunksReplaced", testDocumentChunksReplaced},
+	{"DocumentStaleHolderWritesNoChunks", testDocumentStaleHolderWritesNoChunks},
+	{"DocumentDelete", testDocumentDelete},
+	{"SearchRanksAndIsolates", testSearchRanksAndIsolates},
+	{"ClaimSeesDocuments", testClaimSeesDocuments},
+	{"ListDocumentsPagination", testListDocumentsPagination},
+}
+
 func (f *fixture) document(project, key, title, content string) (store.Document, job.Job) {
 	f.t.Helper()
 	d, j, created, err := f.s.CreateDocument(f.ctx, newDocument(project, key, title, content))
@@ -19,9 +31,15 @@ func (f *fixture) document(project, key, title, content string) (store.Document,
 }
 
 func newDocument(project, key, title, content string) store.NewDocument {
-	return store.NewDocument{ProjectID: project, Title: title, Format: store.FormatMarkdown, Content: content,
-		IdempotencyKey: key, RequestHash: job.RequestHash(job.KindRAGDocument, project, []byte(title+"\x00"+content)),
-		Backend: job.BackendBackgroundTasks}
+	return store.NewDocument{
+		ProjectID:      project,
+		Title:          title,
+		Format:         store.FormatMarkdown,
+		Content:        content,
+		IdempotencyKey: key,
+		RequestHash:    job.RequestHash(job.KindRAGDocument, project, []byte(title+"\x00"+content)),
+		Backend:        job.BackendBackgroundTasks,
+	}
 }
 
 // process claims the document's job and completes it with chunks.

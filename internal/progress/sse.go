@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
@@ -52,7 +52,8 @@ func NewStream(b *Broker, jobs JobGetter, cfg StreamConfig, log *slog.Logger) *S
 	return &Stream{broker: b, jobs: jobs, cfg: cfg, log: log}
 }
 
-// Route registers the endpoint on mux.
+// Route registers the endpoint on mux, for a server of the stream alone (the
+// SSE benchmark, tests); the service routes it from api's route table.
 func (s *Stream) Route(mux *http.ServeMux) {
 	mux.Handle("GET /api/generation/{id}/events", s)
 }
@@ -90,24 +91,27 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	after, err := LastEventID(r)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
+		response.Error(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
 		return
 	}
 	if _, err := s.jobs.GetJob(r.Context(), id); err != nil {
 		if errors.Is(err, job.ErrNotFound) {
-			api.WriteError(w, http.StatusNotFound, "not_found", "no job with id "+id)
+			response.Error(w, http.StatusNotFound, "not_found", "no job with id "+id)
 			return
 		}
 		if r.Context().Err() != nil {
 			return
 		}
-		s.log.Error("Event stream: reading job failed", "job_id", id, "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "internal", "internal error")
+		response.ServerError(w, r, s.log, fmt.Errorf("event stream: read job %s: %w", id, err))
 		return
 	}
 	sub, err := s.broker.Subscribe(id, after)
+	if errors.Is(err, ErrClosed) {
+		response.Error(w, http.StatusServiceUnavailable, "shutting_down", ErrClosed.Error())
+		return
+	}
 	if err != nil {
-		api.WriteError(w, http.StatusServiceUnavailable, "shutting_down", err.Error())
+		response.ServerError(w, r, s.log, fmt.Errorf("event stream: subscribe to job %s: %w", id, err))
 		return
 	}
 	defer sub.Close()

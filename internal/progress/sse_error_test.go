@@ -33,7 +33,9 @@ func TestStreamStoreFailureIsAGeneric500(t *testing.T) {
 	req.Header.Set("X-Request-Id", "sse-1")
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, req)
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	json.NewDecoder(rec.Body).Decode(&body)
 	if rec.Code != 500 || body.Error.Code != "internal" || body.Error.Message != "internal error (request id sse-1)" {
 		t.Fatalf("%d %+v, want 500 internal naming the request id", rec.Code, body)

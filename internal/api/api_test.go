@@ -20,6 +20,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
@@ -59,7 +60,7 @@ type env struct {
 
 func newEnv(t *testing.T, gen generate.Generator) *env {
 	return startEnv(t, 4, func(store.Store) map[job.Kind]runner.Handler {
-		return map[job.Kind]runner.Handler{job.KindGeneration: runner.GenerationHandler{Generator: gen}}
+		return map[job.Kind]runner.Handler{job.KindGeneration: jobhandler.Generation{Generator: gen}}
 	}, nil)
 }
 

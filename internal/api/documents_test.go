@@ -9,6 +9,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -19,8 +20,8 @@ import (
 func newDocEnv(t *testing.T, maxBytes int) *env {
 	return startEnv(t, 2, func(st store.Store) map[job.Kind]runner.Handler {
 		return map[job.Kind]runner.Handler{
-			job.KindRAGDocument: rag.NewHandler(st),
-			job.KindGeneration: runner.GenerationHandler{Generator: generate.NewTemplate(generate.TemplateConfig{}),
+			job.KindRAGDocument: jobhandler.NewRAGDocument(st),
+			job.KindGeneration: jobhandler.Generation{Generator: generate.NewTemplate(generate.TemplateConfig{}),
 				Retriever: rag.NewRetriever(st, 3)},
 		}
 	}, func(st store.Store, d api.Dispatcher, c api.Canceller) []func(*http.ServeMux) {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
-	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
@@ -21,8 +20,6 @@ type Retriever struct {
 	store ChunkSearcher
 	topK  int
 }
-
-var _ runner.Retriever = (*Retriever)(nil)
 
 // NewRetriever builds a retriever that returns at most topK chunks (5 when
 // topK is not positive).

@@ -28,6 +28,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
@@ -103,8 +104,8 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 		return nil, err
 	}
 	handlers := map[job.Kind]runner.Handler{
-		job.KindGeneration:  runner.GenerationHandler{Generator: gen, Retriever: rag.NewRetriever(st, 5)},
-		job.KindRAGDocument: rag.NewHandler(st),
+		job.KindGeneration:  jobhandler.Generation{Generator: gen, Retriever: rag.NewRetriever(st, 5)},
+		job.KindRAGDocument: jobhandler.NewRAGDocument(st),
 	}
 	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, obs), nil
 }

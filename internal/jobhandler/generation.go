@@ -1,4 +1,4 @@
-package runner
+package jobhandler
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rag"
+	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
@@ -16,18 +18,22 @@ type Retriever interface {
 	Retrieve(ctx context.Context, projectID string, ep job.EpisodeData) ([]generate.ContextChunk, error)
 }
 
-// GenerationHandler runs generation jobs: it asks the generator for the script
-// and returns the episode to be saved with the job's success.
-type GenerationHandler struct {
+var _ Retriever = (*rag.Retriever)(nil)
+
+// Generation runs generation jobs: it asks the generator for the script and
+// returns the episode to be saved with the job's success.
+type Generation struct {
 	Generator generate.Generator
 	Retriever Retriever // optional
 }
 
+var _ runner.Handler = Generation{}
+
 // Handle generates the episode's script.
-func (h GenerationHandler) Handle(ctx context.Context, j job.Job, report ReportFunc) (store.Completion, error) {
+func (h Generation) Handle(ctx context.Context, j job.Job, report runner.ReportFunc) (store.Completion, error) {
 	var ep job.EpisodeData
 	if err := json.Unmarshal(j.Payload, &ep); err != nil {
-		return store.Completion{}, fmt.Errorf("%w: payload is not episode data: %v", ErrPermanent, err)
+		return store.Completion{}, fmt.Errorf("%w: payload is not episode data: %v", runner.ErrPermanent, err)
 	}
 	req := generate.Request{JobID: j.ID, ProjectID: j.ProjectID, Episode: ep, Context: []generate.ContextChunk{}}
 	if h.Retriever != nil && !j.NoDocuments {
@@ -41,7 +47,7 @@ func (h GenerationHandler) Handle(ctx context.Context, j job.Job, report ReportF
 		return report(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
 	})
 	if errors.Is(err, generate.ErrRejected) {
-		return store.Completion{}, fmt.Errorf("%w: %w", ErrPermanent, err)
+		return store.Completion{}, fmt.Errorf("%w: %w", runner.ErrPermanent, err)
 	}
 	if err != nil {
 		return store.Completion{}, err

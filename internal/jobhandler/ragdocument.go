@@ -1,4 +1,4 @@
-package rag
+package jobhandler
 
 import (
 	"context"
@@ -8,42 +8,46 @@ import (
 	"unicode/utf8"
 
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
-// DocumentReader is the part of the store the handler needs.
+// DocumentReader is the part of the store RAGDocument needs.
 type DocumentReader interface {
 	GetDocument(ctx context.Context, projectID, id string) (store.Document, error)
 }
 
-// Handler runs rag_document jobs: it reads the document, normalises and
+// RAGDocument runs rag_document jobs: it reads the document, normalises and
 // chunks it, and returns the chunks as the job's effect, so they replace the
 // document's chunks in the job's completing transaction.
-type Handler struct {
+type RAGDocument struct {
 	store DocumentReader
-	cfg   ChunkConfig
+	cfg   rag.ChunkConfig
 }
 
-var _ runner.Handler = (*Handler)(nil)
+var _ runner.Handler = (*RAGDocument)(nil)
 
-// NewHandler builds the handler with the default chunk sizes.
-func NewHandler(st DocumentReader) *Handler { return NewHandlerWith(st, DefaultChunkConfig) }
-
-// NewHandlerWith builds the handler with the given chunk sizes.
-func NewHandlerWith(st DocumentReader, cfg ChunkConfig) *Handler {
-	return &Handler{store: st, cfg: cfg.withDefaults()}
+// NewRAGDocument builds the handler with the default chunk sizes.
+func NewRAGDocument(st DocumentReader) *RAGDocument {
+	return NewRAGDocumentWith(st, rag.DefaultChunkConfig)
 }
 
-// Result is what a rag_document job records.
-type Result struct {
+// NewRAGDocumentWith builds the handler with the given chunk sizes (a size
+// left 0 takes its default).
+func NewRAGDocumentWith(st DocumentReader, cfg rag.ChunkConfig) *RAGDocument {
+	return &RAGDocument{store: st, cfg: cfg}
+}
+
+// DocumentResult is what a rag_document job records.
+type DocumentResult struct {
 	DocumentID string `json:"document_id"`
 	Chunks     int    `json:"chunks"`
 	Runes      int    `json:"runes"`
 }
 
 // Handle processes one document.
-func (h *Handler) Handle(ctx context.Context, j job.Job, report runner.ReportFunc) (store.Completion, error) {
+func (h *RAGDocument) Handle(ctx context.Context, j job.Job, report runner.ReportFunc) (store.Completion, error) {
 	var p store.DocumentPayload
 	if err := json.Unmarshal(j.Payload, &p); err != nil || p.DocumentID == "" {
 		return store.Completion{}, fmt.Errorf("%w: payload names no document: %s", runner.ErrPermanent, j.Payload)
@@ -58,8 +62,8 @@ func (h *Handler) Handle(ctx context.Context, j job.Job, report runner.ReportFun
 	if err := report(ctx, store.Progress{Percent: 10, Stage: "normalise", Message: "normalising " + doc.Title}); err != nil {
 		return store.Completion{}, err
 	}
-	text := Normalize(doc.Content)
-	chunks := Split(text, doc.Format == store.FormatMarkdown, h.cfg)
+	text := rag.Normalize(doc.Content)
+	chunks := rag.Split(text, doc.Format == store.FormatMarkdown, h.cfg)
 	if err := report(ctx, store.Progress{Percent: 60, Stage: "chunk", Message: fmt.Sprintf("split into %d chunks", len(chunks))}); err != nil {
 		return store.Completion{}, err
 	}
@@ -67,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, j job.Job, report runner.ReportFun
 	for i, c := range chunks {
 		dc.Chunks[i] = store.NewChunk{Heading: c.Heading, Text: c.Text}
 	}
-	result, err := json.Marshal(Result{DocumentID: doc.ID, Chunks: len(chunks), Runes: utf8.RuneCountInString(text)})
+	result, err := json.Marshal(DocumentResult{DocumentID: doc.ID, Chunks: len(chunks), Runes: utf8.RuneCountInString(text)})
 	if err != nil {
 		return store.Completion{}, err
 	}

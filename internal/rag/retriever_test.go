@@ -12,8 +12,8 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/rag"
-	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
 	"github.com/scriptgen/scriptgen/internal/testenv"
@@ -34,9 +34,9 @@ func createDocument(t *testing.T, st store.Store, project, content string) store
 	return d
 }
 
-// run claims the document's current job, runs the handler and completes it,
-// as the executor would.
-func run(t *testing.T, st store.Store, h runner.Handler, project, docID string) job.Job {
+// index runs the document's current job as the executor would: it claims the
+// job, runs the rag_document handler and completes the job with its chunks.
+func index(t *testing.T, st store.Store, project, docID string) job.Job {
 	t.Helper()
 	ctx := context.Background()
 	d, err := st.GetDocument(ctx, project, docID)
@@ -51,7 +51,7 @@ func run(t *testing.T, st store.Store, h runner.Handler, project, docID string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := h.Handle(ctx, j, func(ctx context.Context, p store.Progress) error { return st.ReportProgress(ctx, j.Lease(), p) })
+	c, err := jobhandler.NewRAGDocument(st).Handle(ctx, j, func(ctx context.Context, p store.Progress) error { return st.ReportProgress(ctx, j.Lease(), p) })
 	if err != nil {
 		t.Fatalf("handle: %v", err)
 	}
@@ -62,56 +62,12 @@ func run(t *testing.T, st store.Store, h runner.Handler, project, docID string) 
 	return done
 }
 
-func TestHandlerChunksAndReprocessingReplaces(t *testing.T) {
-	st := openStore(t)
-	ctx := context.Background()
-	h := rag.NewHandler(st)
-	d := createDocument(t, st, "p1", bible)
-	done := run(t, st, h, "p1", d.ID)
-	var res rag.Result
-	if err := json.Unmarshal(done.Result, &res); err != nil || res.Chunks != 3 || res.DocumentID != d.ID {
-		t.Fatalf("result %s: %v", done.Result, err)
-	}
-	hits, err := st.SearchChunks(ctx, "p1", []string{"바리스타"}, 10)
-	if err != nil || len(hits) != 1 || hits[0].Heading != "인물 > 지수" || strings.Contains(hits[0].Text, "\r") {
-		t.Fatalf("search: %+v %v", hits, err)
-	}
-	first := hits[0].ChunkID
-
-	for range 2 {
-		if _, _, err := st.ReprocessDocument(ctx, "p1", d.ID, job.BackendBackgroundTasks); err != nil {
-			t.Fatal(err)
-		}
-		run(t, st, h, "p1", d.ID)
-	}
-	all, err := st.SearchChunks(ctx, "p1", []string{"인물", "장소"}, 100)
-	if err != nil || len(all) != 3 {
-		t.Fatalf("after re-processing twice: %d chunks, want 3: %v", len(all), err)
-	}
-	for _, c := range all {
-		if c.ChunkID == first {
-			t.Fatal("an old chunk survived re-processing")
-		}
-	}
-}
-
-func TestHandlerDeletedDocumentIsPermanent(t *testing.T) {
-	st := openStore(t)
-	d := createDocument(t, st, "p1", bible)
-	j, _ := st.GetJob(context.Background(), d.JobID)
-	st.DeleteDocument(context.Background(), "p1", d.ID)
-	_, err := rag.NewHandler(st).Handle(context.Background(), j, func(context.Context, store.Progress) error { return nil })
-	if !errors.Is(err, runner.ErrPermanent) {
-		t.Fatalf("deleted document: %v, want a permanent failure", err)
-	}
-}
-
 func TestRetrieverFindsTheEpisodesChunks(t *testing.T) {
 	st := openStore(t)
 	d := createDocument(t, st, "p1", bible)
-	run(t, st, rag.NewHandler(st), "p1", d.ID)
+	index(t, st, "p1", d.ID)
 	other := createDocument(t, st, "p2", "# 지수\n\n다른 프로젝트의 지수.")
-	run(t, st, rag.NewHandler(st), "p2", other.ID)
+	index(t, st, "p2", other.ID)
 
 	r := rag.NewRetriever(st, 2)
 	got, err := r.Retrieve(context.Background(), "p1", job.EpisodeData{Title: "비 오는 밤", Synopsis: "지수는 카페에서 기다린다.",

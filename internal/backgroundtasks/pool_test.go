@@ -66,8 +66,12 @@ func TestClaimsLookAfterTheLastIDAndRescanForRetries(t *testing.T) {
 	defer st.Close()
 	var ids []string
 	for range 2 {
-		j, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p1",
-			Payload: json.RawMessage(`{"title":"t"}`), Backend: job.BackendBackgroundTasks})
+		j, _, err := st.CreateJob(ctx, store.NewJob{
+			Kind:      job.KindGeneration,
+			ProjectID: "p1",
+			Payload:   json.RawMessage(`{"title":"t"}`),
+			Backend:   job.BackendBackgroundTasks,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,22 +86,15 @@ func TestClaimsLookAfterTheLastIDAndRescanForRetries(t *testing.T) {
 	pool.Start(ctx)
 	defer pool.Stop(ctx)
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		a, err := st.GetJob(ctx, ids[0])
-		if err != nil {
+	var a job.Job
+	waitFor(t, 10*time.Second, "second run of the job queued again below the last claimed id", func() bool {
+		if a, err = st.GetJob(ctx, ids[0]); err != nil {
 			t.Fatal(err)
 		}
-		if a.Status == job.StatusSucceeded {
-			if a.Attempt != 2 {
-				t.Fatalf("retried job succeeded on attempt %d, want 2", a.Attempt)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job queued again below the last claimed id never ran again: %s", a.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return a.Status == job.StatusSucceeded
+	})
+	if a.Attempt != 2 {
+		t.Fatalf("retried job succeeded on attempt %d, want 2", a.Attempt)
 	}
 
 	rec.mu.Lock()
@@ -160,5 +157,20 @@ func TestStopIsBoundedByAHandlerThatIgnoresItsContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop still waits 5 s after a drain timeout of 100 ms and a StopWait of 200 ms")
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, timeout)
+		}
+		<-tick.C
 	}
 }

@@ -92,6 +92,21 @@ func drain(t *testing.T, sub *progress.Subscription, limit time.Duration) []int6
 	}
 }
 
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (waited %s)", what, timeout)
+		}
+		<-tick.C
+	}
+}
+
 func checkSeqs(t *testing.T, seqs []int64, from, to int64) {
 	t.Helper()
 	if int64(len(seqs)) != to-from+1 {
@@ -126,7 +141,7 @@ func TestBrokerFansOutWithOneReaderPerJob(t *testing.T) {
 	}
 	for i := 2; i < n; i++ {
 		log.append("a", job.StatusRunning)
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // paced, so that readers catch the log while it grows
 	}
 	log.append("a", job.StatusSucceeded)
 	wg.Wait()
@@ -136,13 +151,7 @@ func TestBrokerFansOutWithOneReaderPerJob(t *testing.T) {
 	if got := log.maxInFl.Load(); got != 1 {
 		t.Fatalf("%d concurrent readers of one job, want 1", got)
 	}
-	deadline := time.Now().Add(time.Second)
-	for b.Feeds() != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if b.Feeds() != 0 {
-		t.Fatalf("%d readers left after the last subscriber", b.Feeds())
-	}
+	waitFor(t, time.Second, "a reader is left after the last subscriber", func() bool { return b.Feeds() == 0 })
 }
 
 func TestBrokerResumesAfterLastSeq(t *testing.T) {
@@ -244,23 +253,21 @@ func TestListenerWakesReadersFromPostgres(t *testing.T) {
 	defer b.Stop(context.Background())
 	waitLive := func(want bool, why string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for b.Live() != want && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if b.Live() != want {
-			t.Fatal(why)
-		}
+		waitFor(t, 10*time.Second, why, func() bool { return b.Live() == want })
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // what must not happen: a connection with nothing watched
 	if b.Live() {
 		t.Fatal("listening with no job watched")
 	}
 	f := newFixture(t, st)
 	sub, _ := b.Subscribe(f.job.ID, 0)
 	waitLive(true, "listener never connected for a watched job")
+	// The job's reader has read the first event before the others are
+	// written, so only a notification brings them.
+	first, _ := b.Subscribe(f.job.ID, 0)
+	waitFor(t, 5*time.Second, "the job's reader never read its first event", func() bool { evs, _, _ := first.Next(); return len(evs) > 0 })
+	first.Close()
 	go func() {
-		time.Sleep(50 * time.Millisecond)
 		f.claim()
 		f.progress(50)
 		f.complete()
@@ -349,7 +356,7 @@ func TestStreamHeadersReplayLiveAndEnd(t *testing.T) {
 		}
 		got = append(got, ev)
 	}
-	time.Sleep(100 * time.Millisecond) // heartbeats while nothing happens
+	time.Sleep(100 * time.Millisecond) // five heartbeat intervals with nothing to send
 	f.progress(60)
 	f.complete()
 	for {

@@ -37,8 +37,13 @@ func (h heldByEpoch) Handle(ctx context.Context, j job.Job, _ runner.ReportFunc)
 func TestCancelLocalReachesTheFreshRun(t *testing.T) {
 	ctx := context.Background()
 	st := testenv.SQLite(t)
-	created, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
-		RequestHash: "h", Backend: job.BackendDurable})
+	created, _, err := st.CreateJob(ctx, store.NewJob{
+		Kind:        job.KindGeneration,
+		ProjectID:   "p",
+		Payload:     json.RawMessage(`{"title":"x"}`),
+		RequestHash: "h",
+		Backend:     job.BackendDurable,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,10 +51,13 @@ func TestCancelLocalReachesTheFreshRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
-	if _, err := st.ExpireLeases(ctx); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "expiry of the 1 ms lease", func() bool {
+		expired, err := st.ExpireLeases(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(expired) == 1
+	})
 	fresh, err := st.ClaimDispatch(ctx, job.Dispatch{JobID: created.ID, Epoch: stale.DispatchEpoch + 1}, "w1", time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -61,11 +69,7 @@ func TestCancelLocalReachesTheFreshRun(t *testing.T) {
 	staleDone, freshDone := make(chan runner.Outcome, 1), make(chan runner.Outcome, 1)
 	go func() { staleDone <- exec.Run(ctx, stale) }()
 	go func() { freshDone <- exec.Run(ctx, fresh) }()
-	for deadline := time.Now().Add(5 * time.Second); exec.Active() != 2; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d runs under way, want 2", exec.Active())
-		}
-	}
+	waitFor(t, "two runs under way", func() bool { return exec.Active() == 2 })
 	close(h[stale.DispatchEpoch])
 	if o := <-staleDone; o != runner.OutcomeDropped {
 		t.Fatalf("the stale run ended with %v, want dropped", o)
@@ -134,8 +138,13 @@ func TestFinishingWritesOutlastABlink(t *testing.T) {
 		{job.KindGeneration, runner.OutcomeSucceeded, job.StatusSucceeded},
 		{job.KindRAGDocument, runner.OutcomeFailed, job.StatusFailed},
 	} {
-		created, _, err := st.CreateJob(ctx, store.NewJob{Kind: tc.kind, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
-			RequestHash: string(tc.kind), Backend: job.BackendDurable})
+		created, _, err := st.CreateJob(ctx, store.NewJob{
+			Kind:        tc.kind,
+			ProjectID:   "p",
+			Payload:     json.RawMessage(`{"title":"x"}`),
+			RequestHash: string(tc.kind),
+			Backend:     job.BackendDurable,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,5 +162,20 @@ func TestFinishingWritesOutlastABlink(t *testing.T) {
 	}
 	if blink.completes != 0 || blink.fails != 0 {
 		t.Fatalf("%d completions and %d failures still to refuse", blink.completes, blink.fails)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 5 s", what)
+		}
+		<-tick.C
 	}
 }

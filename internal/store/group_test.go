@@ -35,15 +35,26 @@ func testGroup(batches *[][]int, mu *sync.Mutex) *group[int, string] {
 // queued waits until g holds n requests.
 func queued(t *testing.T, g *group[int, string], n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	waitFor(t, fmt.Sprintf("%d requests queued", n), func() bool {
 		g.mu.Lock()
-		l := len(g.queue)
-		g.mu.Unlock()
-		if l == n {
-			return
+		defer g.mu.Unlock()
+		return len(g.queue) == n
+	})
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 5 s", what)
 		}
+		<-tick.C
 	}
-	t.Fatalf("%d requests never queued", n)
 }
 
 // TestGroupCommit: requests that wait together are committed as one batch and

@@ -122,9 +122,20 @@ func TestARefreshThatHangsDoesNotFreezeTheFlag(t *testing.T) {
 		t.Fatal("Start still waits for a read that never answers")
 	}
 	defer f.Stop(context.Background())
-	for deadline := time.Now().Add(5 * time.Second); f.State().Enabled; time.Sleep(10 * time.Millisecond) {
+	waitFor(t, "flag showing the durable worker off, as the setting was read", func() bool { return !f.State().Enabled })
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("the flag still shows the durable worker on 5 s after the setting was read as off")
+			t.Fatalf("no %s within 5 s", what)
 		}
+		<-tick.C
 	}
 }

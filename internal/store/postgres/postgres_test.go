@@ -18,6 +18,7 @@ import (
 )
 
 func TestStore(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clk clock.Clock) store.Store {
 		s, err := postgres.Open(context.Background(), testenv.PostgresURL(t), clk)
 		if err != nil {
@@ -32,6 +33,7 @@ func TestStore(t *testing.T) {
 // claim of a dispatch, completion — notifies the event channel with the job
 // id, which is what wakes the live streams of other processes.
 func TestEventsAreAnnounced(t *testing.T) {
+	t.Parallel()
 	url := testenv.PostgresURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -64,8 +66,13 @@ func TestEventsAreAnnounced(t *testing.T) {
 		}
 	}
 	payload := json.RawMessage(`{"title":"t"}`)
-	j, _, err := s.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: payload,
-		RequestHash: job.RequestHash(job.KindGeneration, "p", payload), Backend: job.BackendDurable})
+	j, _, err := s.CreateJob(ctx, store.NewJob{
+		Kind:        job.KindGeneration,
+		ProjectID:   "p",
+		Payload:     payload,
+		RequestHash: job.RequestHash(job.KindGeneration, "p", payload),
+		Backend:     job.BackendDurable,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +82,11 @@ func TestEventsAreAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	announced("claim", j.ID)
-	if _, err := s.Complete(ctx, c.Lease(), store.Completion{Result: json.RawMessage(`{}`),
-		Episode: &job.Episode{ProjectID: "p", Title: "t", Script: "s"}}); err != nil {
+	done := store.Completion{
+		Result:  json.RawMessage(`{}`),
+		Episode: &job.Episode{ProjectID: "p", Title: "t", Script: "s"},
+	}
+	if _, err := s.Complete(ctx, c.Lease(), done); err != nil {
 		t.Fatal(err)
 	}
 	announced("complete", j.ID)
@@ -91,6 +101,7 @@ func TestEventsAreAnnounced(t *testing.T) {
 // exceed PostgreSQL's default max_connections of 100), never reaches
 // PostgreSQL as a setting, and is refused when it is not one number in range.
 func TestPoolSizeFromTheURL(t *testing.T) {
+	t.Parallel()
 	url := testenv.PostgresURL(t)
 	s, err := postgres.Open(context.Background(), url+"&pool_max_conns=3", clock.Real{})
 	if err != nil {
@@ -116,6 +127,7 @@ func TestPoolSizeFromTheURL(t *testing.T) {
 // A DATABASE_URL that does not parse is refused without its password: the
 // parser's error quotes the whole URL.
 func TestPoolSizeKeepsThePasswordOutOfItsError(t *testing.T) {
+	t.Parallel()
 	_, _, err := postgres.PoolSize("postgres://app:s3cr%et@db:5432/test")
 	if err == nil || strings.Contains(err.Error(), "s3cr") {
 		t.Fatalf("error %v: want one without the password", err)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/loop"
@@ -19,8 +20,9 @@ import (
 const checkpointEvery = 250 * time.Millisecond
 
 type checkpointer struct {
-	db   *sql.DB
-	loop loop.Loop
+	db     *sql.DB
+	loop   loop.Loop
+	passes atomic.Int64 // passes run, for tests that wait for one
 }
 
 func startCheckpointer(db *sql.DB) *checkpointer {
@@ -30,6 +32,7 @@ func startCheckpointer(db *sql.DB) *checkpointer {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		c.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`) // a failed pass is retried at the next tick
+		c.passes.Add(1)
 	})
 	return c
 }

@@ -17,6 +17,7 @@ import (
 )
 
 func TestStore(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T, clk clock.Clock) store.Store {
 		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), clk)
 		if err != nil {
@@ -32,6 +33,7 @@ func TestStore(t *testing.T) {
 // between waves of writes and the writer then starts the log over. Without it
 // the log would hold every wave.
 func TestLogIsCheckpointedOffTheWriter(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "test.db")
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, path, clock.Real{})
@@ -43,12 +45,20 @@ func TestLogIsCheckpointedOffTheWriter(t *testing.T) {
 	var sizes []int64
 	for wave := range 5 {
 		for i := range 300 {
-			if _, _, err := s.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: payload,
-				IdempotencyKey: fmt.Sprintf("w%d-%d", wave, i), RequestHash: "h", Backend: job.BackendBackgroundTasks}); err != nil {
+			if _, _, err := s.CreateJob(ctx, store.NewJob{
+				Kind:           job.KindGeneration,
+				ProjectID:      "p",
+				Payload:        payload,
+				IdempotencyKey: fmt.Sprintf("w%d-%d", wave, i),
+				RequestHash:    "h",
+				Backend:        job.BackendBackgroundTasks,
+			}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(600 * time.Millisecond) // a few checkpoint passes
+		// Two passes: the second started after the wave's last commit.
+		passes := s.CheckpointPasses()
+		waitFor(t, "two checkpoint passes after the wave", func() bool { return s.CheckpointPasses() >= passes+2 })
 		fi, err := os.Stat(path + "-wal")
 		if err != nil {
 			t.Fatal(err)
@@ -57,5 +67,20 @@ func TestLogIsCheckpointedOffTheWriter(t *testing.T) {
 	}
 	if last := sizes[len(sizes)-1]; last > 2*sizes[0] {
 		t.Fatalf("log sizes after each wave %v: the log grows, nothing checkpoints it", sizes)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds, and fails the test when it
+// still does not after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 10 s", what)
+		}
+		<-tick.C
 	}
 }

@@ -75,11 +75,7 @@ func TestRedispatchActsOnEachTaskState(t *testing.T) {
 	if err := disp.Dispatch(ctx, active); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); state(active) != "active"; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the task never became active (%s)", state(active))
-		}
-	}
+	testenv.Eventually(t, 10*time.Second, func() bool { return state(active) == "active" }, "the task never became active")
 	pending, gone, archived := newJob("pending"), newJob("gone"), newJob("archived")
 	for _, j := range []job.Job{pending, archived} {
 		if err := disp.Dispatch(ctx, j); err != nil {

@@ -2,10 +2,12 @@ package durable
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
@@ -42,16 +44,29 @@ func TestRedisOptDefaultsToDatabase5(t *testing.T) {
 
 // A database this Redis does not have stops a start; Redis being down does not.
 func TestCheckRedisDB(t *testing.T) {
-	good, err := RedisOpt(testenv.RedisURL(t))
+	raw := testenv.RedisURL(t)
+	good, err := RedisOpt(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckRedisDB(t.Context(), good); err != nil {
-		t.Fatalf("a database of the shared Redis: %v", err)
+		t.Fatalf("a database of the test's Redis: %v", err)
 	}
-	missing, _ := RedisOpt("redis://" + testenv.SharedRedisAddr() + "/99")
+	// One past the last database of that same server.
+	c := good.MakeRedisClient().(redis.UniversalClient)
+	defer c.Close()
+	conf, err := c.ConfigGet(t.Context(), "databases").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + conf["databases"]
+	missing, _ := RedisOpt(u.String())
 	if err := CheckRedisDB(t.Context(), missing); err == nil || !strings.Contains(err.Error(), "no such database") {
-		t.Fatalf("database 99 of a 16-database Redis: %v, want refused", err)
+		t.Fatalf("database %s of a %s-database Redis: %v, want refused", conf["databases"], conf["databases"], err)
 	}
 	down, _ := RedisOpt(fmt.Sprintf("redis://127.0.0.1:%d/1", testenv.FreePort(t)))
 	if err := CheckRedisDB(t.Context(), down); err != nil {

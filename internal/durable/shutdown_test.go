@@ -22,11 +22,14 @@ import (
 
 // slowToStop runs until its context ends, then takes a moment (a generator
 // step, an HTTP call unwinding) before it returns.
-type slowToStop struct{ started chan struct{} }
+type slowToStop struct{ started, returned chan struct{} }
 
 func (h slowToStop) Handle(ctx context.Context, j job.Job, _ runner.ReportFunc) (store.Completion, error) {
+	defer close(h.returned)
 	close(h.started)
 	<-ctx.Done()
+	// The unwinding's own time, deliberately: asynq's Shutdown returns within
+	// it, and Stop must not.
 	time.Sleep(100 * time.Millisecond)
 	return store.Completion{}, ctx.Err()
 }
@@ -48,7 +51,7 @@ func TestWorkerStopWaitsForReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := slowToStop{started: make(chan struct{})}
+	h := slowToStop{started: make(chan struct{}), returned: make(chan struct{})}
 	exec := runner.NewExecutor(st, map[job.Kind]runner.Handler{job.KindGeneration: h},
 		runner.ExecutorConfig{LeaseFor: 30 * time.Second}, log, nil)
 	disp := durable.NewDispatcher(opt)
@@ -75,7 +78,12 @@ func TestWorkerStopWaitsForReleases(t *testing.T) {
 	active := exec.Active()
 	disp.Stop(ctx)
 	st.Close()
-	time.Sleep(500 * time.Millisecond)
+	// Whatever the handler still does happens before the job is read back.
+	select {
+	case <-h.returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never returned")
+	}
 
 	st2, err := sqlite.Open(ctx, path, clock.Real{})
 	if err != nil {

@@ -1,7 +1,10 @@
-// Package testenv gives tests real services, each isolated: a PostgreSQL schema
-// of their own, a Redis database number of their own, or a redis-server process
-// of their own for tests that kill or flush it. Without a service a test skips
-// with a clear message locally and fails under CI=true.
+// Package testenv gives tests real services, each isolated, and never touches
+// data the tests did not create: a PostgreSQL schema of their own (dropped at
+// the end), a Redis database of their own on a redis-server the test binary
+// started (see RedisURL and Main), or a redis-server of their own for tests
+// that kill or flush it. The shared Redis on 127.0.0.1:6379 is never written.
+// Without a service a test skips with a clear message locally and fails under
+// CI=true.
 package testenv
 
 import (
@@ -11,15 +14,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	"github.com/redis/go-redis/v9"
 )
 
 // InCI reports whether the tests run under CI=true.
@@ -74,97 +73,35 @@ func PostgresURL(t testing.TB) string {
 	return u.String()
 }
 
-// SharedRedisAddr is the shared server, overridable with TEST_REDIS_ADDR.
-func SharedRedisAddr() string {
-	if a := os.Getenv("TEST_REDIS_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
-// RedisURL gives the test a database number of its own on the shared Redis,
-// flushed before use. Numbers 1-15 are handed out round robin through a
-// counter in database 0, so parallel tests of different packages do not meet.
-func RedisURL(t testing.TB) string {
-	t.Helper()
-	addr := SharedRedisAddr()
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	n, err := c.Incr(ctx, "scriptgen:test:db").Result()
-	Require(t, "Redis at "+addr, err)
-	db := int(n%15) + 1
-	dc := redis.NewClient(&redis.Options{Addr: addr, DB: db})
-	defer dc.Close()
-	if err := dc.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("flush redis db %d: %v", db, err)
-	}
-	return fmt.Sprintf("redis://%s/%d", addr, db)
-}
-
-// RedisServer is a redis-server process of the test's own.
-type RedisServer struct {
-	Port int
-	dir  string
-	cmd  *exec.Cmd
-	t    testing.TB
-}
-
-// StartRedis starts a redis-server on a free port; it is killed when the test ends.
-func StartRedis(t testing.TB) *RedisServer {
-	t.Helper()
-	_, err := exec.LookPath("redis-server")
-	Require(t, "redis-server binary", err)
-	r := &RedisServer{Port: FreePort(t), dir: t.TempDir(), t: t}
-	r.Start()
-	t.Cleanup(r.Kill)
-	return r
-}
-
-// Addr is host:port of the server.
-func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
-
-// URL is a redis:// URL for database db.
-func (r *RedisServer) URL(db int) string { return fmt.Sprintf("redis://%s/%d", r.Addr(), db) }
-
-// Start (re)starts the server on its port and waits until it answers.
-func (r *RedisServer) Start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c.Ping(context.Background()).Err() == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatalf("redis-server on %d did not answer", r.Port)
-}
-
-// Kill stops the server with SIGKILL and waits for it to exit.
-func (r *RedisServer) Kill() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-	r.cmd = nil
-}
-
 // FreePort asks the kernel for a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("free port: %v", err)
+		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Eventually waits until cond holds, asking every 15 ms, and fails the test
+// with msg (formatted with args) if it does not within timeout. It is the
+// tests' way to wait for something to happen, rather than a fixed sleep.
+func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (waited %s)", fmt.Sprintf(msg, args...), timeout)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
 }

@@ -22,23 +22,115 @@ import (
 	"github.com/scriptgen/scriptgen/internal/version"
 )
 
+// command is a subcommand of scriptgen. To add one, add its line to commands
+// and write its run function, which parses its arguments with c.parse or
+// c.parseArgs: they give its --help.
 type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	name    string
+	args    string // its usage after "scriptgen NAME"
+	summary string // what it does, in one line: 'scriptgen help' lists it
+	about   string // more for its --help, after the summary; may be empty
+	// settings are the server settings it reads, by environment variable
+	// (its --help documents these); nil: all of them. It takes the others
+	// too, so that one environment serves every command.
+	settings []string
+	// noSettings is a command that takes no server setting at all.
+	noSettings bool
+	run        func(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error
 }
 
+// The server settings a group of commands reads.
+var (
+	storeSettings  = []string{"DATABASE_URL"}
+	opsSettings    = []string{"DATABASE_URL", "REDIS_URL"}
+	clientSettings = []string{"ADMIN_TOKEN"}
+	workerSettings = []string{"DATABASE_URL", "REDIS_URL", "MAX_WORKERS", "GENERATOR", "GENERATOR_STEP_DELAY",
+		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "LOG_LEVEL", "LOG_FORMAT"}
+)
+
+// commands is scriptgen's command line, in the order 'scriptgen help' lists it.
 func commands() []command {
 	return []command{
-		{"serve", "run the HTTP API and the background_tasks runner", serve},
-		{"worker", "run a durable worker (asynq on REDIS_URL)", worker},
-		{"rollback", "flag off, migrate queued durable jobs, sync, verify, report (works with the server down)", rollbackCmd},
-		{"rollforward", "step the durable rollout back up: --percent N", rollforwardCmd},
-		{"migrate", "move queued jobs between backends, with a progress bar; --list-failed, --retry-failed", migrateCmd},
-		{"verify", "run the runbook's checklist against a running service; --json; exits non-zero on a miss", verifyCmd},
-		{"status", "the runbook's monitoring loop as a live view; --watch", statusCmd},
-		{"report", "print a rollback report (YAML) — the latest, or the one of ID", reportCmd},
-		{"version", "print the version", versionCmd},
+		{name: "serve", args: "[flags]", run: serve,
+			summary: "run the HTTP API and the background_tasks runner",
+			about: "Serves the HTTP API on LISTEN_ADDR and runs jobs: the background_tasks pool (MAX_WORKERS goroutines), " +
+				"the reconciler and, with REDIS_URL and AUTO_ROLLBACK, the rollback controller. " +
+				"On SIGTERM or SIGINT it drains for up to DRAIN_TIMEOUT; on SIGHUP (or POST /api/admin/graceful-restart) " +
+				"it hands its socket to a new process and drains, refusing no connection."},
+		{name: "worker", args: "[flags]", settings: workerSettings, run: worker,
+			summary: "run a durable worker (asynq on REDIS_URL)",
+			about: "Runs durable jobs from the queue on REDIS_URL (required), MAX_WORKERS at once, " +
+				"with a heartbeat and a reconciler; run as many as you like. On SIGTERM or SIGINT it drains for up to DRAIN_TIMEOUT."},
+		{name: "rollback", args: "[flags]", settings: opsSettings, run: rollbackCmd,
+			summary: "roll back to background_tasks, step by step (works with the server down)",
+			about: "The runbook's emergency rollback, step by step, on the database and Redis directly: " +
+				"switches the durable worker off, moves its queued jobs to background_tasks, syncs their statuses, " +
+				"verifies and saves an audit record ('scriptgen report' prints it). Works with the server down."},
+		{name: "rollforward", args: "--percent N [flags]", settings: opsSettings, run: rollforwardCmd,
+			summary: "step the durable rollout back up to --percent N of the projects",
+			about:   "Replicas follow within a second; the step is recorded ('scriptgen report' prints it)."},
+		{name: "migrate", args: "[flags]", settings: opsSettings, run: migrateCmd,
+			summary: "move queued jobs between backends (progress bar); list or retry those that failed",
+			about: "Without --list-failed or --retry-failed, moves every queued job of --source to --target; " +
+				"a job that cannot move goes on the migration_failed list."},
+		{name: "verify", args: "[flags]", settings: clientSettings, run: verifyCmd,
+			summary: "run the runbook's checklist against a running service; exits 1 on a miss",
+			about: "Submits real jobs to the service at --url and checks its answers, one ✅ or ❌ a line; " +
+				"ADMIN_TOKEN lets it check the admin API too."},
+		{name: "status", args: "[flags]", settings: clientSettings, run: statusCmd,
+			summary: "show the runbook's monitoring view of a running service; --watch refreshes it",
+			about: "Shows the health, queues, response times, triggers and last rollback of the service at --url " +
+				"(its admin figures need ADMIN_TOKEN). Without --watch it exits 1 when the service does not answer, " +
+				"says it is degraded or refuses the token."},
+		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
+			summary: "print a rollback report (YAML): the latest, or the one of ID",
+			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},
+		{name: "version", noSettings: true, run: versionCmd,
+			summary: "print the version of this build",
+			about: "The line it prints is the version stamped at build time (-ldflags \"-X " + versionVar + "=v1.2.3\"); " +
+				"else, for a build from a Git checkout, \"dev-\" and the first 12 hex digits of its commit; " +
+				"else the module version (go install …@v1.2.3); else \"dev\".\n\n" +
+				"It takes no flags, no arguments and no server settings."},
 	}
+}
+
+// versionVar is the variable that stamps a build's version.
+const versionVar = "github.com/scriptgen/scriptgen/internal/version.Version"
+
+// spec is the command's command line for the config parser; own registers its
+// own flags.
+func (c *command) spec(own func(fs *flag.FlagSet)) config.Command {
+	usage := "scriptgen " + c.name
+	if c.args != "" {
+		usage += " " + c.args
+	}
+	about := c.summary
+	if about != "" {
+		about = strings.ToUpper(about[:1]) + about[1:] + "."
+	}
+	if c.about != "" {
+		about += "\n\n" + c.about
+	}
+	return config.Command{Name: c.name, Usage: usage, About: about, Flags: own, Settings: c.settings, NoSettings: c.noSettings}
+}
+
+// parseArgs reads the command's settings, its own flags (registered by own,
+// which may be nil) and its arguments; any error in them is a usage error.
+func (c *command) parseArgs(args []string, stderr io.Writer, own func(fs *flag.FlagSet)) (*config.Config, []string, error) {
+	cfg, rest, err := c.spec(own).ParseArgs(args, os.Getenv, stderr)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return cfg, rest, nil
+}
+
+// parse is parseArgs for a command that takes no arguments.
+func (c *command) parse(args []string, stderr io.Writer, own func(fs *flag.FlagSet)) (*config.Config, error) {
+	cfg, rest, err := c.parseArgs(args, stderr, own)
+	if err == nil && len(rest) > 0 {
+		return nil, usagef("takes no arguments, got %q", rest)
+	}
+	return cfg, err
 }
 
 // usageError is a mistake in the command line. Run exits 2 for it, as for an
@@ -58,50 +150,71 @@ func exitCode(err error) int {
 	return 1
 }
 
-// parseWith reads a command's settings and its own flags; any error in them
-// is a usage error.
-func parseWith(name string, args []string, stderr io.Writer, own ...func(fs *flag.FlagSet)) (*config.Config, error) {
-	cfg, err := config.Parse(name, args, os.Getenv, stderr, own...)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	return cfg, nil
-}
-
-// Run runs the command line and returns the exit code.
+// Run runs the command line and returns the exit code: 0 done (help included),
+// 1 the command failed, 2 a mistake in the command line.
 func Run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return 2
 	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
+	name := args[0]
+	switch {
+	case name == "help" && len(args) > 1:
+		// scriptgen help COMMAND is scriptgen COMMAND --help.
+		return Run([]string{args[1], "--help"}, stdout, stderr)
+	case name == "help" || name == "-h" || name == "-help" || name == "--help":
+		usage(stderr)
+		return 0
+	case strings.HasPrefix(name, "-"):
+		fmt.Fprintf(stderr, "scriptgen: %s before a command: flags go after it (scriptgen <command> [flags])\n", name)
+		fmt.Fprintln(stderr, "Run 'scriptgen help' for the commands.")
+		return 2
+	}
+	if c := find(name); c != nil {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		if err := c.run(ctx, args[1:], stdout, stderr); errors.Is(err, flag.ErrHelp) {
-			return 0 // the flag set has printed the command's usage
+		if err := c.run(ctx, c, args[1:], stdout, stderr); errors.Is(err, flag.ErrHelp) {
+			return 0 // the command's help is printed
 		} else if err != nil {
 			fmt.Fprintf(stderr, "scriptgen %s: %v\n", c.name, err)
-			return exitCode(err)
+			code := exitCode(err)
+			if code == 2 {
+				fmt.Fprintf(stderr, "Run 'scriptgen %s --help' for its usage.\n", c.name)
+			}
+			return code
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "scriptgen: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "scriptgen: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
 }
 
+// find returns the command of the name, or nil.
+func find(name string) *command {
+	cmds := commands()
+	for i := range cmds {
+		if cmds[i].name == name {
+			return &cmds[i]
+		}
+	}
+	return nil
+}
+
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: scriptgen <command> [flags]\n\nCommands:")
+	fmt.Fprintln(w, "Usage: scriptgen <command> [flags] [arguments]\n\nscriptgen is the AI script generation service and its operator tools.\n\nCommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nEvery setting is an environment variable and a flag; see 'scriptgen serve --help'.")
+	fmt.Fprintf(w, "  %-12s %s\n", "help", "this list; 'scriptgen help <command>' is 'scriptgen <command> --help'")
+	fmt.Fprint(w, `
+Run 'scriptgen <command> --help' for what a command does, its flags and the
+server settings it reads. Every server setting is an environment variable and
+a flag (DATABASE_URL, --database-url); a flag wins.
+
+Exit status: 0 done, 1 the command failed, 2 a mistake in the command line
+(unknown command or flag, bad value).
+`)
 }
 
 // newLogger builds the process logger from LOG_LEVEL and LOG_FORMAT.
@@ -115,8 +228,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, err := parseWith("serve", args, stderr)
+func serve(ctx context.Context, c *command, args []string, _, stderr io.Writer) error {
+	cfg, err := c.parse(args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -172,8 +285,8 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return srv.Serve(ctx, ln)
 }
 
-func worker(ctx context.Context, args []string, _, stderr io.Writer) error {
-	cfg, err := parseWith("worker", args, stderr)
+func worker(ctx context.Context, c *command, args []string, _, stderr io.Writer) error {
+	cfg, err := c.parse(args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -181,14 +294,13 @@ func worker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
 }
 
-func versionCmd(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+func versionCmd(_ context.Context, c *command, args []string, stdout, stderr io.Writer) error {
+	_, rest, err := c.parseArgs(args, stderr, nil)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("takes no arguments, got %q", fs.Args())
+	if len(rest) > 0 {
+		return usagef("takes no arguments, got %q", rest)
 	}
 	fmt.Fprintln(stdout, version.String())
 	return nil

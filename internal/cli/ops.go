@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,11 +79,11 @@ func printStep(w io.Writer) rollback.StepFunc {
 	}
 }
 
-func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func rollbackCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var reason string
 	var asJSON bool
-	cfg, err := parseWith("rollback", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&reason, "reason", "", "why (goes into the report as the root cause)")
+	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why: the `text` goes into the report as the root cause")
 		fs.BoolVar(&asJSON, "json", false, "print the audit record as JSON at the end")
 	})
 	if err != nil {
@@ -120,12 +121,20 @@ func rollbackCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return err
 }
 
-func rollforwardCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var reason string
 	percent := -1
-	cfg, err := parseWith("rollforward", args, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&reason, "reason", "", "why")
-		fs.IntVar(&percent, "percent", -1, "share of projects (0-100) whose new jobs go to the durable worker")
+	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why: the `text` goes into the record")
+		// A Func, not an IntVar, so that its help shows no default: it has none.
+		fs.Func("percent", "required: share of projects (`N`, 0-100) whose new jobs go to the durable worker", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return errors.New("want a whole number from 0 to 100")
+			}
+			percent = n
+			return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -149,16 +158,16 @@ func rollforwardCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	return err
 }
 
-func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func migrateCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var source, target, retry string
 	var list bool
-	cfg, err := parseWith("migrate", args, stderr, func(fs *flag.FlagSet) {
+	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&source, "source", "durable", "backend to move queued jobs from: durable (alias rq_queue) or background_tasks")
 		fs.StringVar(&target, "target", "background_tasks", "backend to move them to")
 		fs.BoolVar(&list, "list-failed", false, "list the migration_failed dead-letter list")
 		// A Func, not a StringVar, to refuse an empty id: with a StringVar,
 		// --retry-failed '' looked like no flag and ran a full migration.
-		fs.Func("retry-failed", "retry a job of the migration_failed list (a job id, or 'all')", func(v string) error {
+		fs.Func("retry-failed", "retry a job of the migration_failed list (a job `ID`, or 'all')", func(v string) error {
 			if v == "" {
 				return errors.New("want a job id or 'all'")
 			}
@@ -247,10 +256,10 @@ func progressBar(w io.Writer, done, total int) {
 	fmt.Fprintf(w, "\r[%s%s] %5.1f%% %d/%d", strings.Repeat("█", filled), strings.Repeat("░", width-filled), pct, done, total)
 }
 
-func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, ids, err := config.ParseArgs("report", args, os.Getenv, stderr)
+func reportCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
+	cfg, ids, err := c.parseArgs(args, stderr, nil)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	if len(ids) > 1 {
 		return usagef("one report id at most, got %d: %v", len(ids), ids)

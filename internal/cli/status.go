@@ -26,11 +26,11 @@ func serviceURL(s string) (string, error) {
 	return strings.TrimRight(s, "/"), nil
 }
 
-func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func statusCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var base string
 	var watch bool
 	var every time.Duration
-	cfg, err := parseWith("status", args, stderr, func(fs *flag.FlagSet) {
+	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&base, "url", "http://127.0.0.1:8002", "the service to watch")
 		fs.BoolVar(&watch, "watch", false, "refresh in place until interrupted")
 		fs.DurationVar(&every, "interval", 2*time.Second, "refresh interval with --watch")

@@ -78,7 +78,7 @@ func TestStatusWatchRefusesATinyInterval(t *testing.T) {
 		// Without the check the watch would loop until this deadline, then
 		// end without an error.
 		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		err := statusCmd(ctx, []string{"--url", base, "--watch", "--interval", tt.interval}, io.Discard, io.Discard)
+		err := statusCmd(ctx, find("status"), []string{"--url", base, "--watch", "--interval", tt.interval}, io.Discard, io.Discard)
 		cancel()
 		code := 0
 		if err != nil {

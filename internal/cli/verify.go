@@ -81,10 +81,10 @@ func (v *verifier) waitJob(ctx context.Context, id string, limit time.Duration) 
 	return j
 }
 
-func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func verifyCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var base string
 	var asJSON bool
-	cfg, err := parseWith("verify", args, stderr, func(fs *flag.FlagSet) {
+	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&base, "url", "http://127.0.0.1:8002", "the service to verify")
 		fs.BoolVar(&asJSON, "json", false, "print the checklist as JSON")
 	})

@@ -1,13 +1,15 @@
 // Package config reads scriptgen's settings. Every setting is an environment
 // variable and a command-line flag of the same name in kebab case
 // (LISTEN_ADDR ↔ --listen-addr); a flag wins over the environment. The table
-// below is the documentation: `scriptgen serve --help` prints it.
+// below is the documentation: a command's --help prints the settings it reads
+// from it, `scriptgen serve --help` all of them.
 package config
 
 import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,15 +48,22 @@ type Config struct {
 
 type option struct {
 	env, def, help string
-	bind           func(c *Config, fs *flag.FlagSet, name, def, help string)
+	kind           binder
 }
 
-func str(field func(*Config) *string) func(*Config, *flag.FlagSet, string, string, string) {
-	return func(c *Config, fs *flag.FlagSet, name, def, help string) { fs.StringVar(field(c), name, def, help) }
+// binder registers a setting's flag on a flag set; typ names its values in
+// the help.
+type binder struct {
+	typ  string
+	bind func(c *Config, fs *flag.FlagSet, name, def, help string)
 }
 
-func integer(field func(*Config) *int) func(*Config, *flag.FlagSet, string, string, string) {
-	return func(c *Config, fs *flag.FlagSet, name, def, help string) {
+func str(field func(*Config) *string) binder {
+	return binder{"string", func(c *Config, fs *flag.FlagSet, name, def, help string) { fs.StringVar(field(c), name, def, help) }}
+}
+
+func integer(field func(*Config) *int) binder {
+	return binder{"int", func(c *Config, fs *flag.FlagSet, name, def, help string) {
 		fs.Func(name, help+" (default "+def+")", func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
@@ -63,11 +72,11 @@ func integer(field func(*Config) *int) func(*Config, *flag.FlagSet, string, stri
 			*field(c) = n
 			return nil
 		})
-	}
+	}}
 }
 
-func duration(field func(*Config) *time.Duration) func(*Config, *flag.FlagSet, string, string, string) {
-	return func(c *Config, fs *flag.FlagSet, name, def, help string) {
+func duration(field func(*Config) *time.Duration) binder {
+	return binder{"duration", func(c *Config, fs *flag.FlagSet, name, def, help string) {
 		fs.Func(name, help+" (default "+def+")", func(v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
@@ -76,7 +85,7 @@ func duration(field func(*Config) *time.Duration) func(*Config, *flag.FlagSet, s
 			*field(c) = d
 			return nil
 		})
-	}
+	}}
 }
 
 var options = []option{
@@ -112,10 +121,58 @@ var options = []option{
 // FlagName is the kebab-case flag of an environment variable.
 func FlagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
 
+// Names returns every setting's environment variable, in the table's order.
+func Names() []string {
+	names := make([]string, len(options))
+	for i, o := range options {
+		names[i] = o.env
+	}
+	return names
+}
+
+// Command is a command line that takes the settings: how it is parsed and
+// what its --help prints.
+type Command struct {
+	Name  string // the command's name, e.g. report
+	Usage string // its usage line, e.g. "scriptgen report [flags] [ID]"
+	About string // what it does, in paragraphs parted by a blank line
+	// Flags registers the command's own flags; nil: it has none.
+	Flags func(fs *flag.FlagSet)
+	// Settings are the settings the command reads, by environment variable;
+	// nil: all of them. Its help documents these; it takes the others too,
+	// so that one environment serves every command, and checks them, but
+	// leaves them alone.
+	Settings []string
+	// NoSettings is a command that takes no setting at all: neither its
+	// flag nor its variable (version).
+	NoSettings bool
+}
+
 // Parse reads the environment (through getenv), then the flags in args. own
 // registers a command's own flags beside the settings.
 func Parse(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, error) {
-	c, rest, err := ParseArgs(name, args, getenv, out, own...)
+	return command(name, own).Parse(args, getenv, out)
+}
+
+// ParseArgs is Parse for a command that also takes arguments: it returns
+// them, in order, wherever they stand among the flags.
+func ParseArgs(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, []string, error) {
+	return command(name, own).ParseArgs(args, getenv, out)
+}
+
+func command(name string, own []func(fs *flag.FlagSet)) Command {
+	return Command{Name: name, Usage: "scriptgen " + name + " [flags]", Flags: func(fs *flag.FlagSet) {
+		for _, o := range own {
+			o(fs)
+		}
+	}}
+}
+
+// Parse reads the environment (through getenv), then the flags in args.
+// With -h or --help among them it prints the command's help to out and
+// returns flag.ErrHelp. It prints nothing else: a mistake is the error.
+func (cmd Command) Parse(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c, rest, err := cmd.ParseArgs(args, getenv, out)
 	if err == nil && len(rest) > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", rest)
 	}
@@ -124,36 +181,158 @@ func Parse(name string, args []string, getenv func(string) string, out io.Writer
 
 // ParseArgs is Parse for a command that also takes arguments: it returns
 // them, in order, wherever they stand among the flags.
-func ParseArgs(name string, args []string, getenv func(string) string, out io.Writer, own ...func(fs *flag.FlagSet)) (*Config, []string, error) {
-	c := &Config{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
-	for _, o := range own {
-		o(fs)
-	}
-	for _, o := range options {
-		o.bind(c, fs, FlagName(o.env), o.def, o.help+" ["+o.env+"]")
-	}
-	for _, o := range options {
-		v := o.def
-		if e := getenv(o.env); e != "" {
-			v = e
+func (cmd Command) ParseArgs(args []string, getenv func(string) string, out io.Writer) (*Config, []string, error) {
+	for _, env := range cmd.Settings {
+		if !slices.Contains(Names(), env) {
+			panic(fmt.Sprintf("config: command %s reads %s, which is no setting", cmd.Name, env))
 		}
-		if err := fs.Set(FlagName(o.env), v); err != nil {
-			return nil, nil, fmt.Errorf("%s=%q: %w", o.env, v, err)
+	}
+	c := &Config{}
+	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // the flag package's own messages: the error says it
+	if cmd.Flags != nil {
+		cmd.Flags(fs)
+	}
+	var own []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { own = append(own, f) })
+	if !cmd.NoSettings {
+		for _, o := range options {
+			o.kind.bind(c, fs, FlagName(o.env), o.def, o.help+" ["+o.env+"]")
+		}
+		for _, o := range options {
+			v := o.def
+			if e := getenv(o.env); e != "" {
+				v = e
+			}
+			if err := fs.Set(FlagName(o.env), v); err != nil {
+				return nil, nil, fmt.Errorf("%s=%q: %w", o.env, v, err)
+			}
 		}
 	}
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, nil, err
+			if err == flag.ErrHelp {
+				cmd.WriteHelp(out, own)
+				return nil, nil, err
+			}
+			return nil, nil, flagError(err)
 		}
 		if fs.NArg() == 0 {
 			break
 		}
 		rest, args = append(rest, fs.Arg(0)), fs.Args()[1:]
 	}
+	if cmd.NoSettings {
+		return c, rest, nil
+	}
 	return c, rest, c.validate()
+}
+
+// flagError words an error of the flag package the way the help does: with
+// two dashes, and an unknown flag called so.
+func flagError(err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Errorf("unknown flag --%s", name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Errorf("--%s needs a value", name)
+	}
+	if strings.HasPrefix(msg, "invalid ") { // invalid value "x" for flag -n: …, invalid boolean value "x" for -b: …
+		for _, sep := range []string{" for flag -", " for -"} {
+			if before, after, ok := strings.Cut(msg, sep); ok {
+				return fmt.Errorf("%s for --%s", before, after)
+			}
+		}
+	}
+	return err
+}
+
+// SettingsHeading heads the settings in a command's help.
+const SettingsHeading = "Server settings (also environment variables; a flag wins over its variable):"
+
+// WriteHelp prints the command's help: its usage line, what it does, its own
+// flags (given), then the settings it reads, documented from the table, and
+// the names of the others it takes.
+func (cmd Command) WriteHelp(w io.Writer, own []*flag.Flag) {
+	fmt.Fprintf(w, "Usage: %s\n", cmd.Usage)
+	for _, para := range strings.Split(cmd.About, "\n\n") {
+		if para != "" {
+			fmt.Fprintf(w, "\n%s\n", wrap(para, "", 80))
+		}
+	}
+	if len(own) > 0 {
+		fmt.Fprintln(w, "\nFlags:")
+		for _, f := range own {
+			typ, help := flag.UnquoteUsage(f)
+			def := f.DefValue
+			if def == "false" || def == "0" {
+				def = ""
+			}
+			writeFlag(w, f.Name, typ, "", def, help)
+		}
+	}
+	if cmd.NoSettings {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n", SettingsHeading)
+	var others []string
+	for _, o := range options {
+		if cmd.Settings != nil && !slices.Contains(cmd.Settings, o.env) {
+			others = append(others, "--"+FlagName(o.env))
+			continue
+		}
+		writeFlag(w, FlagName(o.env), o.kind.typ, o.env, o.def, o.help)
+	}
+	if len(cmd.Settings) == 0 && cmd.Settings != nil {
+		fmt.Fprintln(w, "  none")
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(w, "\n%s\n%s\n", wrap("The other server settings are taken too, and checked, but "+cmd.Name+
+			" does not use them ('scriptgen serve --help' documents them all):", "", 80), wrap(strings.Join(others, ", "), "  ", 80))
+	}
+}
+
+// writeFlag prints a flag of a help: its name, the type of its value, its
+// environment variable and default if any, then what it does.
+func writeFlag(w io.Writer, name, typ, env, def, help string) {
+	line := "  --" + name
+	if typ != "" {
+		line += " " + typ
+	}
+	if env != "" {
+		line += "  $" + env
+	}
+	if def != "" {
+		line += "  default " + def
+	}
+	fmt.Fprintf(w, "%s\n%s\n", line, wrap(help, "        ", 80))
+}
+
+// wrap fills text into lines of at most width columns (a longer word stands
+// alone), each line starting with indent.
+func wrap(text, indent string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, word := range strings.Fields(text) {
+		switch {
+		case n == 0:
+		case n+1+len([]rune(word)) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		if n == 0 {
+			b.WriteString(indent)
+			n = len(indent)
+		}
+		b.WriteString(word)
+		n += len([]rune(word))
+	}
+	return b.String()
 }
 
 func (c *Config) validate() error {

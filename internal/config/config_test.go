@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
+	"flag"
 	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,4 +72,86 @@ func TestParseArgsTakesArgumentsAmongFlags(t *testing.T) {
 		len(rest) != 2 || rest[0] != "a" || rest[1] != "b" {
 		t.Fatalf("two arguments: %q, %v", rest, err)
 	}
+}
+
+func TestHelpDocumentsTheSettingsFromTheTable(t *testing.T) {
+	cmd := Command{Name: "serve", Usage: "scriptgen serve [flags]", About: "Run it."}
+	var b strings.Builder
+	if _, err := cmd.Parse([]string{"--help"}, func(string) string { return "" }, &b); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	help := strings.Join(strings.Fields(b.String()), " ")
+	if !strings.HasPrefix(help, "Usage: scriptgen serve [flags] Run it. "+SettingsHeading) {
+		t.Fatalf("help:\n%s", b.String())
+	}
+	for _, o := range options {
+		entry := "--" + FlagName(o.env) + " " + o.kind.typ + " $" + o.env
+		if o.def != "" {
+			entry += " default " + o.def
+		}
+		if !strings.Contains(help, entry+" "+strings.Join(strings.Fields(o.help), " ")) {
+			t.Errorf("help does not document %s as %q and its help %q:\n%s", o.env, entry, o.help, b.String())
+		}
+	}
+}
+
+func TestHelpShowsOwnFlagsThenTheSettingsItReads(t *testing.T) {
+	var n int
+	cmd := Command{Name: "report", Usage: "scriptgen report [flags] [ID]", Settings: []string{"REDIS_URL"},
+		Flags: func(fs *flag.FlagSet) { fs.IntVar(&n, "count", 7, "how many `N`") }}
+	var b strings.Builder
+	if _, _, err := cmd.ParseArgs([]string{"rb-1", "-h"}, func(string) string { return "" }, &b); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	help := b.String()
+	own, heading := strings.Index(help, "\nFlags:\n  --count N  default 7\n        how many N\n"), strings.Index(help, SettingsHeading)
+	redis, other := strings.Index(help, "  --redis-url string  $REDIS_URL\n"), strings.Index(help, "does not use")
+	if own < 0 || heading < own || redis < heading || other < redis || strings.Contains(help, "$DATABASE_URL") ||
+		!strings.Contains(help[other:], "--database-url, ") {
+		t.Fatalf("help:\n%s", help)
+	}
+	// It still takes every setting.
+	c, rest, err := cmd.ParseArgs([]string{"--max-workers", "3", "rb-1", "--count=2"}, func(string) string { return "" }, io.Discard)
+	if err != nil || c.MaxWorkers != 3 || n != 2 || len(rest) != 1 {
+		t.Fatalf("ParseArgs: %+v %q %v, count %d", c, rest, err, n)
+	}
+}
+
+func TestNoSettingsTakesNone(t *testing.T) {
+	cmd := Command{Name: "version", Usage: "scriptgen version", NoSettings: true}
+	bad := func(string) string { return "bogus" } // every variable wrong: none is read
+	if _, err := cmd.Parse(nil, bad, io.Discard); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if _, err := cmd.Parse([]string{"--database-url", "x"}, bad, io.Discard); err == nil || err.Error() != "unknown flag --database-url" {
+		t.Fatalf("--database-url: %v", err)
+	}
+	var b strings.Builder
+	cmd.Parse([]string{"--help"}, bad, &b)
+	if b.String() != "Usage: scriptgen version\n" {
+		t.Fatalf("help: %q", b.String())
+	}
+}
+
+func TestFlagErrorsSayTwoDashes(t *testing.T) {
+	for args, want := range map[string]string{
+		"--bogus":             "unknown flag --bogus",
+		"--max-workers":       "--max-workers needs a value",
+		"--max-workers=x":     `invalid value "x" for --max-workers: must be a positive integer`,
+		"--drain-timeout=-1s": `invalid value "-1s" for --drain-timeout: must be a duration such as 500ms or 30s`,
+	} {
+		_, err := Parse("serve", []string{args}, func(string) string { return "" }, io.Discard)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %s", args, err, want)
+		}
+	}
+}
+
+func TestACommandReadingAnUnknownSettingPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	Command{Name: "x", Settings: []string{"NO_SUCH"}}.Parse(nil, func(string) string { return "" }, io.Discard)
 }

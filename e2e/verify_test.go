@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestVerifyAndStatus runs the runbook's checklist and the status view against
+// TestVerifyAndStatus runs docs/runbook.md's checklist and the status view against
 // a real server, and checks that a miss makes verify exit non-zero.
 func TestVerifyAndStatus(t *testing.T) {
 	srv := startProc(t, "serve", serveEnv(t, "ADMIN_TOKEN="+adminToken, "GENERATOR_STEP_DELAY=5ms"), "serve")

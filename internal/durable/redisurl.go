@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultRedisDB is the Redis database of a REDIS_URL that names none: the
-// one the runbook's deployment used for its queue.
+// one the earlier system's deployment used for its queue (docs/runbook.md, appendix A).
 const DefaultRedisDB = 5
 
 // RedisOpt reads REDIS_URL as asynq does (redis://, rediss://,

@@ -15,7 +15,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
-// The queues, as the runbook names them.
+// The queues, named as the earlier system's runbook named them (docs/runbook.md, appendix A).
 const (
 	QueueGeneration    = "generation"
 	QueueRAGProcessing = "rag_processing"

@@ -1,4 +1,4 @@
-// Package metrics owns scriptgen's Prometheus figures: the runbook's rollback
+// Package metrics owns scriptgen's Prometheus figures: docs/runbook.md's rollback
 // gauges (system_rollback_active, rollback_performance_ratio,
 // rollback_errors_total, background_tasks_active), jobs by kind, status and
 // backend, job and HTTP durations, and the durable side's queue, workers and
@@ -56,7 +56,7 @@ type JobCount struct {
 	N                     int
 }
 
-// BaselineResponseTime is the runbook's pre-rollback average response time,
+// BaselineResponseTime is docs/runbook.md's pre-rollback average response time,
 // against which rollback_performance_ratio compares the current one.
 const BaselineResponseTime = 2 * time.Second
 
@@ -93,7 +93,7 @@ func New(reg prometheus.Registerer, src Source) *Metrics {
 		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "scriptgen_http_request_duration_seconds",
 			Help: "HTTP request duration by method, route pattern and status code (event streams excluded).",
-			// Up to a minute, so a p99 above the runbook's 10 s limit is seen.
+			// Up to a minute, so a p99 above docs/runbook.md's 10 s limit is seen.
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route", "code"}),
 		window: newWindow(windowSize, windowAge, time.Now),
@@ -110,7 +110,7 @@ func New(reg prometheus.Registerer, src Source) *Metrics {
 	return m
 }
 
-// performanceRatio is the runbook's baseline / max(average, 0.1 s).
+// performanceRatio is docs/runbook.md's baseline / max(average, 0.1 s).
 func (m *Metrics) performanceRatio() float64 {
 	avg, _ := m.ResponseTimes()
 	return BaselineResponseTime.Seconds() / max(avg.Seconds(), 0.1)

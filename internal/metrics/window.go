@@ -7,7 +7,7 @@ import (
 )
 
 // The response-time window: the last windowSize requests, none older than
-// windowAge — recent enough for the runbook's "average response time" to say
+// windowAge — recent enough for docs/runbook.md's "average response time" to say
 // how the system does now, large enough for a p99.
 const (
 	windowSize = 1000

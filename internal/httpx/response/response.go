@@ -1,5 +1,5 @@
 // Package response writes scriptgen's HTTP answers: JSON bodies, the error
-// shape of DESIGN.md ({"error": {"code", "message", "field"?}}), and the one
+// shape of docs/design.md ({"error": {"code", "message", "field"?}}), and the one
 // path of a 500, which logs the error with the request's id and tells the
 // client only that id. Which domain error becomes which status is the api
 // package's business, not this one's.

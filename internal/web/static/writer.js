@@ -101,7 +101,7 @@ function connect() {
   writer.es = es;
   es.onopen = () => { writer.stream = "live"; showConn(); };
   for (const type of ["status", "progress", "result", "error"]) es.addEventListener(type, onEvent);
-  // EventSource would reconnect by itself at a fixed delay; the runbook's hook
+  // EventSource would reconnect by itself at a fixed delay; the earlier client's hook (docs/runbook.md, appendix A)
   // backs off 1.5× up to 5 s and resumes from the last event id, so do that.
   es.onerror = () => {
     es.close();

@@ -43,15 +43,24 @@ type ControllerConfig struct {
 	MemoryFor     time.Duration // …continuously for this long (1m)
 	Interval      time.Duration // how often the leader evaluates (5s)
 	HolderID      string
-	Clock         clock.Clock
+	// Clock tells the time of the triggers' windows (clock.Real{} when nil).
+	Clock clock.Clock
 }
 
 // DefaultControllerConfig is the runbook's: Redis down > 5 min, > 3 worker
 // crashes in 10 min, queue delay > 10 min, system memory > 90 %.
 func DefaultControllerConfig() ControllerConfig {
-	return ControllerConfig{RedisDownFor: 5 * time.Minute, MaxCrashes: 3, CrashWindow: 10 * time.Minute, CrashesFor: 10 * time.Second,
-		MaxQueueDelay: 10 * time.Minute, QueueDelayFor: time.Minute, MemoryPercent: 90, MemoryFor: time.Minute,
-		Interval: 5 * time.Second}
+	return ControllerConfig{
+		RedisDownFor:  5 * time.Minute,
+		MaxCrashes:    3,
+		CrashWindow:   10 * time.Minute,
+		CrashesFor:    10 * time.Second,
+		MaxQueueDelay: 10 * time.Minute,
+		QueueDelayFor: time.Minute,
+		MemoryPercent: 90,
+		MemoryFor:     time.Minute,
+		Interval:      5 * time.Second,
+	}
 }
 
 // Leadership elects one controller among replicas through the database.
@@ -106,8 +115,14 @@ func NewController(svc *Service, probe Probe, leader Leadership, cfg ControllerC
 	if cfg.Interval <= 0 {
 		cfg.Interval = 5 * time.Second
 	}
-	return &Controller{svc: svc, probe: probe, leader: leader, cfg: cfg, log: log.With("component", "rollback-controller"),
-		since: map[string]time.Time{}}
+	return &Controller{
+		svc:    svc,
+		probe:  probe,
+		leader: leader,
+		cfg:    cfg,
+		log:    log.With("component", "rollback-controller"),
+		since:  map[string]time.Time{},
+	}
 }
 
 // Triggers returns the triggers' current state.
@@ -184,7 +199,13 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.states = c.states[:0]
 	for i := range readings {
 		r := &readings[i]
-		st := TriggerState{Name: r.name, Value: r.value, Threshold: r.threshold, Window: r.window, State: "ok"}
+		st := TriggerState{
+			Name:      r.name,
+			State:     "ok",
+			Value:     r.value,
+			Threshold: r.threshold,
+			Window:    r.window,
+		}
 		switch {
 		case !r.known:
 			st.State = "unknown"
@@ -215,8 +236,13 @@ func (c *Controller) Tick(ctx context.Context) {
 	ev, _ := json.Marshal(map[string]any{"fired": fired.name, "triggers": evidence, "at": now.UTC()})
 	reason := fmt.Sprintf("automatic: %s (%s, threshold %s, held %s)", fired.name, fired.value, fired.threshold, fired.window)
 	c.log.Error("Trigger fired: rolling back", "trigger", fired.name, "value", fired.value, "threshold", fired.threshold)
-	_, err = c.svc.Rollback(ctx, Request{Reason: reason, Actor: "controller@" + c.cfg.HolderID, Trigger: fired.name, Evidence: ev},
-		func(s Step) { c.log.Info("Rollback step", "step", s.Name, "ok", s.OK, "detail", s.Detail) })
+	req := Request{
+		Reason:   reason,
+		Actor:    "controller@" + c.cfg.HolderID,
+		Trigger:  fired.name,
+		Evidence: ev,
+	}
+	_, err = c.svc.Rollback(ctx, req, func(s Step) { c.log.Info("Rollback step", "step", s.Name, "ok", s.OK, "detail", s.Detail) })
 	if c.OnRollback != nil {
 		c.OnRollback(fired.name, err)
 	}
@@ -234,17 +260,45 @@ func (c *Controller) Tick(ctx context.Context) {
 func (c *Controller) read(ctx context.Context, crashWindow time.Duration) []reading {
 	cfg := c.cfg
 	up := c.probe.RedisUp(ctx)
-	rs := []reading{{name: "redis_unreachable", known: true, cond: !up, hold: cfg.RedisDownFor,
-		value: map[bool]string{true: "up", false: "down"}[up], threshold: "unreachable", window: cfg.RedisDownFor.String()}}
-	crashes, err := c.probe.WorkerCrashes(ctx, crashWindow)
-	rs = append(rs, reading{name: "worker_crashes", known: err == nil, cond: crashes > cfg.MaxCrashes, hold: cfg.CrashesFor,
-		value: fmt.Sprintf("%d crashes", crashes), threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, crashWindow.Round(time.Second)),
-		window: cfg.CrashesFor.String()})
-	delay, err := c.probe.QueueDelay(ctx)
-	rs = append(rs, reading{name: "queue_delay", known: err == nil, cond: delay > cfg.MaxQueueDelay, hold: cfg.QueueDelayFor,
-		value: delay.Round(time.Millisecond).String(), threshold: "> " + cfg.MaxQueueDelay.String(), window: cfg.QueueDelayFor.String()})
-	mem, err := c.probe.MemoryPercent()
-	rs = append(rs, reading{name: "system_memory", known: err == nil, cond: mem > cfg.MemoryPercent, hold: cfg.MemoryFor,
-		value: fmt.Sprintf("%.1f%%", mem), threshold: fmt.Sprintf("> %.0f%%", cfg.MemoryPercent), window: cfg.MemoryFor.String()})
-	return rs
+	crashes, crashErr := c.probe.WorkerCrashes(ctx, crashWindow)
+	delay, delayErr := c.probe.QueueDelay(ctx)
+	mem, memErr := c.probe.MemoryPercent()
+	return []reading{
+		{
+			name:      "redis_unreachable",
+			known:     true,
+			cond:      !up,
+			hold:      cfg.RedisDownFor,
+			value:     map[bool]string{true: "up", false: "down"}[up],
+			threshold: "unreachable",
+			window:    cfg.RedisDownFor.String(),
+		},
+		{
+			name:      "worker_crashes",
+			known:     crashErr == nil,
+			cond:      crashes > cfg.MaxCrashes,
+			hold:      cfg.CrashesFor,
+			value:     fmt.Sprintf("%d crashes", crashes),
+			threshold: fmt.Sprintf("> %d in %s", cfg.MaxCrashes, crashWindow.Round(time.Second)),
+			window:    cfg.CrashesFor.String(),
+		},
+		{
+			name:      "queue_delay",
+			known:     delayErr == nil,
+			cond:      delay > cfg.MaxQueueDelay,
+			hold:      cfg.QueueDelayFor,
+			value:     delay.Round(time.Millisecond).String(),
+			threshold: "> " + cfg.MaxQueueDelay.String(),
+			window:    cfg.QueueDelayFor.String(),
+		},
+		{
+			name:      "system_memory",
+			known:     memErr == nil,
+			cond:      mem > cfg.MemoryPercent,
+			hold:      cfg.MemoryFor,
+			value:     fmt.Sprintf("%.1f%%", mem),
+			threshold: fmt.Sprintf("> %.0f%%", cfg.MemoryPercent),
+			window:    cfg.MemoryFor.String(),
+		},
+	}
 }

@@ -56,7 +56,7 @@ func TestControllerDoesNotUndoARollforwardOnOldCrashes(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := rollback.New(st, nil, log)
-	svc.FlagRefresh = 0
+	svc.FlagRefresh, svc.Clock = 0, clk
 	cfg := rollback.DefaultControllerConfig()
 	cfg.Clock, cfg.HolderID = clk, "a"
 	ctl := rollback.NewController(svc, &registryProbe{st: st, clk: clk}, st, cfg, log)

@@ -67,7 +67,7 @@ func newFixture(t *testing.T, holder string, st store.Store, clk *clock.Fake) *f
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := rollback.New(st, nil, log)
-	svc.FlagRefresh = 0
+	svc.FlagRefresh, svc.Clock = 0, clk
 	p := &probe{st: st, redisUp: true, memory: 40}
 	cfg := rollback.DefaultControllerConfig()
 	cfg.Clock, cfg.HolderID = clk, holder
@@ -116,6 +116,9 @@ func TestTriggersHoldForTheirWindow(t *testing.T) {
 			recs := f.rollbacks(t)
 			if len(recs) != 1 || recs[0].Trigger != tt.trigger || len(recs[0].Evidence) == 0 {
 				t.Fatalf("records %+v, want one rollback by %s with evidence", recs, tt.trigger)
+			}
+			if at := f.clk.Now().UTC().Truncate(time.Microsecond); !recs[0].StartedAt.Equal(at) || !recs[0].FinishedAt.Equal(at) {
+				t.Fatalf("rollback recorded from %v to %v, want both at %v, the controller's clock", recs[0].StartedAt, recs[0].FinishedAt, at)
 			}
 			// Still firing, and firing again later: the flag is off, so no second rollback.
 			for range 5 {

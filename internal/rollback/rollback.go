@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -59,12 +60,29 @@ type Service struct {
 	// OnFlag, if set, runs right after the flag is written, so that the
 	// replica serving the call switches at once.
 	OnFlag func(ctx context.Context)
+	// Clock tells the time of records, steps and sweeps (clock.Real{} from
+	// New; the wall clock when nil).
+	Clock clock.Clock
 }
 
 // New builds the service; durable may be nil.
 func New(st Store, durable Durable, log *slog.Logger) *Service {
-	return &Service{st: st, durable: durable, log: log.With("component", "rollback"), FlagRefresh: time.Second,
-		KnownKinds: map[job.Kind]bool{job.KindGeneration: true, job.KindRAGDocument: true}}
+	return &Service{
+		st:          st,
+		durable:     durable,
+		log:         log.With("component", "rollback"),
+		FlagRefresh: time.Second,
+		KnownKinds:  map[job.Kind]bool{job.KindGeneration: true, job.KindRAGDocument: true},
+		Clock:       clock.Real{},
+	}
+}
+
+// now is the service's clock's time.
+func (s *Service) now() time.Time {
+	if s.Clock == nil {
+		return time.Now()
+	}
+	return s.Clock.Now()
 }
 
 // Step is one line of a rollback's progress.
@@ -128,12 +146,12 @@ const migratePage = 1000
 // to the migration_failed list with their reason and stay where they are.
 // progress, if set, hears how far it got.
 func (s *Service) Migrate(ctx context.Context, source, target job.Backend, auditID string, progress func(done, total int)) (MigrateResult, error) {
-	start := time.Now()
+	start := s.now()
 	res := MigrateResult{Source: source, Target: target, Projects: map[string]bool{}}
 	if source == target {
 		return res, fmt.Errorf("source and target are both %s", source)
 	}
-	queued, err := s.st.ListQueued(ctx, source, time.Now().Add(time.Hour), 1<<30)
+	queued, err := s.st.ListQueued(ctx, source, start.Add(time.Hour), 1<<30)
 	if err != nil {
 		return res, err
 	}
@@ -142,7 +160,13 @@ func (s *Service) Migrate(ctx context.Context, source, target job.Backend, audit
 		progress(0, res.Total)
 	}
 	fail := func(j job.Job, reason string) error {
-		f := store.MigrationFailure{JobID: j.ID, Source: source, Target: target, Reason: reason, AuditID: auditID}
+		f := store.MigrationFailure{
+			JobID:   j.ID,
+			Source:  source,
+			Target:  target,
+			Reason:  reason,
+			AuditID: auditID,
+		}
 		res.Failed = append(res.Failed, f)
 		res.Projects[j.ProjectID] = true
 		return s.st.AddMigrationFailure(ctx, f)
@@ -170,7 +194,7 @@ func (s *Service) Migrate(ctx context.Context, source, target job.Backend, audit
 					}
 				}
 			}
-			res.Took = time.Since(start)
+			res.Took = s.now().Sub(start)
 			return res, nil
 		}
 	}
@@ -191,7 +215,7 @@ func (s *Service) Migrate(ctx context.Context, source, target job.Backend, audit
 			progress(done, res.Total)
 		}
 	}
-	res.Took = time.Since(start)
+	res.Took = s.now().Sub(start)
 	return res, nil
 }
 
@@ -256,7 +280,12 @@ func (s *Service) RetryFailed(ctx context.Context, jobID string) (MigrateResult,
 		if err != nil {
 			return MigrateResult{}, err
 		}
-		res := MigrateResult{Source: f.Source, Target: f.Target, Total: 1, Projects: map[string]bool{j.ProjectID: true}}
+		res := MigrateResult{
+			Source:   f.Source,
+			Target:   f.Target,
+			Total:    1,
+			Projects: map[string]bool{j.ProjectID: true},
+		}
 		if j.Status != job.StatusQueued || j.Backend != f.Source {
 			// It moved or ran meanwhile: nothing is left to migrate.
 			return res, s.st.DeleteMigrationFailure(ctx, jobID)
@@ -286,102 +315,165 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err // before any step: the emergency lever must not stop halfway
 	}
-	rec := store.AuditRecord{ID: newID(), Kind: "rollback", Trigger: req.Trigger, Reason: req.Reason, Actor: req.Actor,
-		Evidence: req.Evidence, StartedAt: time.Now().UTC()}
+	r := s.startRollback(ctx, req, onStep)
+	r.steps.run("flag off", r.flagOff)
+	r.steps.run("migrate pending jobs", r.migrate)
+	r.rec.Actions = append(r.rec.Actions, "Jobs migrated to BackgroundTasks")
+	r.steps.run("sync statuses", r.syncStatuses)
+	r.steps.run("sweep after flag refresh", r.sweepAfterFlagRefresh)
+	r.steps.run("verify", r.verify)
+	r.rec.AffectedProjects = len(r.projects)
+	if err := s.record(ctx, &r.rec, r.steps); err != nil {
+		return r.rec, err
+	}
+	r.steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + r.rec.ID})
+	if !r.steps.ok {
+		return r.rec, fmt.Errorf("rollback %s: %w", r.rec.ID, r.steps.firstErr)
+	}
+	return r.rec, nil
+}
+
+// rollbackRun is one rollback under way: its record, filled in step by step, and
+// what its two migration passes found.
+type rollbackRun struct {
+	s     *Service
+	ctx   context.Context
+	req   Request
+	rec   store.AuditRecord
+	steps *stepper
+	// projects are those whose jobs moved or could not.
+	projects map[string]bool
+	// failed are the jobs that could not move; one fails in both passes and
+	// counts once.
+	failed map[string]bool
+}
+
+func (s *Service) startRollback(ctx context.Context, req Request, onStep StepFunc) *rollbackRun {
+	now := s.now()
+	rec := store.AuditRecord{
+		ID:        newID(now),
+		Kind:      "rollback",
+		Trigger:   req.Trigger,
+		Reason:    req.Reason,
+		Actor:     req.Actor,
+		Evidence:  req.Evidence,
+		StartedAt: now.UTC(),
+	}
 	if rec.Trigger == "" {
 		rec.Trigger = "manual"
 	}
-	steps := &stepper{on: onStep}
-	ok := true
-
-	steps.run("flag off", func() (string, error) {
-		if _, err := s.st.PutWorkerSetting(ctx, store.WorkerSetting{Enabled: false, RolloutPercent: 0,
-			Reason: "rollback: " + req.Reason, UpdatedBy: req.Actor}); err != nil {
-			return "", err
-		}
-		rec.Actions = append(rec.Actions, "Feature flag disabled")
-		if s.OnFlag != nil {
-			s.OnFlag(ctx)
-		}
-		return "worker system: background_tasks for every new job", nil
-	})
-	projects := map[string]bool{}
-	// A job that cannot move fails in both passes: count it once.
-	failed := map[string]bool{}
-	migrate := func() (string, error) {
-		res, err := s.Migrate(ctx, job.BackendDurable, job.BackendBackgroundTasks, rec.ID, nil)
-		rec.JobsMigrated += res.Migrated
-		for _, f := range res.Failed {
-			failed[f.JobID] = true
-		}
-		rec.JobsFailed = len(failed)
-		for p := range res.Projects {
-			projects[p] = true
-		}
-		if err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("%d queued durable jobs moved to background_tasks, %d dead-lettered, in %s",
-			res.Migrated, len(res.Failed), res.Took.Round(time.Millisecond)), nil
+	return &rollbackRun{
+		s:        s,
+		ctx:      ctx,
+		req:      req,
+		rec:      rec,
+		steps:    &stepper{on: onStep, now: s.now},
+		projects: map[string]bool{},
+		failed:   map[string]bool{},
 	}
-	steps.run("migrate pending jobs", migrate)
-	rec.Actions = append(rec.Actions, "Jobs migrated to BackgroundTasks")
-	steps.run("sync statuses", func() (string, error) {
-		expired, err := s.st.ExpireLeases(ctx)
-		if err != nil {
-			return "", err
-		}
-		running, err := s.st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusRunning})
-		if err != nil {
-			return "", err
-		}
-		rec.Actions = append(rec.Actions, "Job statuses synced")
-		return fmt.Sprintf("%d expired leases requeued; %d durable jobs still running finish under their lease or run again", len(expired), running), nil
-	})
-	steps.run("sweep after flag refresh", func() (string, error) {
-		// A replica may route a job to durable until it sees the flag.
-		select {
-		case <-time.After(s.FlagRefresh):
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		return migrate()
-	})
-	steps.run("verify", func() (string, error) {
-		w, err := s.st.GetWorkerSetting(ctx)
-		if err != nil {
-			return "", err
-		}
-		if w.Enabled {
-			return "", fmt.Errorf("%w: updated by %q, reason %q", ErrSuperseded, w.UpdatedBy, w.Reason)
-		}
-		left, err := s.st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
-		if err != nil {
-			return "", err
-		}
-		if left > rec.JobsFailed {
-			return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered)", left, rec.JobsFailed)
-		}
-		if left == 0 {
-			return "flag off; no queued durable job left", nil
-		}
-		return fmt.Sprintf("flag off; %d queued durable jobs left, all on the migration_failed list", left), nil
-	})
-	ok = steps.ok
-	rec.AffectedProjects = len(projects)
+}
+
+// flagOff sends every new job to background_tasks.
+func (r *rollbackRun) flagOff() (string, error) {
+	off := store.WorkerSetting{
+		Enabled:        false,
+		RolloutPercent: 0,
+		Reason:         "rollback: " + r.req.Reason,
+		UpdatedBy:      r.req.Actor,
+	}
+	if _, err := r.s.st.PutWorkerSetting(r.ctx, off); err != nil {
+		return "", err
+	}
+	r.rec.Actions = append(r.rec.Actions, "Feature flag disabled")
+	if r.s.OnFlag != nil {
+		r.s.OnFlag(r.ctx)
+	}
+	return "worker system: background_tasks for every new job", nil
+}
+
+// migrate moves the queued durable jobs to background_tasks and counts what
+// moved and what could not into the record.
+func (r *rollbackRun) migrate() (string, error) {
+	res, err := r.s.Migrate(r.ctx, job.BackendDurable, job.BackendBackgroundTasks, r.rec.ID, nil)
+	r.rec.JobsMigrated += res.Migrated
+	for _, f := range res.Failed {
+		r.failed[f.JobID] = true
+	}
+	r.rec.JobsFailed = len(r.failed)
+	for p := range res.Projects {
+		r.projects[p] = true
+	}
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d queued durable jobs moved to background_tasks, %d dead-lettered, in %s",
+		res.Migrated, len(res.Failed), res.Took.Round(time.Millisecond)), nil
+}
+
+// syncStatuses requeues the jobs whose lease ran out and counts the durable
+// jobs still running.
+func (r *rollbackRun) syncStatuses() (string, error) {
+	expired, err := r.s.st.ExpireLeases(r.ctx)
+	if err != nil {
+		return "", err
+	}
+	running, err := r.s.st.CountJobs(r.ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusRunning})
+	if err != nil {
+		return "", err
+	}
+	r.rec.Actions = append(r.rec.Actions, "Job statuses synced")
+	return fmt.Sprintf("%d expired leases requeued; %d durable jobs still running finish under their lease or run again",
+		len(expired), running), nil
+}
+
+// sweepAfterFlagRefresh migrates once more when every replica has seen the
+// flag: until then a replica may route a job to durable.
+func (r *rollbackRun) sweepAfterFlagRefresh() (string, error) {
+	select {
+	case <-time.After(r.s.FlagRefresh):
+	case <-r.ctx.Done():
+		return "", r.ctx.Err()
+	}
+	return r.migrate()
+}
+
+// verify checks that the flag is still off (no one enabled the durable
+// worker meanwhile) and that no queued durable job is left but those that
+// cannot move.
+func (r *rollbackRun) verify() (string, error) {
+	w, err := r.s.st.GetWorkerSetting(r.ctx)
+	if err != nil {
+		return "", err
+	}
+	if w.Enabled {
+		return "", fmt.Errorf("%w: updated by %q, reason %q", ErrSuperseded, w.UpdatedBy, w.Reason)
+	}
+	left, err := r.s.st.CountJobs(r.ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
+	if err != nil {
+		return "", err
+	}
+	if left > r.rec.JobsFailed {
+		return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered)", left, r.rec.JobsFailed)
+	}
+	if left == 0 {
+		return "flag off; no queued durable job left", nil
+	}
+	return fmt.Sprintf("flag off; %d queued durable jobs left, all on the migration_failed list", left), nil
+}
+
+// record finishes rec as its steps went and saves it, even when ctx has
+// ended; a record that cannot be saved is ErrNotRecorded, joined with the
+// first failed step's error.
+func (s *Service) record(ctx context.Context, rec *store.AuditRecord, steps *stepper) error {
 	rec.Status = "completed"
-	if !ok {
+	if !steps.ok {
 		rec.Status = "failed"
 	}
-	rec.FinishedAt = time.Now().UTC()
-	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
+	rec.FinishedAt = s.now().UTC()
+	if err := s.st.InsertAudit(context.WithoutCancel(ctx), *rec); err != nil {
+		return errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
 	}
-	steps.emit(Step{Name: "report", OK: true, Detail: "audit record " + rec.ID})
-	if !ok {
-		return rec, fmt.Errorf("rollback %s: %w", rec.ID, steps.firstErr)
-	}
-	return rec, nil
+	return nil
 }
 
 // Rollforward steps the durable rollout back up to percent. It never runs by
@@ -393,9 +485,16 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err
 	}
-	rec := store.AuditRecord{ID: newID(), Kind: "rollforward", Trigger: "manual", Reason: req.Reason, Actor: req.Actor,
-		StartedAt: time.Now().UTC()}
-	steps := &stepper{on: onStep}
+	now := s.now()
+	rec := store.AuditRecord{
+		ID:        newID(now),
+		Kind:      "rollforward",
+		Trigger:   "manual",
+		Reason:    req.Reason,
+		Actor:     req.Actor,
+		StartedAt: now.UTC(),
+	}
+	steps := &stepper{on: onStep, now: s.now}
 	steps.run("check durable side", func() (string, error) {
 		if s.durable == nil {
 			return "", fmt.Errorf("%w: REDIS_URL is not set", ErrNoDurableSide)
@@ -407,8 +506,13 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	})
 	if steps.ok {
 		steps.run("flag on", func() (string, error) {
-			if _, err := s.st.PutWorkerSetting(ctx, store.WorkerSetting{Enabled: percent > 0, RolloutPercent: percent,
-				Reason: "rollforward: " + req.Reason, UpdatedBy: req.Actor}); err != nil {
+			on := store.WorkerSetting{
+				Enabled:        percent > 0,
+				RolloutPercent: percent,
+				Reason:         "rollforward: " + req.Reason,
+				UpdatedBy:      req.Actor,
+			}
+			if _, err := s.st.PutWorkerSetting(ctx, on); err != nil {
 				return "", err
 			}
 			rec.Actions = append(rec.Actions, fmt.Sprintf("Durable rollout set to %d%%", percent))
@@ -418,13 +522,8 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 			return fmt.Sprintf("durable rollout %d%% of projects (sticky by project)", percent), nil
 		})
 	}
-	rec.Status = "completed"
-	if !steps.ok {
-		rec.Status = "failed"
-	}
-	rec.FinishedAt = time.Now().UTC()
-	if err := s.st.InsertAudit(context.WithoutCancel(ctx), rec); err != nil {
-		return rec, errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
+	if err := s.record(ctx, &rec, steps); err != nil {
+		return rec, err
 	}
 	if !steps.ok {
 		return rec, fmt.Errorf("rollforward: %w", steps.firstErr)
@@ -434,6 +533,7 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 
 type stepper struct {
 	on       StepFunc
+	now      func() time.Time
 	ok       bool
 	firstErr error // the first step's failure, named by its step
 	started  bool
@@ -443,9 +543,14 @@ func (s *stepper) run(name string, fn func() (string, error)) {
 	if !s.started {
 		s.ok, s.started = true, true
 	}
-	start := time.Now()
+	start := s.now()
 	detail, err := fn()
-	st := Step{Name: name, OK: err == nil, Detail: detail, Took: time.Since(start)}
+	st := Step{
+		Name:   name,
+		OK:     err == nil,
+		Detail: detail,
+		Took:   s.now().Sub(start),
+	}
 	if err != nil {
 		st.Detail = err.Error()
 		if s.ok {
@@ -463,10 +568,11 @@ func (s *stepper) emit(st Step) {
 	}
 }
 
-func newID() string {
+// newID is a record's id; now makes one when no UUID can be had.
+func newID(now time.Time) string {
 	id, err := uuid.NewV7()
 	if err != nil {
-		return fmt.Sprintf("rb-%d", time.Now().UnixNano())
+		return fmt.Sprintf("rb-%d", now.UnixNano())
 	}
 	return id.String()
 }
@@ -477,7 +583,7 @@ func newID() string {
 // when a durable worker died after the rollback, never waits for a worker that
 // is gone.
 func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
-	queued, err := s.st.ListQueued(ctx, job.BackendDurable, time.Now().Add(-grace), migratePage)
+	queued, err := s.st.ListQueued(ctx, job.BackendDurable, s.now().Add(-grace), migratePage)
 	if err != nil || len(queued) == 0 {
 		return 0, err
 	}

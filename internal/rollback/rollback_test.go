@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
@@ -34,7 +35,12 @@ func TestRollbackSupersededByAnEnable(t *testing.T) {
 	ctx, st := context.Background(), openStore(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 0
-	enable := store.WorkerSetting{Enabled: true, RolloutPercent: 100, Reason: "redis is back", UpdatedBy: "other-operator"}
+	enable := store.WorkerSetting{
+		Enabled:        true,
+		RolloutPercent: 100,
+		Reason:         "redis is back",
+		UpdatedBy:      "other-operator",
+	}
 	if _, err := st.PutWorkerSetting(ctx, enable); err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +132,13 @@ func TestRollbackCountsAJobThatCannotMoveOnce(t *testing.T) {
 	svc.FlagRefresh = 0
 	svc.KnownKinds = map[job.Kind]bool{job.KindGeneration: true}
 	for _, k := range []job.Kind{job.KindGeneration, job.KindRAGDocument} {
-		if _, _, err := st.CreateJob(ctx, store.NewJob{Kind: k, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
-			RequestHash: string(k), Backend: job.BackendDurable}); err != nil {
+		if _, _, err := st.CreateJob(ctx, store.NewJob{
+			Kind:        k,
+			ProjectID:   "p",
+			Payload:     json.RawMessage(`{"title":"x"}`),
+			RequestHash: string(k),
+			Backend:     job.BackendDurable,
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,5 +148,52 @@ func TestRollbackCountsAJobThatCannotMoveOnce(t *testing.T) {
 	}
 	if rec.JobsMigrated != 1 || rec.JobsFailed != 1 {
 		t.Fatalf("jobs migrated %d, failed %d; want 1 and 1", rec.JobsMigrated, rec.JobsFailed)
+	}
+}
+
+// TestServiceTellsTimeByItsClock: the service's records, step durations and
+// sweeps go by the clock it is given, the store's, so a test moves them
+// without sleeping: a sweep takes a queued durable job only once it has
+// waited longer than the grace on that clock.
+func TestServiceTellsTimeByItsClock(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewFake(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "r.db"), clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh, svc.Clock = 0, clk
+
+	if _, _, err := st.CreateJob(ctx, store.NewJob{
+		Kind:        job.KindGeneration,
+		ProjectID:   "p",
+		Payload:     json.RawMessage(`{"title":"x"}`),
+		RequestHash: "h",
+		Backend:     job.BackendDurable,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := svc.Sweep(ctx, time.Minute); err != nil || n != 0 {
+		t.Fatalf("sweep of a job queued just now: %d moved (%v), want none", n, err)
+	}
+	clk.Advance(2 * time.Minute)
+	if n, err := svc.Sweep(ctx, time.Minute); err != nil || n != 1 {
+		t.Fatalf("sweep of a job queued two minutes ago: %d moved (%v), want 1", n, err)
+	}
+
+	var steps []rollback.Step
+	rec, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, func(s rollback.Step) { steps = append(steps, s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.StartedAt.Equal(clk.Now()) || !rec.FinishedAt.Equal(clk.Now()) {
+		t.Fatalf("rollback from %v to %v, want both at %v", rec.StartedAt, rec.FinishedAt, clk.Now())
+	}
+	for _, s := range steps {
+		if s.Took != 0 {
+			t.Fatalf("step %q took %s on a clock that stood still", s.Name, s.Took)
+		}
 	}
 }

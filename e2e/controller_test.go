@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // audits reads the rollback history.
@@ -37,10 +39,22 @@ func (c *cluster) waitRollback(trigger string, within time.Duration) map[string]
 	return nil
 }
 
+// trigger is the controller's last reading of one trigger, from the stats.
+func (c *cluster) trigger(name string) map[string]any {
+	_, stats := request(c.t, "GET", c.serve.URL+"/api/admin/stats", nil, "Authorization", "Bearer "+adminToken)
+	ts, _ := stats["triggers"].([]any)
+	for _, tr := range ts {
+		if tr, _ := tr.(map[string]any); tr["name"] == name {
+			return tr
+		}
+	}
+	return nil
+}
+
 // requireOneRollback checks, a while later, that no second rollback happened.
 func (c *cluster) requireOneRollback(wait time.Duration) {
 	c.t.Helper()
-	time.Sleep(wait)
+	time.Sleep(wait) // deliberately: a second rollback would come within this window
 	if as := c.audits(); len(as) != 1 {
 		c.t.Fatalf("%d rollbacks, want exactly one per incident: %v", len(as), as)
 	}
@@ -66,7 +80,8 @@ func TestAutoRollbackRedisUnreachable(t *testing.T) {
 	waitAllSucceeded(t, c.serve.URL, jobs, 60*time.Second)
 	// The condition clears and returns: still one rollback, no roll-forward.
 	c.redis.Start()
-	time.Sleep(time.Second)
+	testenv.Eventually(t, 10*time.Second, func() bool { return c.trigger("redis_unreachable")["value"] == "up" },
+		"the controller never saw Redis back")
 	c.redis.Kill()
 	c.requireOneRollback(3 * time.Second)
 	checkExactlyOnce(t, c.serve.URL, jobs)

@@ -112,7 +112,7 @@ func TestDurableSwitchingUnderLoad(t *testing.T) {
 				mu.Lock()
 				jobs = append(jobs, j)
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(5 * time.Millisecond) // paces the load, deliberately: the switches must come while it runs
 			}
 		}()
 	}
@@ -179,7 +179,7 @@ func TestDurableRedisDown(t *testing.T) {
 	if h := c.health(); h["redis"] != "down" {
 		t.Fatalf("health with Redis stopped: %v", h)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // deliberately: the outage lasts a while, so the workers meet it too
 	c.redis.Start()
 	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
 	checkExactlyOnce(t, c.serve.URL, jobs)

@@ -39,7 +39,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build scriptgen:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// RunMain stops the package's redis-server (testenv.RedisURL's) when
+	// the tests end.
+	code := testenv.RunMain(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -94,6 +96,13 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	return p
 }
 
+// childEnv is the environment of a scriptgen process the tests start: theirs,
+// without a REDIS_URL it may hold (a developer's Redis is not the tests'), then
+// env; the last value of a name wins.
+func childEnv(inherited, env []string) []string {
+	return append(append(inherited, "REDIS_URL="), env...)
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
@@ -105,7 +114,7 @@ func tail(s string, n int) string {
 func (p *proc) start() {
 	p.t.Helper()
 	p.cmd = exec.Command(binary, p.args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
+	p.cmd.Env = childEnv(os.Environ(), p.env)
 	p.cmd.Stdout, p.cmd.Stderr = p.log.f, p.log.f
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatalf("start %s: %v", p.name, err)

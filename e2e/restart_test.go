@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // TestGracefulRestartZeroDowntime restarts the serving process through the
@@ -62,7 +64,7 @@ func TestGracefulRestartZeroDowntime(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	testenv.Eventually(t, 10*time.Second, func() bool { return served.Load() >= 20 }, "the clients were never served")
 	code, body := request(t, "POST", srv.URL+"/api/admin/graceful-restart", nil, "Authorization", "Bearer "+adminToken)
 	if code != http.StatusAccepted {
 		t.Fatalf("graceful restart: %d %v", code, body)
@@ -88,7 +90,9 @@ func TestGracefulRestartZeroDowntime(t *testing.T) {
 			p.Signal(syscall.SIGKILL)
 		}
 	})
-	time.Sleep(500 * time.Millisecond)
+	// The new process serves the clients for a while before they stop.
+	mark := served.Load()
+	testenv.Eventually(t, 10*time.Second, func() bool { return served.Load() >= mark+50 }, "the new process served no clients")
 	close(stop)
 	wg.Wait()
 	if newPID == oldPID || newPID == 0 {

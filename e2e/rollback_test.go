@@ -10,13 +10,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // runCLI runs `scriptgen args…` to completion with env and returns its output.
 func runCLI(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(cmd.Environ(), env...)
+	cmd.Env = childEnv(cmd.Environ(), env)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -53,7 +55,7 @@ func TestRollbackUnderLoad(t *testing.T) {
 		}()
 	}
 	waitRunning(t, c.serve.URL, 4)
-	time.Sleep(500 * time.Millisecond)
+	testenv.Eventually(t, 30*time.Second, func() bool { return n.Load() >= 50 }, "the load never reached 50 submissions")
 	env := []string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5)}
 	out, err := runCLI(t, env, "rollback", "--reason", "e2e under load")
 	t.Log(out)
@@ -78,7 +80,9 @@ func TestRollbackUnderLoad(t *testing.T) {
 	if got["backend"] != "background_tasks" {
 		t.Fatalf("a job submitted after the rollback went to %v", got["backend"])
 	}
-	time.Sleep(time.Second)
+	// The load goes on after the rollback, onto background tasks.
+	mark := n.Load()
+	testenv.Eventually(t, 30*time.Second, func() bool { return n.Load() >= mark+20 }, "no load after the rollback")
 	close(stop)
 	wg.Wait()
 	jobs = append(jobs, after)

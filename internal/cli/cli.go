@@ -63,9 +63,9 @@ func commands() []command {
 				"with a heartbeat and a reconciler; run as many as you like. On SIGTERM or SIGINT it drains for up to DRAIN_TIMEOUT."},
 		{name: "rollback", args: "[flags]", settings: opsSettings, run: rollbackCmd,
 			summary: "roll back to background_tasks, step by step (works with the server down)",
-			about: "The runbook's emergency rollback, step by step, on the database and Redis directly: " +
+			about: "The runbook's emergency rollback, on the database and Redis directly: " +
 				"switches the durable worker off, moves its queued jobs to background_tasks, syncs their statuses, " +
-				"verifies and saves an audit record ('scriptgen report' prints it). Works with the server down."},
+				"verifies and saves an audit record ('scriptgen report' prints it)."},
 		{name: "rollforward", args: "--percent N [flags]", settings: opsSettings, run: rollforwardCmd,
 			summary: "step the durable rollout back up to --percent N of the projects",
 			about:   "Replicas follow within a second; the step is recorded ('scriptgen report' prints it)."},

@@ -35,7 +35,12 @@ func (h Generation) Handle(ctx context.Context, j job.Job, report runner.ReportF
 	if err := json.Unmarshal(j.Payload, &ep); err != nil {
 		return store.Completion{}, fmt.Errorf("%w: payload is not episode data: %v", runner.ErrPermanent, err)
 	}
-	req := generate.Request{JobID: j.ID, ProjectID: j.ProjectID, Episode: ep, Context: []generate.ContextChunk{}}
+	req := generate.Request{
+		JobID:     j.ID,
+		ProjectID: j.ProjectID,
+		Episode:   ep,
+		Context:   []generate.ContextChunk{},
+	}
 	if h.Retriever != nil && !j.NoDocuments {
 		chunks, err := h.Retriever.Retrieve(ctx, j.ProjectID, ep)
 		if err != nil {
@@ -59,11 +64,21 @@ func (h Generation) Handle(ctx context.Context, j job.Job, report runner.ReportF
 		Usage   generate.Usage          `json:"usage"`
 		Context []generate.ContextChunk `json:"context_chunks"`
 		Chars   int                     `json:"script_chars"`
-	}{script.Title, script.Scenes, script.Model, script.Usage, req.Context, len([]rune(script.Script))})
+	}{
+		Title:   script.Title,
+		Scenes:  script.Scenes,
+		Model:   script.Model,
+		Usage:   script.Usage,
+		Context: req.Context,
+		Chars:   len([]rune(script.Script)),
+	})
 	if err != nil {
 		return store.Completion{}, err
 	}
 	return store.Completion{Result: result, Episode: &job.Episode{
-		ProjectID: j.ProjectID, Title: script.Title, Script: script.Script, JobID: j.ID,
+		ProjectID: j.ProjectID,
+		Title:     script.Title,
+		Script:    script.Script,
+		JobID:     j.ID,
 	}}, nil
 }

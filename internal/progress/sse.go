@@ -179,8 +179,16 @@ var ping = []byte(": ping\n\n")
 // encodeEvent appends e as one SSE event: its seq as the id, its type as the
 // event name, its JSON as the data.
 func encodeEvent(buf []byte, e job.Event) []byte {
-	data, _ := json.Marshal(EventJSON{Seq: e.Seq, Type: e.Type, Status: e.Status, Progress: e.Progress, Stage: e.Stage,
-		Message: e.Message, Data: e.Data, CreatedAt: e.CreatedAt})
+	data, _ := json.Marshal(EventJSON{
+		Seq:       e.Seq,
+		Type:      e.Type,
+		Status:    e.Status,
+		Progress:  e.Progress,
+		Stage:     e.Stage,
+		Message:   e.Message,
+		Data:      e.Data,
+		CreatedAt: e.CreatedAt,
+	})
 	buf = append(buf, "id: "...)
 	buf = strconv.AppendInt(buf, e.Seq, 10)
 	buf = append(buf, "\nevent: "...)

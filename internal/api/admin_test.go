@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,20 +15,17 @@ import (
 // A second CPU profile or trace while one is being taken is a JSON 409, and
 // the first still delivers its profile.
 func TestProfilesOneAtATime(t *testing.T) {
-	mux := http.NewServeMux()
-	api.AdminRoutes(api.AdminConfig{Token: "t"})(mux)
-	arrived := make(chan struct{}, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		mux.ServeHTTP(w, r)
-	}))
+	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t"}))
 	t.Cleanup(srv.Close)
 	get := func(path string) (*http.Response, error) {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		req.Header.Set("Authorization", "Bearer t")
 		return http.DefaultClient.Do(req)
 	}
-	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
+	for path, profiler := range map[string]string{
+		"/debug/pprof/profile?seconds=1": "net/http/pprof.Profile(",
+		"/debug/pprof/trace?seconds=1":   "net/http/pprof.Trace(",
+	} {
 		first := make(chan *http.Response, 1)
 		go func() {
 			res, err := get(path)
@@ -35,10 +34,9 @@ func TestProfilesOneAtATime(t *testing.T) {
 			}
 			first <- res
 		}()
-		<-arrived
-		time.Sleep(300 * time.Millisecond) // the first (in the handler already) has taken the profiler by now
+		// The first request holds the profiler once its handler runs pprof's.
+		waitUntil(t, 5*time.Second, "the first request to take the profiler", func() bool { return goroutineIn(profiler) })
 		res, err := get(path)
-		<-arrived
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,11 +59,16 @@ func TestProfilesOneAtATime(t *testing.T) {
 	}
 }
 
+// goroutineIn reports whether a goroutine runs the function whose name
+// (package-qualified, with its opening parenthesis) is fn.
+func goroutineIn(fn string) bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
+}
+
 // The admin token: the scheme in any case, the token exactly, one header.
 func TestAdminTokenForms(t *testing.T) {
-	mux := http.NewServeMux()
-	api.AdminRoutes(api.AdminConfig{Token: "t0k"})(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t0k"}))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name    string
@@ -98,5 +101,25 @@ func TestAdminTokenForms(t *testing.T) {
 				t.Fatalf("Authorization %q: %d, want %d", tc.headers, res.StatusCode, tc.want)
 			}
 		})
+	}
+}
+
+// Without a token the admin API is off: every admin route answers 403.
+func TestAdminAPIOffWithoutToken(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{}))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("POST", srv.URL+"/api/admin/rollback", strings.NewReader(`{"reason":"x"}`))
+	req.Header.Set("Authorization", "Bearer anything")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.NewDecoder(res.Body).Decode(&body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden || body.Error.Code != "admin_disabled" {
+		t.Fatalf("admin call without ADMIN_TOKEN: %d %+v, want 403 admin_disabled", res.StatusCode, body)
 	}
 }

@@ -1,19 +1,23 @@
-// Package api is scriptgen's HTTP API. It is the only place where domain
-// errors become HTTP statuses, and it keeps invariant 5: bad input gets a clear
-// 4xx with a JSON error and changes nothing.
+// Package api is scriptgen's HTTP surface: the writer API, the admin API,
+// the web pages and the debug endpoints, every route of them listed in one
+// place (routes.go) and served by named methods of handler structs. It is the
+// only place where domain errors become HTTP statuses (errors.go), and it
+// keeps invariant 5: bad input gets a clear 4xx with a JSON error and changes
+// nothing. Answers are written with internal/httpx/response.
 package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/web"
 )
 
 // Dispatcher routes and dispatches new jobs (the runner adapter).
@@ -56,7 +60,20 @@ type System interface {
 	BackgroundTasks(ctx context.Context) BackgroundTasks
 }
 
-// Config is what the API needs.
+// Admin is what the admin API drives besides the rollback service.
+type Admin interface {
+	// SetWorkerSystem saves a new setting and applies it to this replica at once.
+	SetWorkerSystem(ctx context.Context, change WorkerSystemChange, by string) error
+	// Stats answers GET /api/admin/stats.
+	Stats(ctx context.Context) any
+	// Cleanup answers POST /api/admin/cleanup.
+	Cleanup(ctx context.Context, forceGC, clearCaches bool) any
+	// GracefulRestart hands the listening socket to a new process.
+	GracefulRestart() error
+}
+
+// Config is what the API needs. A test may leave out what its routes do not
+// reach.
 type Config struct {
 	Store      store.Store
 	Dispatcher Dispatcher
@@ -64,37 +81,101 @@ type Config struct {
 	System     System
 	Generator  string
 	Log        *slog.Logger
-	// Extra registers more routes on the same mux (admin, metrics, UI…).
-	Extra []func(mux *http.ServeMux)
 	// BodyTimeout is how long a request may take to deliver its body
 	// (0: no limit).
 	BodyTimeout time.Duration
+	// MaxDocumentBytes bounds a document's content
+	// (DefaultMaxDocumentBytes if 0).
+	MaxDocumentBytes int
+	// Events serves GET /api/generation/{id}/events (progress.Stream).
+	Events http.Handler
+	// Metrics serves GET /metrics (the Prometheus registry).
+	Metrics http.Handler
+
+	// AdminToken guards /api/admin/* and /debug/pprof/*; without it the
+	// admin API is off and answers 403.
+	AdminToken string
+	Admin      Admin
+	Rollback   *rollback.Service
 }
 
-// API serves the HTTP endpoints.
+// API holds the handlers of every route.
 type API struct {
 	cfg      Config
-	inFlight sync.Map // idempotency keys being processed by this replica
-	started  time.Time
+	jobs     *jobHandler
+	projects *projectHandler
+	docs     *documentHandler
+	status   *statusHandler
+	admin    *adminHandler
+	debug    *debugHandler
+	pages    *web.Pages
 }
 
 // New builds the API's handler.
 func New(cfg Config) http.Handler {
-	a := &API{cfg: cfg, started: time.Now()}
+	a := newAPI(cfg)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/generation", a.submitGeneration)
-	mux.HandleFunc("GET /api/generation", a.listJobs)
-	mux.HandleFunc("GET /api/generation/system-info", a.systemInfo)
-	mux.HandleFunc("GET /api/generation/{id}", a.getJob)
-	mux.HandleFunc("POST /api/generation/{id}/cancel", a.cancelJob)
-	mux.HandleFunc("GET /api/projects/{project_id}", a.getProject)
-	mux.HandleFunc("GET /api/projects/{project_id}/episodes", a.listEpisodes)
-	mux.HandleFunc("GET /api/projects/{project_id}/episodes/{number}", a.getEpisode)
-	mux.HandleFunc("GET /health", a.health)
-	for _, extra := range cfg.Extra {
-		extra(mux)
+	a.register(mux)
+	return a.serve(mux)
+}
+
+func newAPI(cfg Config) *API {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return Recover(cfg.Log, guardInput(bodyDeadline(cfg.BodyTimeout, routed(mux))))
+	if cfg.MaxDocumentBytes <= 0 {
+		cfg.MaxDocumentBytes = DefaultMaxDocumentBytes
+	}
+	if cfg.Events == nil {
+		cfg.Events = unavailable("live progress")
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = unavailable("metrics")
+	}
+	errs := domainErrors{log: cfg.Log}
+	return &API{
+		cfg: cfg,
+		jobs: &jobHandler{
+			domainErrors: errs,
+			store:        cfg.Store,
+			dispatcher:   cfg.Dispatcher,
+			canceller:    cfg.Canceller,
+		},
+		projects: &projectHandler{
+			domainErrors: errs,
+			store:        cfg.Store,
+		},
+		docs: &documentHandler{
+			domainErrors: errs,
+			store:        cfg.Store,
+			dispatcher:   cfg.Dispatcher,
+			canceller:    cfg.Canceller,
+			maxBytes:     cfg.MaxDocumentBytes,
+		},
+		status: &statusHandler{
+			store:     cfg.Store,
+			system:    cfg.System,
+			generator: cfg.Generator,
+			started:   time.Now(),
+		},
+		admin: &adminHandler{
+			log:       cfg.Log,
+			admin:     cfg.Admin,
+			system:    cfg.System,
+			rollbacks: cfg.Rollback,
+			store:     cfg.Store,
+		},
+		debug: &debugHandler{scrape: cfg.Metrics},
+		pages: web.NewPages(),
+	}
+}
+
+// serve wraps the routes in what every request passes through, outermost
+// first: its request id, the panic guard, the input guard, the body's
+// deadline, and JSON for the mux's own 404 and 405. None of them copies the
+// request, so the route pattern the mux sets is seen outside (metrics).
+func (a *API) serve(mux *http.ServeMux) http.Handler {
+	return response.WithRequestID(Recover(a.cfg.Log, guardInput(bodyDeadline(a.cfg.BodyTimeout, routed(mux)))))
 }
 
 // routed serves a request through mux, and answers in JSON what the mux
@@ -114,9 +195,9 @@ func routed(mux *http.ServeMux) http.Handler {
 		case http.StatusMethodNotAllowed:
 			allow := probe.header.Get("Allow")
 			w.Header().Set("Allow", allow)
-			WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+			response.Error(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
 		case http.StatusNotFound:
-			WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+			response.Error(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 		default:
 			h.ServeHTTP(w, r)
 		}
@@ -133,50 +214,6 @@ func (m *muxAnswer) Header() http.Header         { return m.header }
 func (m *muxAnswer) Write(b []byte) (int, error) { return len(b), nil }
 func (m *muxAnswer) WriteHeader(status int)      { m.status = status }
 
-// WriteJSON writes v with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field,omitempty"`
-	} `json:"error"`
-}
-
-// WriteError writes the error shape of DESIGN.md.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, message
-	WriteJSON(w, status, b)
-}
-
-// writeDomainError maps domain errors to statuses.
-func (a *API) writeDomainError(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *job.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		writeValidation(w, ve)
-	case errors.Is(err, job.ErrNotFound):
-		WriteError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, job.ErrIdempotencyMismatch):
-		WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", err.Error())
-	case errors.Is(err, job.ErrIdempotencyInFlight):
-		WriteError(w, http.StatusConflict, "idempotency_key_in_flight", err.Error())
-	case errors.Is(err, job.ErrNotCancellable):
-		WriteError(w, http.StatusConflict, "not_cancellable", err.Error())
-	case errors.Is(err, r.Context().Err()) && r.Context().Err() != nil:
-		WriteError(w, 499, "client_closed", "request cancelled")
-	default:
-		a.cfg.Log.Error("Request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		WriteError(w, http.StatusInternalServerError, "internal", "internal error")
-	}
-}
-
 // Recover turns a handler's panic into a 500 instead of a dropped connection.
 func Recover(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -185,10 +222,29 @@ func Recover(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("Handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
-				WriteError(w, http.StatusInternalServerError, "internal", "internal error")
+				response.ServerError(w, r, log, fmt.Errorf("handler panicked: %v", v))
 			}
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unavailable serves a route whose part this process was built without (a
+// test's API without live progress): 503 naming the part.
+type unavailable string
+
+func (u unavailable) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	response.Error(w, http.StatusServiceUnavailable, "unavailable", string(u)+" is not served by this process")
+}
+
+// WriteJSON writes v with status.
+//
+// Deprecated: use response.JSON; kept for the e2e tests' stand-in API.
+func WriteJSON(w http.ResponseWriter, status int, v any) { response.JSON(w, status, v) }
+
+// WriteError writes the error shape of DESIGN.md.
+//
+// Deprecated: use response.Error; kept for the e2e tests' stand-in API.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	response.Error(w, status, code, message)
 }

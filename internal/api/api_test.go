@@ -39,14 +39,17 @@ func (system) BackgroundTasks(context.Context) api.BackgroundTasks {
 	return api.BackgroundTasks{Max: 4}
 }
 
-// gatedStore holds CreateJob until the gate opens, to catch a request in flight.
+// gatedStore holds CreateJob until the gate opens, to catch a request in
+// flight; entered tells when a request is held.
 type gatedStore struct {
 	store.Store
-	gate chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
 }
 
 func (g *gatedStore) CreateJob(ctx context.Context, nj store.NewJob) (job.Job, bool, error) {
 	if g.gate != nil {
+		g.entered <- struct{}{}
 		<-g.gate
 	}
 	return g.Store.CreateJob(ctx, nj)
@@ -56,6 +59,7 @@ type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	store *gatedStore
+	exec  *runner.Executor
 }
 
 func newEnv(t *testing.T, gen generate.Generator) *env {
@@ -65,9 +69,10 @@ func newEnv(t *testing.T, gen generate.Generator) *env {
 }
 
 // startEnv serves the API over a real SQLite store and runs its jobs on a real
-// background_tasks pool with the given handlers; routes adds more routes.
+// background_tasks pool with the given handlers; configure, when set, changes
+// the API's configuration.
 func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.Kind]runner.Handler,
-	routes func(st store.Store, d api.Dispatcher, c api.Canceller) []func(*http.ServeMux)) *env {
+	configure func(cfg *api.Config)) *env {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "api.db"), clock.Real{})
 	if err != nil {
@@ -76,12 +81,24 @@ func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.K
 	gs := &gatedStore{Store: st}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	exec := runner.NewExecutor(gs, handlers(gs), runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
-	pool := backgroundtasks.New(gs, exec, backgroundtasks.Config{Workers: workers, Owner: "test", PollInterval: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}, log)
+	pool := backgroundtasks.New(gs, exec, backgroundtasks.Config{
+		Workers:      workers,
+		Owner:        "test",
+		PollInterval: 50 * time.Millisecond,
+		DrainTimeout: 5 * time.Second,
+	}, log)
 	pool.Start(context.Background())
 	adapter := runner.NewAdapter(staticRouter{}, log, pool)
-	cfg := api.Config{Store: gs, Dispatcher: adapter, Canceller: exec, System: system{}, Generator: "template", Log: log}
-	if routes != nil {
-		cfg.Extra = routes(gs, adapter, exec)
+	cfg := api.Config{
+		Store:      gs,
+		Dispatcher: adapter,
+		Canceller:  exec,
+		System:     system{},
+		Generator:  "template",
+		Log:        log,
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	srv := httptest.NewServer(api.New(cfg))
 	t.Cleanup(func() {
@@ -89,7 +106,7 @@ func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.K
 		pool.Stop(context.Background())
 		st.Close()
 	})
-	return &env{t: t, srv: srv, store: gs}
+	return &env{t: t, srv: srv, store: gs, exec: exec}
 }
 
 func (e *env) do(method, path string, body string, headers ...string) (int, map[string]any) {
@@ -122,16 +139,23 @@ func (e *env) jobCount() int {
 
 func (e *env) waitFor(id string, status job.Status) map[string]any {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		_, j := e.do("GET", "/api/generation/"+id, "")
-		if j["status"] == string(status) {
-			return j
+	var j map[string]any
+	waitUntil(e.t, 20*time.Second, "job "+id+" to become "+string(status), func() bool {
+		_, j = e.do("GET", "/api/generation/"+id, "")
+		return j["status"] == string(status)
+	})
+	return j
+}
+
+// waitUntil polls cond every 10 ms until it holds, and fails the test if it
+// does not within timeout.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	e.t.Fatalf("job %s never became %s", id, status)
-	return nil
 }
 
 const valid = `{"project_id":"p1","episode_data":{"title":"첫 만남","synopsis":"두 사람이 카페에서 만난다.","characters":["지수",{"name":"Minho","description":"barista"}]}}`
@@ -186,13 +210,17 @@ func TestIdempotency(t *testing.T) {
 		t.Fatalf("%d jobs, want 1", n)
 	}
 
-	e.store.gate = make(chan struct{})
+	e.store.gate, e.store.entered = make(chan struct{}), make(chan struct{}, 1)
 	first2 := make(chan int)
 	go func() {
 		code, _ := e.do("POST", "/api/generation", other, "Idempotency-Key", "slow")
 		first2 <- code
 	}()
-	time.Sleep(200 * time.Millisecond) // the first request is now held in CreateJob
+	select {
+	case <-e.store.entered: // the first request is now held in CreateJob
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request never reached CreateJob")
+	}
 	code, body := e.do("POST", "/api/generation", other, "Idempotency-Key", "slow")
 	close(e.store.gate)
 	if code != 409 || body["error"].(map[string]any)["code"] != "idempotency_key_in_flight" {
@@ -329,16 +357,17 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 }
 
 // blockingGenerator runs until its context ends.
-type blockingGenerator struct{ started chan string }
+type blockingGenerator struct{ started, stopped chan string }
 
 func (b blockingGenerator) Generate(ctx context.Context, req generate.Request, _ generate.ProgressFunc) (generate.Script, error) {
 	b.started <- req.JobID
 	<-ctx.Done()
+	b.stopped <- req.JobID
 	return generate.Script{}, ctx.Err()
 }
 
 func TestCancelStopsRunningGenerator(t *testing.T) {
-	gen := blockingGenerator{started: make(chan string, 1)}
+	gen := blockingGenerator{started: make(chan string, 1), stopped: make(chan string, 1)}
 	e := newEnv(t, gen)
 	_, j := e.do("POST", "/api/generation", valid)
 	id := j["id"].(string)
@@ -357,7 +386,14 @@ func TestCancelStopsRunningGenerator(t *testing.T) {
 	if code, _ := e.do("POST", "/api/generation/"+id+"/cancel", ""); code != 409 {
 		t.Fatalf("cancel twice: %d, want 409", code)
 	}
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-gen.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled job's generator still runs")
+	}
+	// The run is over once the executor has let the job go: whatever it
+	// would write after its generator stopped is written by then.
+	waitUntil(t, 10*time.Second, "the executor to end the cancelled run", func() bool { return e.exec.Active() == 0 })
 	if _, after := e.do("GET", "/api/generation/"+id, ""); after["status"] != "cancelled" {
 		t.Fatalf("after cancel: %v", after)
 	}

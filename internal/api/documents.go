@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -24,24 +24,7 @@ import (
 // DefaultMaxDocumentBytes bounds a document's content.
 const DefaultMaxDocumentBytes = 1 << 20
 
-// DocumentConfig is what the document routes need.
-type DocumentConfig struct {
-	Store      store.Store
-	Dispatcher Dispatcher
-	// Canceller, when set, stops a local run of a deleted document's job at once.
-	Canceller Canceller
-	Log       *slog.Logger
-	// MaxBytes bounds a document's content (DefaultMaxDocumentBytes if 0).
-	MaxBytes int
-}
-
-type documents struct {
-	cfg      DocumentConfig
-	errs     *API // for writeDomainError
-	inFlight sync.Map
-}
-
-// DocumentRoutes registers a project's documents and their search:
+// documentHandler serves a project's documents and their search:
 //
 //	POST   /api/projects/{project_id}/documents            202, the rag_document job and the document
 //	GET    /api/projects/{project_id}/documents            {"items": [...], "next_cursor": "..."}
@@ -54,22 +37,15 @@ type documents struct {
 // "markdown" | "text"} (format defaults to markdown) or the document itself as
 // a text/markdown or text/plain body with ?title=. An Idempotency-Key header
 // works as on POST /api/generation.
-func DocumentRoutes(cfg DocumentConfig) func(mux *http.ServeMux) {
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = DefaultMaxDocumentBytes
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	d := &documents{cfg: cfg, errs: &API{cfg: Config{Store: cfg.Store, Log: cfg.Log}}}
-	return func(mux *http.ServeMux) {
-		mux.HandleFunc("POST /api/projects/{project_id}/documents", d.create)
-		mux.HandleFunc("GET /api/projects/{project_id}/documents", d.list)
-		mux.HandleFunc("GET /api/projects/{project_id}/documents/{id}", d.get)
-		mux.HandleFunc("DELETE /api/projects/{project_id}/documents/{id}", d.delete)
-		mux.HandleFunc("POST /api/projects/{project_id}/documents/{id}/reprocess", d.reprocess)
-		mux.HandleFunc("GET /api/projects/{project_id}/search", d.search)
-	}
+type documentHandler struct {
+	domainErrors
+	store      store.Store
+	dispatcher Dispatcher
+	// canceller, when set, stops a local run of a deleted document's job at once.
+	canceller Canceller
+	// maxBytes bounds a document's content.
+	maxBytes int
+	inFlight sync.Map
 }
 
 // DocumentJSON is a document as the API shows it. Status is processing,
@@ -91,10 +67,19 @@ type DocumentJSON struct {
 
 func newDocumentJSON(d store.Document, withContent bool) DocumentJSON {
 	base := "/api/projects/" + d.ProjectID + "/documents/" + d.ID
-	out := DocumentJSON{ID: d.ID, ProjectID: d.ProjectID, Title: d.Title, Format: d.Format, SizeBytes: d.SizeBytes,
-		Status: documentStatus(d.JobStatus), JobID: d.JobID, ChunkCount: d.ChunkCount,
-		CreatedAt: timePtr(d.CreatedAt), UpdatedAt: timePtr(d.UpdatedAt),
-		Links: map[string]string{"self": base, "job": "/api/generation/" + d.JobID, "events": "/api/generation/" + d.JobID + "/events"}}
+	out := DocumentJSON{
+		ID:         d.ID,
+		ProjectID:  d.ProjectID,
+		Title:      d.Title,
+		Format:     d.Format,
+		SizeBytes:  d.SizeBytes,
+		Status:     documentStatus(d.JobStatus),
+		JobID:      d.JobID,
+		ChunkCount: d.ChunkCount,
+		CreatedAt:  timePtr(d.CreatedAt),
+		UpdatedAt:  timePtr(d.UpdatedAt),
+		Links:      map[string]string{"self": base, "job": "/api/generation/" + d.JobID, "events": "/api/generation/" + d.JobID + "/events"},
+	}
 	if withContent {
 		out.Content = &d.Content
 	}
@@ -132,8 +117,8 @@ func invalidDoc(field, format string, args ...any) error {
 }
 
 // tooLarge is a document over its limit, answered with 413.
-func (d *documents) tooLarge() error {
-	return &job.ValidationError{Field: "content", Message: fmt.Sprintf("is larger than %d bytes", d.cfg.MaxBytes), TooLarge: true}
+func (h *documentHandler) tooLarge() error {
+	return &job.ValidationError{Field: "content", Message: fmt.Sprintf("is larger than %d bytes", h.maxBytes), TooLarge: true}
 }
 
 // unsupportedMediaError is a body of a type or charset documents do not
@@ -143,7 +128,7 @@ type unsupportedMediaError struct{ message string }
 func (e unsupportedMediaError) Error() string { return e.message }
 
 // decode reads a submission in either of its two shapes and checks it.
-func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequest, error) {
+func (h *documentHandler) decode(r *http.Request, w http.ResponseWriter) (documentRequest, error) {
 	var req documentRequest
 	mediaType := "application/json"
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -162,14 +147,14 @@ func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequ
 		return req, unsupportedMediaError{fmt.Sprintf("Content-Type %q: must be application/json, text/markdown or text/plain", mediaType)}
 	}
 	// JSON escapes may take up to six bytes for a three-byte character.
-	limit := d.cfg.MaxBytes
+	limit := h.maxBytes
 	if !raw {
-		limit = 2*d.cfg.MaxBytes + 64<<10
+		limit = 2*h.maxBytes + 64<<10
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return req, d.tooLarge()
+		return req, h.tooLarge()
 	}
 	if err != nil {
 		return req, invalidDoc("", "could not read body: %v", err)
@@ -192,10 +177,10 @@ func (d *documents) decode(r *http.Request, w http.ResponseWriter) (documentRequ
 			req.Format = store.FormatMarkdown
 		}
 	}
-	return req, d.validate(&req)
+	return req, h.validate(&req)
 }
 
-func (d *documents) validate(req *documentRequest) error {
+func (h *documentHandler) validate(req *documentRequest) error {
 	req.Title = strings.TrimSpace(req.Title)
 	if req.Title == "" {
 		return invalidDoc("title", "is required")
@@ -209,8 +194,8 @@ func (d *documents) validate(req *documentRequest) error {
 	if req.Format != store.FormatMarkdown && req.Format != store.FormatText {
 		return invalidDoc("format", "must be markdown or text")
 	}
-	if len(req.Content) > d.cfg.MaxBytes {
-		return d.tooLarge()
+	if len(req.Content) > h.maxBytes {
+		return h.tooLarge()
 	}
 	// JSON may carry text that raw bytes were checked for already; check
 	// the decoded content too, since "\u0000" is valid JSON.
@@ -228,20 +213,21 @@ func (d *documents) validate(req *documentRequest) error {
 	return nil
 }
 
-func (d *documents) fail(w http.ResponseWriter, r *http.Request, err error) {
+// fail answers as domainErrors does, and a body documents do not take with 415.
+func (h *documentHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var media unsupportedMediaError
 	switch {
 	case errors.As(err, &media):
-		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", media.message)
+		response.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", media.message)
 	default:
-		d.errs.writeDomainError(w, r, err)
+		h.domainErrors.fail(w, r, err)
 	}
 }
 
-func (d *documents) project(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (h *documentHandler) project(w http.ResponseWriter, r *http.Request) (string, bool) {
 	p := r.PathValue("project_id")
 	if err := job.ValidateProjectID(p); err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return "", false
 	}
 	return p, true
@@ -249,132 +235,140 @@ func (d *documents) project(w http.ResponseWriter, r *http.Request) (string, boo
 
 // document reads the project and document id of a path, refusing what cannot
 // be an id before it reaches the store.
-func (d *documents) document(w http.ResponseWriter, r *http.Request) (project, id string, ok bool) {
-	if project, ok = d.project(w, r); !ok {
+func (h *documentHandler) document(w http.ResponseWriter, r *http.Request) (project, id string, ok bool) {
+	if project, ok = h.project(w, r); !ok {
 		return "", "", false
 	}
 	id = r.PathValue("id")
 	if id == "" || len(id) > 64 {
-		d.fail(w, r, job.ErrNotFound)
+		h.fail(w, r, job.ErrNotFound)
 		return "", "", false
 	}
 	return project, id, true
 }
 
-func (d *documents) create(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
+// create takes a document and queues its rag_document job.
+func (h *documentHandler) create(w http.ResponseWriter, r *http.Request) {
+	project, ok := h.project(w, r)
 	if !ok {
 		return
 	}
 	key, err := idempotencyKey(r)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	req, err := d.decode(r, w)
+	req, err := h.decode(r, w)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if key != "" {
-		if _, busy := d.inFlight.LoadOrStore(key, struct{}{}); busy {
-			d.fail(w, r, job.ErrIdempotencyInFlight)
+		if _, busy := h.inFlight.LoadOrStore(key, struct{}{}); busy {
+			h.fail(w, r, job.ErrIdempotencyInFlight)
 			return
 		}
-		defer d.inFlight.Delete(key)
+		defer h.inFlight.Delete(key)
 	}
 	sum := sha256.Sum256([]byte(req.Content))
 	fingerprint, _ := json.Marshal(map[string]string{"title": req.Title, "format": req.Format, "content_sha256": hex.EncodeToString(sum[:])})
-	doc, j, created, err := d.cfg.Store.CreateDocument(r.Context(), store.NewDocument{
-		ProjectID: project, Title: req.Title, Format: req.Format, Content: req.Content, IdempotencyKey: key,
-		RequestHash: job.RequestHash(job.KindRAGDocument, project, fingerprint),
-		Backend:     d.cfg.Dispatcher.BackendFor(project),
+	doc, j, created, err := h.store.CreateDocument(r.Context(), store.NewDocument{
+		ProjectID:      project,
+		Title:          req.Title,
+		Format:         req.Format,
+		Content:        req.Content,
+		IdempotencyKey: key,
+		RequestHash:    job.RequestHash(job.KindRAGDocument, project, fingerprint),
+		Backend:        h.dispatcher.BackendFor(project),
 	})
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/projects/"+project+"/documents/"+doc.ID)
 	if created {
-		d.cfg.Dispatcher.Dispatch(r.Context(), j)
+		h.dispatcher.Dispatch(r.Context(), j)
 	} else {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	WriteJSON(w, http.StatusAccepted, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
 }
 
-func (d *documents) list(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
+// list pages through a project's documents, without their content.
+func (h *documentHandler) list(w http.ResponseWriter, r *http.Request) {
+	project, ok := h.project(w, r)
 	if !ok {
 		return
 	}
 	limit, err := limitParam(r, 50, 200)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	cursor := r.URL.Query().Get("cursor")
 	if len(cursor) > 64 {
-		d.fail(w, r, invalidDoc("cursor", "is not a cursor this API gave"))
+		h.fail(w, r, invalidDoc("cursor", "is not a cursor this API gave"))
 		return
 	}
-	docs, next, err := d.cfg.Store.ListDocuments(r.Context(), project, cursor, limit)
+	docs, next, err := h.store.ListDocuments(r.Context(), project, cursor, limit)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	items := make([]DocumentJSON, len(docs))
 	for i, doc := range docs {
 		items[i] = newDocumentJSON(doc, false)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }
 
-func (d *documents) get(w http.ResponseWriter, r *http.Request) {
-	project, id, ok := d.document(w, r)
+// get answers a document with its content.
+func (h *documentHandler) get(w http.ResponseWriter, r *http.Request) {
+	project, id, ok := h.document(w, r)
 	if !ok {
 		return
 	}
-	doc, err := d.cfg.Store.GetDocument(r.Context(), project, id)
+	doc, err := h.store.GetDocument(r.Context(), project, id)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newDocumentJSON(doc, true))
+	response.OK(w, newDocumentJSON(doc, true))
 }
 
 // delete removes the document and its chunks, and cancels its job if that is
 // still queued or running: the job would find nothing to process.
-func (d *documents) delete(w http.ResponseWriter, r *http.Request) {
-	project, id, ok := d.document(w, r)
+func (h *documentHandler) delete(w http.ResponseWriter, r *http.Request) {
+	project, id, ok := h.document(w, r)
 	if !ok {
 		return
 	}
-	doc, err := d.cfg.Store.DeleteDocument(r.Context(), project, id)
+	doc, err := h.store.DeleteDocument(r.Context(), project, id)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if !doc.JobStatus.Terminal() {
-		if _, err := d.cfg.Store.Cancel(r.Context(), doc.JobID); err == nil && d.cfg.Canceller != nil {
-			d.cfg.Canceller.CancelLocal(doc.JobID)
+		if _, err := h.store.Cancel(r.Context(), doc.JobID); err == nil && h.canceller != nil {
+			h.canceller.CancelLocal(doc.JobID)
 		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deleted": true, "document": newDocumentJSON(doc, false)})
+	response.OK(w, map[string]any{"deleted": true, "document": newDocumentJSON(doc, false)})
 }
 
-func (d *documents) reprocess(w http.ResponseWriter, r *http.Request) {
-	project, id, ok := d.document(w, r)
+// reprocess queues a new job that replaces the document's chunks.
+func (h *documentHandler) reprocess(w http.ResponseWriter, r *http.Request) {
+	project, id, ok := h.document(w, r)
 	if !ok {
 		return
 	}
-	doc, j, err := d.cfg.Store.ReprocessDocument(r.Context(), project, id, d.cfg.Dispatcher.BackendFor(project))
+	doc, j, err := h.store.ReprocessDocument(r.Context(), project, id, h.dispatcher.BackendFor(project))
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	d.cfg.Dispatcher.Dispatch(r.Context(), j)
-	WriteJSON(w, http.StatusAccepted, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+	h.dispatcher.Dispatch(r.Context(), j)
+	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
 }
 
 // ChunkJSON is one search result.
@@ -388,30 +382,38 @@ type ChunkJSON struct {
 	Score         int    `json:"score"`
 }
 
-func (d *documents) search(w http.ResponseWriter, r *http.Request) {
-	project, ok := d.project(w, r)
+// search ranks the chunks of a project's documents for a free-text query.
+func (h *documentHandler) search(w http.ResponseWriter, r *http.Request) {
+	project, ok := h.project(w, r)
 	if !ok {
 		return
 	}
 	terms, err := rag.ParseQuery(r.URL.Query().Get("q"))
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	limit, err := limitParam(r, 10, 50)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	hits, err := d.cfg.Store.SearchChunks(r.Context(), project, terms, limit)
+	hits, err := h.store.SearchChunks(r.Context(), project, terms, limit)
 	if err != nil {
-		d.fail(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	items := make([]ChunkJSON, len(hits))
-	for i, h := range hits {
-		items[i] = ChunkJSON{ChunkID: h.ChunkID, DocumentID: h.DocumentID, DocumentTitle: h.DocumentTitle, Seq: h.Seq,
-			Heading: h.Heading, Text: h.Text, Score: h.Score}
+	for i, hit := range hits {
+		items[i] = ChunkJSON{
+			ChunkID:       hit.ChunkID,
+			DocumentID:    hit.DocumentID,
+			DocumentTitle: hit.DocumentTitle,
+			Seq:           hit.Seq,
+			Heading:       hit.Heading,
+			Text:          hit.Text,
+			Score:         hit.Score,
+		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": "", "terms": terms})
+	response.OK(w, map[string]any{"items": items, "next_cursor": "", "terms": terms})
 }

@@ -15,8 +15,9 @@ import (
 	"github.com/scriptgen/scriptgen/internal/store"
 )
 
-// newDocEnv serves the API with the document routes, and runs rag_document
-// and generation jobs (with retrieval) on a real background_tasks pool.
+// newDocEnv serves the API with documents of at most maxBytes (0: the
+// default), and runs rag_document and generation jobs (with retrieval) on a
+// real background_tasks pool.
 func newDocEnv(t *testing.T, maxBytes int) *env {
 	return startEnv(t, 2, func(st store.Store) map[job.Kind]runner.Handler {
 		return map[job.Kind]runner.Handler{
@@ -24,9 +25,7 @@ func newDocEnv(t *testing.T, maxBytes int) *env {
 			job.KindGeneration: jobhandler.Generation{Generator: generate.NewTemplate(generate.TemplateConfig{}),
 				Retriever: rag.NewRetriever(st, 3)},
 		}
-	}, func(st store.Store, d api.Dispatcher, c api.Canceller) []func(*http.ServeMux) {
-		return []func(*http.ServeMux){api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: d, Canceller: c, MaxBytes: maxBytes})}
-	})
+	}, func(cfg *api.Config) { cfg.MaxDocumentBytes = maxBytes })
 }
 
 const bibleJSON = `{"title":"시리즈 바이블","format":"markdown","content":"# 인물\n\n## 지수\n\n지수는 한강 근처 카페의 바리스타다.\n\n## Minho\n\nMinho is a radio producer who never sleeps.\n\n# 장소\n\n옥상 정원은 아무의 것도 아니다."}`

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
@@ -18,28 +19,28 @@ import (
 func guardInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !cleanText(r.URL.Path, false) {
-			WriteError(w, http.StatusBadRequest, "invalid_path", "the path is not valid UTF-8 or contains a control character")
+			response.Error(w, http.StatusBadRequest, "invalid_path", "the path is not valid UTF-8 or contains a control character")
 			return
 		}
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			WriteError(w, http.StatusBadRequest, "invalid_query", "malformed query string: "+err.Error())
+			response.Error(w, http.StatusBadRequest, "invalid_query", "malformed query string: "+err.Error())
 			return
 		}
 		for k, vs := range q {
 			if !cleanText(k, false) {
-				WriteError(w, http.StatusBadRequest, "invalid_query", "a query parameter's name is not valid UTF-8 or contains a control character")
+				response.Error(w, http.StatusBadRequest, "invalid_query", "a query parameter's name is not valid UTF-8 or contains a control character")
 				return
 			}
 			if len(vs) > 1 {
 				// Every parameter of the API takes one value; of two, which
 				// one counts would be a guess.
-				WriteError(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is given more than once")
+				response.Error(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is given more than once")
 				return
 			}
 			for _, v := range vs {
 				if !cleanText(v, true) {
-					WriteError(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is not valid UTF-8 or contains a control character")
+					response.Error(w, http.StatusBadRequest, "invalid_query", "query parameter "+k+" is not valid UTF-8 or contains a control character")
 					return
 				}
 			}

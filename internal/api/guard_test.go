@@ -1,4 +1,4 @@
-package api_test
+package api
 
 import (
 	"bufio"
@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/scriptgen/scriptgen/internal/api"
 )
 
 // A client that announces a body and stalls gets an answer when the body
@@ -19,20 +17,22 @@ import (
 // that has read its body keeps running past that deadline.
 func TestBodyDeadline(t *testing.T) {
 	slowDone := make(chan string, 1)
-	h := api.New(api.Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyTimeout: 300 * time.Millisecond,
-		Extra: []func(*http.ServeMux){func(mux *http.ServeMux) {
-			mux.HandleFunc("POST /test/slow", func(w http.ResponseWriter, r *http.Request) {
-				io.ReadAll(r.Body)
-				select {
-				case <-time.After(800 * time.Millisecond):
-					slowDone <- "finished"
-					w.WriteHeader(http.StatusNoContent)
-				case <-r.Context().Done():
-					slowDone <- "cancelled"
-				}
-			})
-		}}})
-	srv := httptest.NewServer(h)
+	a := newAPI(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyTimeout: 300 * time.Millisecond})
+	mux := http.NewServeMux()
+	a.register(mux)
+	// A handler that reads its body and then outlives the body's deadline
+	// (as a rollback does).
+	mux.HandleFunc("POST /test/slow", func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		select {
+		case <-time.After(800 * time.Millisecond):
+			slowDone <- "finished"
+			w.WriteHeader(http.StatusNoContent)
+		case <-r.Context().Done():
+			slowDone <- "cancelled"
+		}
+	})
+	srv := httptest.NewServer(a.serve(mux))
 	defer srv.Close()
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())

@@ -4,11 +4,22 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
+
+// jobHandler serves the generation jobs: submit, list, read and cancel.
+type jobHandler struct {
+	domainErrors
+	store      store.Store
+	dispatcher Dispatcher
+	canceller  Canceller
+	inFlight   sync.Map // idempotency keys being processed by this replica
+}
 
 // JobJSON is a job as the API shows it.
 type JobJSON struct {
@@ -43,50 +54,69 @@ func timePtr(t time.Time) *time.Time {
 func NewJobJSON(j job.Job) JobJSON {
 	base := "/api/generation/" + j.ID
 	return JobJSON{
-		ID: j.ID, Kind: j.Kind, ProjectID: j.ProjectID, Status: j.Status, Stage: j.Stage, Progress: j.Progress,
-		Attempt: j.Attempt, MaxAttempts: j.MaxAttempts, Backend: j.Backend, Epoch: j.DispatchEpoch, Worker: j.LeaseOwner,
-		Payload: j.Payload, Result: j.Result, Error: j.Error,
-		CreatedAt: timePtr(j.CreatedAt), StartedAt: timePtr(j.StartedAt), FinishedAt: timePtr(j.FinishedAt),
-		Links: map[string]string{"self": base, "events": base + "/events", "cancel": base + "/cancel"},
+		ID:          j.ID,
+		Kind:        j.Kind,
+		ProjectID:   j.ProjectID,
+		Status:      j.Status,
+		Stage:       j.Stage,
+		Progress:    j.Progress,
+		Attempt:     j.Attempt,
+		MaxAttempts: j.MaxAttempts,
+		Backend:     j.Backend,
+		Epoch:       j.DispatchEpoch,
+		Worker:      j.LeaseOwner,
+		Payload:     j.Payload,
+		Result:      j.Result,
+		Error:       j.Error,
+		CreatedAt:   timePtr(j.CreatedAt),
+		StartedAt:   timePtr(j.StartedAt),
+		FinishedAt:  timePtr(j.FinishedAt),
+		Links:       map[string]string{"self": base, "events": base + "/events", "cancel": base + "/cancel"},
 	}
 }
 
-func (a *API) submitGeneration(w http.ResponseWriter, r *http.Request) {
+// submit takes a generation request (POST /api/generation): 202 with the
+// queued job, or the job an earlier request with the same Idempotency-Key
+// made.
+func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 	key, err := idempotencyKey(r)
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	req, err := job.DecodeGenerationRequest(http.MaxBytesReader(w, r.Body, job.MaxBodyBytes+1))
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	if key != "" {
-		if _, busy := a.inFlight.LoadOrStore(key, struct{}{}); busy {
-			a.writeDomainError(w, r, job.ErrIdempotencyInFlight)
+		if _, busy := h.inFlight.LoadOrStore(key, struct{}{}); busy {
+			h.fail(w, r, job.ErrIdempotencyInFlight)
 			return
 		}
-		defer a.inFlight.Delete(key)
+		defer h.inFlight.Delete(key)
 	}
 	payload := req.Payload()
-	j, created, err := a.cfg.Store.CreateJob(r.Context(), store.NewJob{
-		Kind: job.KindGeneration, ProjectID: req.ProjectID, Payload: payload, IdempotencyKey: key,
-		RequestHash: job.RequestHash(job.KindGeneration, req.ProjectID, payload),
-		Backend:     a.cfg.Dispatcher.BackendFor(req.ProjectID),
+	j, created, err := h.store.CreateJob(r.Context(), store.NewJob{
+		Kind:           job.KindGeneration,
+		ProjectID:      req.ProjectID,
+		Payload:        payload,
+		IdempotencyKey: key,
+		RequestHash:    job.RequestHash(job.KindGeneration, req.ProjectID, payload),
+		Backend:        h.dispatcher.BackendFor(req.ProjectID),
 	})
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/generation/"+j.ID)
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
-		WriteJSON(w, http.StatusAccepted, NewJobJSON(j))
+		response.Accepted(w, NewJobJSON(j))
 		return
 	}
-	a.cfg.Dispatcher.Dispatch(r.Context(), j)
-	WriteJSON(w, http.StatusAccepted, NewJobJSON(j))
+	h.dispatcher.Dispatch(r.Context(), j)
+	response.Accepted(w, NewJobJSON(j))
 }
 
 // idempotencyKey reads the Idempotency-Key header: "" when it is absent, and
@@ -103,23 +133,25 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return vs[0], job.ValidateIdempotencyKey(vs[0])
 }
 
-func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
-	j, err := a.cfg.Store.GetJob(r.Context(), r.PathValue("id"))
+// get answers GET /api/generation/{id}.
+func (h *jobHandler) get(w http.ResponseWriter, r *http.Request) {
+	j, err := h.store.GetJob(r.Context(), r.PathValue("id"))
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, NewJobJSON(j))
+	response.OK(w, NewJobJSON(j))
 }
 
-func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
-	j, err := a.cfg.Store.Cancel(r.Context(), r.PathValue("id"))
+// cancel cancels a job that has not finished, and stops its run here at once.
+func (h *jobHandler) cancel(w http.ResponseWriter, r *http.Request) {
+	j, err := h.store.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	a.cfg.Canceller.CancelLocal(j.ID)
-	WriteJSON(w, http.StatusOK, NewJobJSON(j))
+	h.canceller.CancelLocal(j.ID)
+	response.OK(w, NewJobJSON(j))
 }
 
 // limitParam reads ?limit= within 1..max (default def).
@@ -152,40 +184,47 @@ func decimal(s string) (int, bool) {
 	return n, true
 }
 
-func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+// list pages through the jobs, newest first, filtered by project, status
+// and kind.
+func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := store.JobFilter{ProjectID: q.Get("project_id"), Status: job.Status(q.Get("status")), Cursor: q.Get("cursor"), Kind: job.Kind(q.Get("kind"))}
+	f := store.JobFilter{
+		ProjectID: q.Get("project_id"),
+		Status:    job.Status(q.Get("status")),
+		Cursor:    q.Get("cursor"),
+		Kind:      job.Kind(q.Get("kind")),
+	}
 	if f.ProjectID != "" {
 		if err := job.ValidateProjectID(f.ProjectID); err != nil {
-			a.writeDomainError(w, r, err)
+			h.fail(w, r, err)
 			return
 		}
 	}
 	if f.Status != "" && !f.Status.Valid() {
-		a.writeDomainError(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})
+		h.fail(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})
 		return
 	}
 	if f.Kind != "" && f.Kind != job.KindGeneration && f.Kind != job.KindRAGDocument {
-		a.writeDomainError(w, r, &job.ValidationError{Field: "kind", Message: "must be generation or rag_document"})
+		h.fail(w, r, &job.ValidationError{Field: "kind", Message: "must be generation or rag_document"})
 		return
 	}
 	if len(f.Cursor) > 64 {
-		a.writeDomainError(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
+		h.fail(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
 		return
 	}
 	var err error
 	if f.Limit, err = limitParam(r, 50, 200); err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	jobs, next, err := a.cfg.Store.ListJobs(r.Context(), f)
+	jobs, next, err := h.store.ListJobs(r.Context(), f)
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	items := make([]JobJSON, len(jobs))
 	for i, j := range jobs {
 		items[i] = NewJobJSON(j)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }

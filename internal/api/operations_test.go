@@ -12,6 +12,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/rollback"
+	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
@@ -25,33 +26,28 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 	st := testenv.SQLite(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 600 * time.Millisecond
-	mux := http.NewServeMux()
-	api.OperationRoutes(api.Operations{Rollback: svc, Store: st})(mux, func(h http.HandlerFunc) http.HandlerFunc { return h })
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: "t"}))
 	t.Cleanup(srv.Close)
 
 	clientCtx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(clientCtx, "POST", srv.URL+"/api/admin/rollback", strings.NewReader(`{"reason":"redis down"}`))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer t")
 	if res, err := http.DefaultClient.Do(req); err == nil {
 		res.Body.Close()
 		t.Fatalf("the rollback answered %d within 150 ms; the test needs it to outlast its client", res.StatusCode)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		recs, err := st.ListAudits(ctx, 10)
-		if err != nil {
+	var recs []store.AuditRecord
+	waitUntil(t, 10*time.Second, "the audit record of the rollback whose client left", func() bool {
+		var err error
+		if recs, err = st.ListAudits(ctx, 10); err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 1 {
-			if recs[0].Status != "completed" {
-				t.Fatalf("rollback whose client left: %s (%v), want completed", recs[0].Status, recs[0].Actions)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no audit record 10 s after the client left (%d records)", len(recs))
-		}
+		return len(recs) == 1
+	})
+	if recs[0].Status != "completed" {
+		t.Fatalf("rollback whose client left: %s (%v), want completed", recs[0].Status, recs[0].Actions)
 	}
 	w, err := st.GetWorkerSetting(ctx)
 	if err != nil || w.Enabled {

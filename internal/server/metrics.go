@@ -33,7 +33,12 @@ func (s *Server) MetricsSnapshot(ctx context.Context) metrics.Snapshot {
 					s.log.Warn("Could not count jobs for /metrics", "err", err)
 					continue
 				}
-				snap.Jobs = append(snap.Jobs, metrics.JobCount{Kind: string(kind), Status: string(status), Backend: string(backend), N: n})
+				snap.Jobs = append(snap.Jobs, metrics.JobCount{
+					Kind:    string(kind),
+					Status:  string(status),
+					Backend: string(backend),
+					N:       n,
+				})
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -60,4 +61,13 @@ func (s *Server) Cleanup(ctx context.Context, forceGC, clearCaches bool) any {
 		actions = append(actions, "garbage collected and memory returned to the OS")
 	}
 	return map[string]any{"before": before, "after": memoryJSON(), "actions": actions, "took_ms": time.Since(start).Milliseconds()}
+}
+
+// GracefulRestart answers POST /api/admin/graceful-restart: it hands the
+// listening socket to a new process (Restart), when there is a restarter.
+func (s *Server) GracefulRestart() error {
+	if s.Restart == nil {
+		return errors.New("this process was not started by `scriptgen serve`'s restarter")
+	}
+	return s.Restart()
 }

@@ -6,12 +6,13 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/progress"
 	"github.com/scriptgen/scriptgen/internal/store/postgres"
-	"github.com/scriptgen/scriptgen/internal/web"
 )
 
-// progressRoutes wires live progress (SSE) and the web UI; it may append to
-// s.components what must run beside the server.
-func (s *Server) progressRoutes() ([]func(*http.ServeMux), error) {
+// newProgress builds live progress: the broker that follows jobs' events
+// (woken by PostgreSQL's notifications when the store is PostgreSQL) and the
+// stream that serves them as Server-Sent Events. The broker and the listener
+// join s.components; open streams end when srv's shutdown begins.
+func (s *Server) newProgress(srv *http.Server) *progress.Stream {
 	broker := progress.NewBroker(s.store, progress.BrokerConfig{}, s.log)
 	s.components = append(s.components, broker)
 	if u := s.cfg.DatabaseURL; strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
@@ -21,7 +22,6 @@ func (s *Server) progressRoutes() ([]func(*http.ServeMux), error) {
 	}
 	// Open streams end when shutdown begins, so that Shutdown does not wait
 	// for them; clients resume from their last event id.
-	s.http.RegisterOnShutdown(broker.Close)
-	stream := progress.NewStream(broker, s.store, progress.StreamConfig{}, s.log)
-	return []func(*http.ServeMux){stream.Route, web.Routes}, nil
+	srv.RegisterOnShutdown(broker.Close)
+	return progress.NewStream(broker, s.store, progress.StreamConfig{}, s.log)
 }

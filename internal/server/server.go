@@ -88,7 +88,11 @@ func NewGenerator(cfg *config.Config) (generate.Generator, error) {
 	case "noop":
 		return generate.Noop{}, nil
 	case "openai":
-		g, err := generate.NewOpenAI(generate.OpenAIConfig{BaseURL: cfg.OpenAIBaseURL, APIKey: cfg.OpenAIAPIKey, Model: cfg.OpenAIModel})
+		g, err := generate.NewOpenAI(generate.OpenAIConfig{
+			BaseURL: cfg.OpenAIBaseURL,
+			APIKey:  cfg.OpenAIAPIKey,
+			Model:   cfg.OpenAIModel,
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +108,10 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 		return nil, err
 	}
 	handlers := map[job.Kind]runner.Handler{
-		job.KindGeneration:  jobhandler.Generation{Generator: gen, Retriever: rag.NewRetriever(st, 5)},
+		job.KindGeneration: jobhandler.Generation{
+			Generator: gen,
+			Retriever: rag.NewRetriever(st, 5),
+		},
 		job.KindRAGDocument: jobhandler.NewRAGDocument(st),
 	}
 	return runner.NewExecutor(st, handlers, runner.ExecutorConfig{LeaseFor: cfg.LeaseDuration}, log, obs), nil
@@ -112,18 +119,7 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 
 // New opens the store and builds every component; Serve runs them.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
-	var redisOpt asynq.RedisConnOpt
-	if cfg.RedisURL != "" {
-		opt, err := durable.RedisOpt(cfg.RedisURL)
-		if err != nil {
-			return nil, err
-		}
-		if err := durable.CheckRedisDB(ctx, opt); err != nil {
-			return nil, err
-		}
-		redisOpt = opt
-	}
-	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	st, redisOpt, err := newStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -131,14 +127,53 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, s) // gauges are read at scrape time, when every field is set
 	s.ResponseTimes = s.metrics.ResponseTimes
-	if s.exec, err = NewExecutor(cfg, st, log, s.metrics); err != nil {
+	if err := s.newRunners(redisOpt); err != nil {
 		st.Close()
 		return nil, err
 	}
-	s.pool = backgroundtasks.New(st, s.exec, backgroundtasks.Config{
-		Workers: cfg.MaxWorkers, Owner: OwnerID("serve"), PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout,
-	}, log)
-	s.flag = workerflag.New(st, workerflag.Config{KillSwitchOff: cfg.KillSwitchOff(), DurableAvailable: cfg.RedisURL != ""}, log)
+	s.newRollback()
+	s.http = s.newHTTPServer(metrics.Handler(reg))
+	return s, nil
+}
+
+// newStore checks Redis, when REDIS_URL names one, and opens the database.
+// The Redis option is nil without REDIS_URL.
+func newStore(ctx context.Context, cfg *config.Config) (store.Store, asynq.RedisConnOpt, error) {
+	var redisOpt asynq.RedisConnOpt
+	if cfg.RedisURL != "" {
+		opt, err := durable.RedisOpt(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := durable.CheckRedisDB(ctx, opt); err != nil {
+			return nil, nil, err
+		}
+		redisOpt = opt
+	}
+	st, err := database.Open(ctx, cfg.DatabaseURL, clock.Real{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, redisOpt, nil
+}
+
+// newRunners builds what runs jobs: the executor, the in-process pool, the
+// worker-system flag that routes new jobs, the durable side when redisOpt is
+// set, the adapter between them and the reconciler with its passes.
+func (s *Server) newRunners(redisOpt asynq.RedisConnOpt) error {
+	cfg := s.cfg
+	exec, err := NewExecutor(cfg, s.store, s.log, s.metrics)
+	if err != nil {
+		return err
+	}
+	s.exec = exec
+	s.pool = backgroundtasks.New(s.store, s.exec, backgroundtasks.Config{
+		Workers:      cfg.MaxWorkers,
+		Owner:        OwnerID("serve"),
+		PollInterval: cfg.PollInterval,
+		DrainTimeout: cfg.DrainTimeout,
+	}, s.log)
+	s.flag = workerflag.New(s.store, workerflag.Config{KillSwitchOff: cfg.KillSwitchOff(), DurableAvailable: cfg.RedisURL != ""}, s.log)
 	s.components = append(s.components, s.flag)
 	runners := []runner.Runner{s.pool}
 	var passes []reconciler.Pass
@@ -146,64 +181,83 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		s.side = durable.NewSide(redisOpt)
 		s.disp, s.insp = s.side.Dispatcher, s.side.Inspector
 		runners = append(runners, s.disp)
-		passes = append(passes, durable.Redispatch(st, s.disp, s.insp, redispatchGrace, cfg.LeaseDuration, time.Now))
+		passes = append(passes, durable.Redispatch(s.store, s.disp, s.insp, redispatchGrace, cfg.LeaseDuration, time.Now))
 	}
+	passes = append(passes, s.sweepWhileOff)
+	s.adapt = runner.NewAdapter(s.flag, s.log, runners...)
+	s.recon = reconciler.New(s.store, s.adapt, reconcileInterval(cfg.LeaseDuration), s.log, passes...)
+	return nil
+}
+
+// newRollback builds the rollback service and, with AUTO_ROLLBACK, the
+// controller that rolls back on its own when a trigger fires.
+func (s *Server) newRollback() {
+	cfg := s.cfg
 	var side rollback.Durable
 	if s.side != nil {
 		side = s.side
 	}
-	s.rollback = rollback.New(st, side, log)
+	s.rollback = rollback.New(s.store, side, s.log)
 	s.rollback.OnFlag = func(ctx context.Context) { s.flag.Refresh(ctx) }
-	passes = append(passes, s.sweepWhileOff)
-	if cfg.AutoRollbackOn() {
-		s.controller = rollback.NewController(s.rollback, s, st, rollback.ControllerConfig{
-			RedisDownFor: cfg.RollbackRedisDown, MaxCrashes: cfg.RollbackMaxCrashes, CrashWindow: cfg.RollbackCrashWindow,
-			CrashesFor:    rollback.DefaultControllerConfig().CrashesFor,
-			MaxQueueDelay: cfg.RollbackQueueDelay, QueueDelayFor: cfg.RollbackQueueFor, MemoryPercent: float64(cfg.RollbackMemory),
-			MemoryFor: cfg.RollbackMemoryFor, Interval: cfg.RollbackInterval, HolderID: OwnerID("controller"),
-		}, log)
-		s.controller.OnRollback = func(_ string, err error) {
-			if err != nil {
-				s.metrics.RollbackError()
-			}
-		}
-		s.components = append(s.components, s.controller)
+	if !cfg.AutoRollbackOn() {
+		return
 	}
-	s.adapt = runner.NewAdapter(s.flag, log, runners...)
-	s.recon = reconciler.New(st, s.adapt, reconcileInterval(cfg.LeaseDuration), log, passes...)
-	s.http = &http.Server{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	extra, err := s.progressRoutes()
-	if err != nil {
-		if s.side != nil {
-			s.side.Close()
+	s.controller = rollback.NewController(s.rollback, s, s.store, rollback.ControllerConfig{
+		RedisDownFor:  cfg.RollbackRedisDown,
+		MaxCrashes:    cfg.RollbackMaxCrashes,
+		CrashWindow:   cfg.RollbackCrashWindow,
+		CrashesFor:    rollback.DefaultControllerConfig().CrashesFor,
+		MaxQueueDelay: cfg.RollbackQueueDelay,
+		QueueDelayFor: cfg.RollbackQueueFor,
+		MemoryPercent: float64(cfg.RollbackMemory),
+		MemoryFor:     cfg.RollbackMemoryFor,
+		Interval:      cfg.RollbackInterval,
+		HolderID:      OwnerID("controller"),
+	}, s.log)
+	s.controller.OnRollback = func(_ string, err error) {
+		if err != nil {
+			s.metrics.RollbackError()
 		}
-		st.Close()
-		return nil, err
 	}
-	extra = append(extra, func(mux *http.ServeMux) { mux.Handle("GET /metrics", metrics.Handler(reg)) })
-	extra = append(extra, api.DocumentRoutes(api.DocumentConfig{Store: st, Dispatcher: s.adapt, Canceller: s.exec, Log: log}))
-	extra = append(extra, api.AdminRoutes(api.AdminConfig{Token: cfg.AdminToken, Admin: s, System: s,
-		More: []func(*http.ServeMux, func(http.HandlerFunc) http.HandlerFunc){api.OperationRoutes(api.Operations{
-			Rollback: s.rollback, Store: st, Stats: s.Stats, Cleanup: s.Cleanup,
-			Restart: func() error {
-				if s.Restart == nil {
-					return errors.New("this process was not started by `scriptgen serve`'s restarter")
-				}
-				return s.Restart()
-			},
-		})}}))
+	s.components = append(s.components, s.controller)
+}
+
+// newHTTPServer builds the HTTP server of every route (api's route table),
+// with live progress and the given Prometheus scrape, its requests timed
+// into the metrics.
+func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
+	srv := &http.Server{
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	events := s.newProgress(srv)
 	handler := api.New(api.Config{
-		Store: st, Dispatcher: s.adapt, Canceller: s.exec, System: s, Generator: cfg.Generator, Log: log,
-		Extra: extra, BodyTimeout: 30 * time.Second,
+		Store:       s.store,
+		Dispatcher:  s.adapt,
+		Canceller:   s.exec,
+		System:      s,
+		Generator:   s.cfg.Generator,
+		Log:         s.log,
+		BodyTimeout: 30 * time.Second,
+		Events:      events,
+		Metrics:     scrape,
+		AdminToken:  s.cfg.AdminToken,
+		Admin:       s,
+		Rollback:    s.rollback,
 	})
-	s.http.Handler = s.metrics.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv.Handler = s.metrics.Middleware(s.closeWhileDraining(handler))
+	return srv
+}
+
+// closeWhileDraining answers with "Connection: close" once shutdown began.
+func (s *Server) closeWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
 			w.Header().Set("Connection", "close")
 		}
-		handler.ServeHTTP(w, r)
-	}))
-	return s, nil
+		next.ServeHTTP(w, r)
+	})
 }
 
 func reconcileInterval(lease time.Duration) time.Duration {

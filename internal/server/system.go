@@ -1,12 +1,11 @@
 package server
 
 import (
+	"context"
 	"time"
 
-	"context"
-	"github.com/scriptgen/scriptgen/internal/durable"
-
 	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -15,10 +14,19 @@ import (
 func (s *Server) WorkerSystem(ctx context.Context) api.WorkerSystem {
 	st := s.flag.State()
 	ws := api.WorkerSystem{
-		Enabled: st.Enabled, Type: string(st.Type()), RolloutPercent: st.RolloutPercent,
-		Reason: st.Setting.Reason, KillSwitch: st.KillSwitchOff, Redis: s.redisStatus(ctx),
-		Setting: &api.WorkerSetting{Enabled: st.Setting.Enabled, RolloutPercent: st.Setting.RolloutPercent,
-			Reason: st.Setting.Reason, UpdatedBy: st.Setting.UpdatedBy, UpdatedAt: st.Setting.UpdatedAt},
+		Enabled:        st.Enabled,
+		Type:           string(st.Type()),
+		RolloutPercent: st.RolloutPercent,
+		Reason:         st.Setting.Reason,
+		KillSwitch:     st.KillSwitchOff,
+		Redis:          s.redisStatus(ctx),
+		Setting: &api.WorkerSetting{
+			Enabled:        st.Setting.Enabled,
+			RolloutPercent: st.Setting.RolloutPercent,
+			Reason:         st.Setting.Reason,
+			UpdatedBy:      st.Setting.UpdatedBy,
+			UpdatedAt:      st.Setting.UpdatedAt,
+		},
 	}
 	if s.insp != nil {
 		c := s.census(ctx)
@@ -60,7 +68,12 @@ func (s *Server) SetWorkerSystem(ctx context.Context, change api.WorkerSystemCha
 	if err != nil {
 		return err
 	}
-	next := store.WorkerSetting{Enabled: *change.Enabled, RolloutPercent: cur.RolloutPercent, Reason: change.Reason, UpdatedBy: by}
+	next := store.WorkerSetting{
+		Enabled:        *change.Enabled,
+		RolloutPercent: cur.RolloutPercent,
+		Reason:         change.Reason,
+		UpdatedBy:      by,
+	}
 	switch {
 	case change.RolloutPercent != nil:
 		next.RolloutPercent = *change.RolloutPercent

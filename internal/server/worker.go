@@ -46,7 +46,12 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	adapter := runner.NewAdapter(onlyDurable{}, log, disp)
 	components := []component{
 		durable.NewHeartbeater(st, id, durable.HeartbeatInterval, log),
-		durable.NewWorker(st, exec, disp, durable.WorkerConfig{Redis: opt, ID: id, Concurrency: cfg.MaxWorkers, ShutdownTimeout: cfg.DrainTimeout}, log),
+		durable.NewWorker(st, exec, disp, durable.WorkerConfig{
+			Redis:           opt,
+			ID:              id,
+			Concurrency:     cfg.MaxWorkers,
+			ShutdownTimeout: cfg.DrainTimeout,
+		}, log),
 		reconciler.New(st, adapter, reconcileInterval(cfg.LeaseDuration), log, durable.Redispatch(st, disp, side.Inspector, redispatchGrace, cfg.LeaseDuration, time.Now)),
 	}
 	for i, c := range components {

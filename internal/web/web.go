@@ -3,7 +3,8 @@
 // watch its progress live, read the script, browse a project's episodes) and
 // an operator's page at /operator (worker mode and rollout, queue, triggers,
 // rollback history and the rollback button). Plain HTML, CSS and JavaScript,
-// no build step; the pages talk only to the public and admin HTTP APIs.
+// no build step; the pages talk only to the public and admin HTTP APIs. The
+// service routes them from api's route table.
 package web
 
 import (
@@ -15,30 +16,46 @@ import (
 //go:embed static
 var static embed.FS
 
-// Routes registers the pages and their assets on mux.
-func Routes(mux *http.ServeMux) {
-	sub, _ := fs.Sub(static, "static")
-	files := http.FileServerFS(sub)
-	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			b, err := fs.ReadFile(sub, name)
-			if err != nil {
-				http.Error(w, "page missing from this build", http.StatusInternalServerError)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Write(b)
-		}
-	}
-	mux.HandleFunc("GET /{$}", page("index.html"))
-	mux.HandleFunc("GET /operator", page("operator.html"))
-	mux.Handle("GET /static/", http.StripPrefix("/static/", withCacheControl(files)))
+// Pages serves the pages and their assets.
+type Pages struct {
+	files  fs.FS
+	assets http.Handler
 }
 
-func withCacheControl(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-cache")
-		next.ServeHTTP(w, r)
-	})
+// NewPages serves the pages embedded in the binary.
+func NewPages() *Pages {
+	sub, _ := fs.Sub(static, "static")
+	return &Pages{files: sub, assets: http.StripPrefix("/static/", http.FileServerFS(sub))}
+}
+
+// Writer serves the writer's page (GET /).
+func (p *Pages) Writer(w http.ResponseWriter, r *http.Request) { p.page(w, "index.html") }
+
+// Operator serves the operator's page (GET /operator).
+func (p *Pages) Operator(w http.ResponseWriter, r *http.Request) { p.page(w, "operator.html") }
+
+// Static serves the pages' scripts and style sheet (GET /static/).
+func (p *Pages) Static(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-cache")
+	p.assets.ServeHTTP(w, r)
+}
+
+func (p *Pages) page(w http.ResponseWriter, name string) {
+	b, err := fs.ReadFile(p.files, name)
+	if err != nil {
+		http.Error(w, "page missing from this build", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+// Routes registers the pages on mux, for a server of the pages alone (the
+// e2e tests' stand-in API).
+func Routes(mux *http.ServeMux) {
+	p := NewPages()
+	mux.HandleFunc("GET /{$}", p.Writer)
+	mux.HandleFunc("GET /operator", p.Operator)
+	mux.HandleFunc("GET /static/", p.Static)
 }

@@ -5,9 +5,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
+
+// projectHandler serves a project's summary and its episodes.
+type projectHandler struct {
+	domainErrors
+	store store.Store
+}
 
 // EpisodeJSON is an episode as the API shows it.
 type EpisodeJSON struct {
@@ -20,31 +27,39 @@ type EpisodeJSON struct {
 }
 
 func newEpisodeJSON(e job.Episode) EpisodeJSON {
-	return EpisodeJSON{ProjectID: e.ProjectID, Number: e.Number, Title: e.Title, Script: e.Script, JobID: e.JobID, CreatedAt: e.CreatedAt}
+	return EpisodeJSON{
+		ProjectID: e.ProjectID,
+		Number:    e.Number,
+		Title:     e.Title,
+		Script:    e.Script,
+		JobID:     e.JobID,
+		CreatedAt: e.CreatedAt,
+	}
 }
 
-func (a *API) listEpisodes(w http.ResponseWriter, r *http.Request) {
+// listEpisodes pages through a project's episodes in their order.
+func (h *projectHandler) listEpisodes(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project_id")
 	if err := job.ValidateProjectID(project); err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	limit, err := limitParam(r, 50, 200)
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	after := 0
 	if c := r.URL.Query().Get("cursor"); c != "" {
 		var ok bool
 		if after, ok = decimal(c); !ok {
-			a.writeDomainError(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
+			h.fail(w, r, &job.ValidationError{Field: "cursor", Message: "is not a cursor this API gave"})
 			return
 		}
 	}
-	eps, err := a.cfg.Store.ListEpisodes(r.Context(), project, after, limit+1)
+	eps, err := h.store.ListEpisodes(r.Context(), project, after, limit+1)
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	next := ""
@@ -56,44 +71,45 @@ func (a *API) listEpisodes(w http.ResponseWriter, r *http.Request) {
 	for i, e := range eps {
 		items[i] = newEpisodeJSON(e)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }
 
-func (a *API) getEpisode(w http.ResponseWriter, r *http.Request) {
+// getEpisode answers one episode with its script.
+func (h *projectHandler) getEpisode(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project_id")
 	if err := job.ValidateProjectID(project); err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	n, ok := decimal(r.PathValue("number"))
 	if !ok || n < 1 {
-		a.writeDomainError(w, r, &job.ValidationError{Field: "number", Message: "must be a positive integer"})
+		h.fail(w, r, &job.ValidationError{Field: "number", Message: "must be a positive integer"})
 		return
 	}
-	e, err := a.cfg.Store.GetEpisode(r.Context(), project, n)
+	e, err := h.store.GetEpisode(r.Context(), project, n)
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, newEpisodeJSON(e))
+	response.OK(w, newEpisodeJSON(e))
 }
 
-// getProject summarises a project: its jobs by status and its episodes.
-func (a *API) getProject(w http.ResponseWriter, r *http.Request) {
+// get summarises a project: its jobs by status and its episodes.
+func (h *projectHandler) get(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project_id")
 	if err := job.ValidateProjectID(project); err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
-	byStatus, err := a.cfg.Store.CountByStatus(r.Context(), store.JobFilter{ProjectID: project})
+	byStatus, err := h.store.CountByStatus(r.Context(), store.JobFilter{ProjectID: project})
 	if err != nil {
-		a.writeDomainError(w, r, err)
+		h.fail(w, r, err)
 		return
 	}
 	counts := map[string]int{}
 	for _, st := range []job.Status{job.StatusQueued, job.StatusRunning, job.StatusSucceeded, job.StatusFailed, job.StatusCancelled} {
 		counts[string(st)] = byStatus[st]
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"project_id": project, "jobs": counts,
+	response.OK(w, map[string]any{"project_id": project, "jobs": counts,
 		"links": map[string]string{"episodes": "/api/projects/" + project + "/episodes"}})
 }

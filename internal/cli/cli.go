@@ -63,7 +63,7 @@ func commands() []command {
 				"with a heartbeat and a reconciler; run as many as you like. On SIGTERM or SIGINT it drains for up to DRAIN_TIMEOUT."},
 		{name: "rollback", args: "[flags]", settings: opsSettings, run: rollbackCmd,
 			summary: "roll back to background_tasks, step by step (works with the server down)",
-			about: "The runbook's emergency rollback, on the database and Redis directly: " +
+			about: "The emergency rollback of docs/runbook.md, on the database and Redis directly: " +
 				"switches the durable worker off, moves its queued jobs to background_tasks, syncs their statuses, " +
 				"verifies and saves an audit record ('scriptgen report' prints it)."},
 		{name: "rollforward", args: "--percent N [flags]", settings: opsSettings, run: rollforwardCmd,
@@ -74,11 +74,11 @@ func commands() []command {
 			about: "Without --list-failed or --retry-failed, moves every queued job of --source to --target; " +
 				"a job that cannot move goes on the migration_failed list."},
 		{name: "verify", args: "[flags]", settings: clientSettings, run: verifyCmd,
-			summary: "run the runbook's checklist against a running service; exits 1 on a miss",
+			summary: "run the checklist of docs/runbook.md against a running service; exits 1 on a miss",
 			about: "Submits real jobs to the service at --url and checks its answers, one ✅ or ❌ a line; " +
 				"ADMIN_TOKEN lets it check the admin API too."},
 		{name: "status", args: "[flags]", settings: clientSettings, run: statusCmd,
-			summary: "show the runbook's monitoring view of a running service; --watch refreshes it",
+			summary: "show the monitoring view of docs/runbook.md for a running service; --watch refreshes it",
 			about: "Shows the health, queues, response times, triggers and last rollback of the service at --url " +
 				"(its admin figures need ADMIN_TOKEN). Without --watch it exits 1 when the service does not answer, " +
 				"says it is degraded or refuses the token."},
@@ -88,8 +88,9 @@ func commands() []command {
 		{name: "version", noSettings: true, run: versionCmd,
 			summary: "print the version of this build",
 			about: "The line it prints is the version stamped at build time (-ldflags \"-X " + versionVar + "=v1.2.3\"); " +
-				"else, for a build from a Git checkout, \"dev-\" and the first 12 hex digits of its commit; " +
-				"else the module version (go install …@v1.2.3); else \"dev\".\n\n" +
+				"else the module version: a release (go install …@v1.2.3), or the pseudo-version Go stamps from the commit " +
+				"in a Git checkout, with +dirty when the tree had changes; else the first 12 hex digits of the commit " +
+				"(-dirty likewise); else \"dev\" (a binary built with -buildvcs=false or by go run).\n\n" +
 				"It takes no flags, no arguments and no server settings."},
 	}
 }

@@ -88,7 +88,7 @@ func TestVersionHelpSaysWhatItPrints(t *testing.T) {
 		t.Fatalf("version --help exited %d", code)
 	}
 	flat := strings.Join(strings.Fields(help), " ")
-	for _, want := range []string{"Usage: scriptgen version", "version stamped at build time", versionVar, `"dev-" and the first 12 hex digits of its commit`, "module version", "no flags, no arguments"} {
+	for _, want := range []string{"Usage: scriptgen version", "version stamped at build time", versionVar, "pseudo-version Go stamps from the commit", "first 12 hex digits of the commit", "module version", "no flags, no arguments"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("version --help does not say %q:\n%s", want, help)
 		}

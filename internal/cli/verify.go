@@ -16,7 +16,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
-// check is one line of the runbook's checklist.
+// check is one line of the checklist of docs/runbook.md.
 type check struct {
 	Phase    string `json:"phase"`
 	Name     string `json:"name"`

@@ -14,7 +14,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
-// TestVerifyDuringAGradualRollout: the re-deployment steps of docs/runbook.md the
+// TestVerifyDuringAGradualRollout: the re-deployment of docs/runbook.md steps the
 // rollout up (`scriptgen rollforward --percent 10`), and the service then
 // routes a project to durable only when its bucket is below the percent
 // (sticky by project). /health says type=durable (Type() is durable at any

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -59,118 +60,28 @@ func (s *SQL) CreateJob(ctx context.Context, nj NewJob) (job.Job, bool, error) {
 // each, or with a writable CTE the pool: one statement then inserts both and
 // announces the events, and commits by itself.
 func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, results []createRes) error {
+	if err := giveIDs(batch); err != nil {
+		return err
+	}
 	now := s.Clock.Now()
-	for i := range batch {
-		if batch[i].id == "" {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return err
-			}
-			batch[i].id = id.String()
-		}
+	first := job.Event{
+		Seq:       1,
+		Type:      job.EventStatus,
+		Status:    job.StatusQueued,
+		Stage:     "queued",
+		Message:   "accepted",
+		CreatedAt: now,
 	}
-	var q strings.Builder
-	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
-		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
-		result, error, created_at, updated_at, started_at, finished_at, event_seq) `)
-	var args []any
-	if s.rb.d.ArrayParams {
-		// One array per column: the same statement text, and 10 parameters,
-		// whatever the batch's size.
-		n := len(batch)
-		ids, kinds, projects, payloads, hashes, backends := make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n)
-		keys, attempts := make([]*string, n), make([]int64, n)
-		for i, nj := range batch {
-			ids[i], kinds[i], projects[i], payloads[i], hashes[i], backends[i] = nj.id, string(nj.Kind), nj.ProjectID,
-				string(nj.Payload), nj.RequestHash, string(nj.Backend)
-			if nj.IdempotencyKey != "" {
-				keys[i] = &batch[i].IdempotencyKey
-			}
-			attempts[i] = int64(nj.MaxAttempts)
-		}
-		q.WriteString(`SELECT id, kind, project_id, payload, key, hash, 'queued', backend, 1, 0, attempts, '', 0, 0, 'queued',
-			'', '', ?, ?, 0, 0, 1
-			FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])
-				WITH ORDINALITY AS b(id, kind, project_id, payload, key, hash, backend, attempts, ord)
-			ORDER BY ord`)
-		args = append(args, micros(now), micros(now), ids, kinds, projects, payloads, keys, hashes, backends, attempts)
-	} else {
-		q.WriteString(`VALUES `)
-		args = make([]any, 0, 10*len(batch))
-		for i, nj := range batch {
-			var key any
-			if nj.IdempotencyKey != "" {
-				key = nj.IdempotencyKey
-			}
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
-			args = append(args, nj.id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
-				nj.MaxAttempts, micros(now), micros(now))
-		}
-	}
-	q.WriteString(` ON CONFLICT DO NOTHING RETURNING ` + jobColumns)
-	first := job.Event{Seq: 1, Type: job.EventStatus, Status: job.StatusQueued, Stage: "queued", Message: "accepted", CreatedAt: now}
+	// In a transaction the first events follow in a statement of their own;
+	// on the pool the insert adds them.
 	tx, inTx := ex.(*Tx)
-	insert := q.String()
-	if !inTx {
-		insert = `WITH ins AS (` + insert + `), ` + s.announcing("ins", `?, ?, ?, ?, ?, ?, ?, ?`, "")
-		args = append(args, eventArgs(first)[1:]...)
-	}
-	rows, err := ex.QueryContext(ctx, s.Q(insert), args...)
+	inserted, err := s.insertJobs(ctx, ex, batch, now, first, !inTx)
 	if err != nil {
 		return err
 	}
-	inserted := make(map[string]job.Job, len(batch))
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		inserted[j.ID] = j
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	evs := answerInserted(batch, inserted, first, results)
+	if err := s.answerConflicts(ctx, ex, batch, inserted, results); err != nil {
 		return err
-	}
-
-	var evs []job.Event
-	var others []createReq // not inserted: its key or its id is taken
-	for i, r := range batch {
-		if j, ok := inserted[r.id]; ok {
-			results[i] = createRes{j: j, created: true}
-			e := first
-			e.JobID = j.ID
-			evs = append(evs, e)
-		} else {
-			others = append(others, r)
-		}
-	}
-	if len(others) > 0 {
-		// What conflicted is committed (PostgreSQL waits for an insert in
-		// flight), so reading it after the statement finds it.
-		byID, byKey, err := s.existingJobs(ctx, ex, others)
-		if err != nil {
-			return err // retried request by request; the ids make that safe
-		}
-		for i, r := range batch {
-			if _, ok := inserted[r.id]; ok {
-				continue
-			}
-			if j, ok := byID[r.id]; ok { // an earlier try of this batch committed it
-				results[i] = createRes{j: j, created: true}
-				continue
-			}
-			j, ok := byKey[r.IdempotencyKey]
-			if !ok {
-				return fmt.Errorf("job of idempotency key %q neither inserted nor found", r.IdempotencyKey)
-			}
-			j, created, err := s.sameRequest(j, r.NewJob)
-			results[i] = createRes{j, created, err}
-		}
 	}
 	switch {
 	case !inTx:
@@ -179,6 +90,157 @@ func (s *SQL) createAll(ctx context.Context, ex execer, batch []createReq, resul
 		return s.appendEvent(ctx, tx, evs[0])
 	}
 	return s.appendEvents(ctx, tx, evs)
+}
+
+// giveIDs gives each request of the batch that has none its job's id, in
+// batch order.
+func giveIDs(batch []createReq) error {
+	for i := range batch {
+		if batch[i].id != "" {
+			continue
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		batch[i].id = id.String()
+	}
+	return nil
+}
+
+// insertJobs inserts the batch's jobs as queued at now, skipping those whose
+// id or idempotency key is taken, and returns those it inserted by id. With
+// withEvents (ex is then the pool), the same statement gives each inserted
+// job its first event and announces it.
+func (s *SQL) insertJobs(ctx context.Context, ex execer, batch []createReq, now time.Time, first job.Event,
+	withEvents bool) (map[string]job.Job, error) {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash,
+		status, backend, dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
+		result, error, created_at, updated_at, started_at, finished_at, event_seq) `)
+	var args []any
+	if s.rb.d.ArrayParams {
+		args = arrayRows(&q, batch, now)
+	} else {
+		args = valueRows(&q, batch, now)
+	}
+	q.WriteString(` ON CONFLICT DO NOTHING RETURNING ` + jobColumns)
+	insert := q.String()
+	if withEvents {
+		insert = `WITH ins AS (` + insert + `), ` + s.announcing("ins", `?, ?, ?, ?, ?, ?, ?, ?`, "")
+		args = append(args, eventArgs(first)[1:]...)
+	}
+	rows, err := ex.QueryContext(ctx, s.Q(insert), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	inserted := make(map[string]job.Job, len(batch))
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		inserted[j.ID] = j
+	}
+	return inserted, rows.Err()
+}
+
+// arrayRows writes the batch's rows as one array per column: the same
+// statement text, and 10 parameters, whatever the batch's size. It returns
+// the parameters.
+func arrayRows(q *strings.Builder, batch []createReq, now time.Time) []any {
+	n := len(batch)
+	ids, kinds, projects := make([]string, n), make([]string, n), make([]string, n)
+	payloads, hashes, backends := make([]string, n), make([]string, n), make([]string, n)
+	keys, attempts := make([]*string, n), make([]int64, n)
+	for i, nj := range batch {
+		ids[i], kinds[i], projects[i] = nj.id, string(nj.Kind), nj.ProjectID
+		payloads[i], hashes[i], backends[i] = string(nj.Payload), nj.RequestHash, string(nj.Backend)
+		if nj.IdempotencyKey != "" {
+			keys[i] = &batch[i].IdempotencyKey
+		}
+		attempts[i] = int64(nj.MaxAttempts)
+	}
+	q.WriteString(`SELECT id, kind, project_id, payload, key, hash, 'queued', backend, 1, 0, attempts, '', 0, 0, 'queued',
+			'', '', ?, ?, 0, 0, 1
+			FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[])
+				WITH ORDINALITY AS b(id, kind, project_id, payload, key, hash, backend, attempts, ord)
+			ORDER BY ord`)
+	return []any{micros(now), micros(now), ids, kinds, projects, payloads, keys, hashes, backends, attempts}
+}
+
+// valueRows writes the batch's rows as a VALUES list and returns its
+// parameters, ten a row.
+func valueRows(q *strings.Builder, batch []createReq, now time.Time) []any {
+	q.WriteString(`VALUES `)
+	args := make([]any, 0, 10*len(batch))
+	for i, nj := range batch {
+		var key any
+		if nj.IdempotencyKey != "" {
+			key = nj.IdempotencyKey
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(`(?, ?, ?, ?, ?, ?, 'queued', ?, 1, 0, ?, '', 0, 0, 'queued', '', '', ?, ?, 0, 0, 1)`)
+		args = append(args, nj.id, nj.Kind, nj.ProjectID, string(nj.Payload), key, nj.RequestHash, nj.Backend,
+			nj.MaxAttempts, micros(now), micros(now))
+	}
+	return args
+}
+
+// answerInserted answers the requests whose job was inserted, and returns
+// those jobs' first events.
+func answerInserted(batch []createReq, inserted map[string]job.Job, first job.Event, results []createRes) []job.Event {
+	var evs []job.Event
+	for i, r := range batch {
+		j, ok := inserted[r.id]
+		if !ok {
+			continue
+		}
+		results[i] = createRes{j: j, created: true}
+		e := first
+		e.JobID = j.ID
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// answerConflicts answers the requests whose job was not inserted: its id was
+// committed by an earlier try of the batch, or its idempotency key is taken.
+func (s *SQL) answerConflicts(ctx context.Context, ex execer, batch []createReq, inserted map[string]job.Job, results []createRes) error {
+	var others []createReq
+	for _, r := range batch {
+		if _, ok := inserted[r.id]; !ok {
+			others = append(others, r)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	// What conflicted is committed (PostgreSQL waits for an insert in
+	// flight), so reading it after the statement finds it.
+	byID, byKey, err := s.existingJobs(ctx, ex, others)
+	if err != nil {
+		return err // retried request by request; the ids make that safe
+	}
+	for i, r := range batch {
+		if _, ok := inserted[r.id]; ok {
+			continue
+		}
+		if j, ok := byID[r.id]; ok { // an earlier try of this batch committed it
+			results[i] = createRes{j: j, created: true}
+			continue
+		}
+		j, ok := byKey[r.IdempotencyKey]
+		if !ok {
+			return fmt.Errorf("job of idempotency key %q neither inserted nor found", r.IdempotencyKey)
+		}
+		j, created, err := s.sameRequest(j, r.NewJob)
+		results[i] = createRes{j, created, err}
+	}
+	return nil
 }
 
 // existingJobs reads the jobs of the requests' ids and idempotency keys.

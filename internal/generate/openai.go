@@ -185,13 +185,23 @@ func messages(req Request) []chatMessage {
 // Generate streams the script from the API, retrying rate limits, server
 // errors and stalled or broken streams with backoff.
 func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFunc) (Script, error) {
-	body := chatRequest{Model: o.cfg.Model, Messages: messages(req), Stream: true, MaxTokens: o.cfg.MaxTokens}
+	body := chatRequest{
+		Model:     o.cfg.Model,
+		Messages:  messages(req),
+		Stream:    true,
+		MaxTokens: o.cfg.MaxTokens,
+	}
 	body.StreamOptions.IncludeUsage = true
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return Script{}, err
 	}
-	if err := progress(ctx, Progress{Percent: 5, Stage: "prompt", Message: fmt.Sprintf("asking %s with %d context chunks", o.cfg.Model, len(req.Context))}); err != nil {
+	asking := Progress{
+		Percent: 5,
+		Stage:   "prompt",
+		Message: fmt.Sprintf("asking %s with %d context chunks", o.cfg.Model, len(req.Context)),
+	}
+	if err := progress(ctx, asking); err != nil {
 		return Script{}, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -215,8 +225,12 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFun
 			delay = o.cfg.Backoff << attempt
 		}
 		delay = min(delay, o.cfg.MaxBackoff)
-		if err := progress(ctx, Progress{Percent: 5, Stage: "retrying",
-			Message: fmt.Sprintf("attempt %d failed (%v); retrying in %s", attempt+1, err, delay)}); err != nil {
+		retrying := Progress{
+			Percent: 5,
+			Stage:   "retrying",
+			Message: fmt.Sprintf("attempt %d failed (%v); retrying in %s", attempt+1, err, delay),
+		}
+		if err := progress(ctx, retrying); err != nil {
 			return Script{}, err
 		}
 		if err := o.cfg.Sleep(ctx, delay); err != nil {
@@ -227,25 +241,11 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFun
 
 // attempt makes one request and reads its stream to the end.
 func (o *OpenAI) attempt(ctx context.Context, payload []byte, progress ProgressFunc) (Script, error) {
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	actx, cancelTimeout := context.WithTimeoutCause(actx, o.cfg.Timeout, fmt.Errorf("attempt took longer than %s", o.cfg.Timeout))
-	defer cancelTimeout()
-	// The idle timer cancels the attempt when the server goes silent; every
-	// read resets it.
-	idle := time.AfterFunc(o.cfg.IdleTimeout, func() {
-		cancel(fmt.Errorf("%w: nothing received for %s", ErrStalled, o.cfg.IdleTimeout))
-	})
-	defer idle.Stop()
-
-	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, o.endpoint, bytes.NewReader(payload))
+	actx, idle, stop := o.attemptContext(ctx)
+	defer stop()
+	hreq, err := o.newRequest(actx, payload)
 	if err != nil {
 		return Script{}, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "text/event-stream")
-	if o.cfg.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
 	}
 	resp, err := o.cfg.HTTPClient.Do(hreq)
 	if err != nil {
@@ -255,72 +255,151 @@ func (o *OpenAI) attempt(ctx context.Context, payload []byte, progress ProgressF
 	if resp.StatusCode != http.StatusOK {
 		return Script{}, statusError(resp)
 	}
+	a := &answer{
+		ctx:         ctx,
+		progress:    progress,
+		expected:    o.cfg.ExpectedTokens,
+		model:       o.cfg.Model,
+		lastPercent: 5,
+	}
+	if err := readEvents(resp.Body, func() { idle.Reset(o.cfg.IdleTimeout) }, a.event); err != nil {
+		return Script{}, o.streamError(ctx, actx, err)
+	}
+	return a.script()
+}
 
-	var text strings.Builder
-	var usage Usage
-	model := o.cfg.Model
-	deltas, lastPercent := 0, 5
-	finished, done := false, false
-	handle := func(data string) error {
-		if data == "[DONE]" {
-			done = true
-			return nil
-		}
-		var c chatChunk
-		if err := json.Unmarshal([]byte(data), &c); err != nil {
-			return &attemptError{err: fmt.Errorf("malformed stream chunk %.80q: %v", data, err), retryable: true}
-		}
-		if c.Error != nil {
-			return &attemptError{err: fmt.Errorf("model API error in stream: %s", c.Error.Message), retryable: true}
-		}
-		if c.Model != "" {
-			model = c.Model
-		}
-		if c.Usage != nil {
-			usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
-		}
-		for _, ch := range c.Choices {
-			if ch.Delta.Content != "" {
-				text.WriteString(ch.Delta.Content)
-				deltas++
-			}
-			if ch.FinishReason != nil && *ch.FinishReason != "" {
-				finished = true
-			}
-		}
-		// Deltas are about a token each; report every five percent.
-		if pct := 10 + 85*min(deltas, o.cfg.ExpectedTokens)/o.cfg.ExpectedTokens; pct >= lastPercent+5 {
-			lastPercent = pct
-			if err := progress(ctx, Progress{Percent: pct, Stage: "writing", Message: fmt.Sprintf("received %d tokens", deltas)}); err != nil {
-				return progressError{err}
-			}
-		}
+// attemptContext bounds one attempt by the attempt timeout, and by the idle
+// timeout: its timer cancels the attempt when the server goes silent, and
+// every read of the stream resets it. stop releases both.
+func (o *OpenAI) attemptContext(ctx context.Context) (actx context.Context, idle *time.Timer, stop func()) {
+	actx, cancel := context.WithCancelCause(ctx)
+	actx, cancelTimeout := context.WithTimeoutCause(actx, o.cfg.Timeout, fmt.Errorf("attempt took longer than %s", o.cfg.Timeout))
+	idle = time.AfterFunc(o.cfg.IdleTimeout, func() {
+		cancel(fmt.Errorf("%w: nothing received for %s", ErrStalled, o.cfg.IdleTimeout))
+	})
+	return actx, idle, func() {
+		idle.Stop()
+		cancelTimeout()
+		cancel(nil)
+	}
+}
+
+// newRequest is the streaming chat-completions request of payload.
+func (o *OpenAI) newRequest(ctx context.Context, payload []byte) (*http.Request, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, o.endpoint, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if o.cfg.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.cfg.APIKey)
+	}
+	return hreq, nil
+}
+
+// streamError classifies a stream that ended in an error: the progress
+// callback's (the job lost its lease or was cancelled: stop, do not retry),
+// a chunk's that was refused, or the stream's own.
+func (o *OpenAI) streamError(ctx, actx context.Context, err error) error {
+	var pe progressError
+	if errors.As(err, &pe) {
+		return pe.err
+	}
+	var ae *attemptError
+	if errors.As(err, &ae) {
+		return err
+	}
+	return o.broken(ctx, actx, fmt.Errorf("stream broke: %w", err))
+}
+
+// answer is what an attempt has read of the streamed answer so far.
+type answer struct {
+	ctx      context.Context
+	progress ProgressFunc
+	expected int // tokens, to measure progress against
+
+	text        strings.Builder
+	usage       Usage
+	model       string
+	deltas      int
+	lastPercent int
+	finished    bool // a choice gave its finish reason
+	done        bool // the server sent [DONE]; what follows is ignored
+}
+
+// event takes the data of one server-sent event.
+func (a *answer) event(data string) error {
+	if a.done {
 		return nil
 	}
-	err = readEvents(resp.Body, func() { idle.Reset(o.cfg.IdleTimeout) }, func(data string) error {
-		if done {
-			return nil
+	if data == "[DONE]" {
+		a.done = true
+		return nil
+	}
+	var c chatChunk
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		return &attemptError{err: fmt.Errorf("malformed stream chunk %.80q: %v", data, err), retryable: true}
+	}
+	if c.Error != nil {
+		return &attemptError{err: fmt.Errorf("model API error in stream: %s", c.Error.Message), retryable: true}
+	}
+	a.add(c)
+	return a.report()
+}
+
+// add takes a chunk's text, model, usage and finish reasons.
+func (a *answer) add(c chatChunk) {
+	if c.Model != "" {
+		a.model = c.Model
+	}
+	if c.Usage != nil {
+		a.usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+	}
+	for _, ch := range c.Choices {
+		if ch.Delta.Content != "" {
+			a.text.WriteString(ch.Delta.Content)
+			a.deltas++
 		}
-		return handle(data)
-	})
-	var pe progressError
+		if ch.FinishReason != nil && *ch.FinishReason != "" {
+			a.finished = true
+		}
+	}
+}
+
+// report tells progress every five percent; deltas are about a token each.
+func (a *answer) report() error {
+	pct := 10 + 85*min(a.deltas, a.expected)/a.expected
+	if pct < a.lastPercent+5 {
+		return nil
+	}
+	a.lastPercent = pct
+	writing := Progress{
+		Percent: pct,
+		Stage:   "writing",
+		Message: fmt.Sprintf("received %d tokens", a.deltas),
+	}
+	if err := a.progress(a.ctx, writing); err != nil {
+		return progressError{err}
+	}
+	return nil
+}
+
+// script is the answer once the stream has ended, or why it is none.
+func (a *answer) script() (Script, error) {
 	switch {
-	case errors.As(err, &pe):
-		// The job lost its lease or was cancelled: stop, do not retry.
-		return Script{}, pe.err
-	case err != nil:
-		var ae *attemptError
-		if errors.As(err, &ae) {
-			return Script{}, err
-		}
-		return Script{}, o.broken(ctx, actx, fmt.Errorf("stream broke: %w", err))
-	case !done && !finished:
+	case !a.done && !a.finished:
 		return Script{}, &attemptError{err: errors.New("stream ended before the answer was complete"), retryable: true}
-	case strings.TrimSpace(text.String()) == "":
+	case strings.TrimSpace(a.text.String()) == "":
 		return Script{}, &attemptError{err: errors.New("model returned no text"), retryable: true}
 	}
-	script := strings.TrimSpace(text.String()) + "\n"
-	return Script{Script: script, Scenes: countScenes(script), Model: model, Usage: usage}, nil
+	script := strings.TrimSpace(a.text.String()) + "\n"
+	return Script{
+		Script: script,
+		Scenes: countScenes(script),
+		Model:  a.model,
+		Usage:  a.usage,
+	}, nil
 }
 
 // broken classifies an attempt cut short: by the caller (returned as is), by
@@ -394,7 +473,11 @@ func statusError(resp *http.Response) error {
 	}
 	err := fmt.Errorf("model API answered %s: %s", resp.Status, msg)
 	retryable := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout
-	return &attemptError{err: err, retryable: retryable, retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	return &attemptError{
+		err:        err,
+		retryable:  retryable,
+		retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
 }
 
 // retryAfter reads a Retry-After header: seconds or an HTTP date.

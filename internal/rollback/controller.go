@@ -166,36 +166,61 @@ type reading struct {
 
 // Tick evaluates the triggers once; the leader rolls back if one fires.
 func (c *Controller) Tick(ctx context.Context) {
-	leader, err := c.leader.AcquireLeadership(ctx, leadership, c.cfg.HolderID, 3*c.cfg.Interval)
-	if err != nil {
-		c.log.Warn("Leader election failed", "err", err)
-		return
-	}
-	c.mu.Lock()
-	if leader != c.isLeader {
-		c.since = map[string]time.Time{} // a new leader starts its windows afresh
-		c.flagSeen, c.enabledAt = false, time.Time{}
-	}
-	c.isLeader = leader
-	c.mu.Unlock()
-	if !leader {
+	if !c.lead(ctx) {
 		return
 	}
 	enabled := c.probe.DurableEnabled()
 	now := c.cfg.Clock.Now()
+	readings := c.read(ctx, c.crashWindow(enabled, now))
+	fired, evidence := c.evaluate(readings, enabled, now)
+	if fired != nil {
+		c.fire(ctx, fired, evidence, now)
+	}
+}
+
+// lead takes or renews the leadership, and reports whether this controller
+// has it. A controller that gains or loses it starts its windows afresh.
+func (c *Controller) lead(ctx context.Context) bool {
+	leader, err := c.leader.AcquireLeadership(ctx, leadership, c.cfg.HolderID, 3*c.cfg.Interval)
+	if err != nil {
+		c.log.Warn("Leader election failed", "err", err)
+		return false
+	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if leader != c.isLeader {
+		c.since = map[string]time.Time{}
+		c.flagSeen, c.enabledAt = false, time.Time{}
+	}
+	c.isLeader = leader
+	return leader
+}
+
+// crashWindow notes when this leader saw the durable worker switched on, and
+// returns the window worker crashes are counted over: the configured one, or
+// the time since that switch-on when it is shorter.
+func (c *Controller) crashWindow(enabled bool, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.flagSeen && enabled && !c.wasEnabled {
 		c.enabledAt = now
 	}
 	c.flagSeen, c.wasEnabled = true, enabled
-	crashWindow := c.cfg.CrashWindow
+	window := c.cfg.CrashWindow
 	if !c.enabledAt.IsZero() {
-		crashWindow = max(min(crashWindow, now.Sub(c.enabledAt)), 0)
+		window = max(min(window, now.Sub(c.enabledAt)), 0)
 	}
-	c.mu.Unlock()
-	readings := c.read(ctx, crashWindow)
+	return window
+}
+
+// evaluate updates each trigger's state from its reading: a condition that
+// holds while the durable worker is on is pending from the first tick that
+// saw it, and firing once it has held for its window. It returns the first
+// trigger firing, if any, and the states as evidence.
+func (c *Controller) evaluate(readings []reading, enabled bool, now time.Time) (*reading, []TriggerState) {
 	var fired *reading
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.states = c.states[:0]
 	for i := range readings {
 		r := &readings[i]
@@ -228,11 +253,12 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		c.states = append(c.states, st)
 	}
-	evidence := append([]TriggerState(nil), c.states...)
-	c.mu.Unlock()
-	if fired == nil {
-		return
-	}
+	return fired, append([]TriggerState(nil), c.states...)
+}
+
+// fire rolls back for the trigger that fired, with the triggers' states as
+// evidence; the windows start afresh after it.
+func (c *Controller) fire(ctx context.Context, fired *reading, evidence []TriggerState, now time.Time) {
 	ev, _ := json.Marshal(map[string]any{"fired": fired.name, "triggers": evidence, "at": now.UTC()})
 	reason := fmt.Sprintf("automatic: %s (%s, threshold %s, held %s)", fired.name, fired.value, fired.threshold, fired.window)
 	c.log.Error("Trigger fired: rolling back", "trigger", fired.name, "value", fired.value, "threshold", fired.threshold)
@@ -242,7 +268,7 @@ func (c *Controller) Tick(ctx context.Context) {
 		Trigger:  fired.name,
 		Evidence: ev,
 	}
-	_, err = c.svc.Rollback(ctx, req, func(s Step) { c.log.Info("Rollback step", "step", s.Name, "ok", s.OK, "detail", s.Detail) })
+	_, err := c.svc.Rollback(ctx, req, func(s Step) { c.log.Info("Rollback step", "step", s.Name, "ok", s.OK, "detail", s.Detail) })
 	if c.OnRollback != nil {
 		c.OnRollback(fired.name, err)
 	}

@@ -37,6 +37,7 @@ func Require(t testing.TB, service string, err error) {
 }
 
 // PostgresBaseURL is the shared server, overridable with TEST_POSTGRES_URL.
+// The tests only create schemas of their own there and drop them.
 func PostgresBaseURL() string {
 	if u := os.Getenv("TEST_POSTGRES_URL"); u != "" {
 		return u

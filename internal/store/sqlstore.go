@@ -208,6 +208,19 @@ func (f JobFilter) where() (string, []any) {
 		conds = append(conds, cond)
 		args = append(args, v)
 	}
+	if f.Tenant != nil {
+		add("tenant_id = ?", *f.Tenant)
+	}
+	if f.ProjectIDs != nil {
+		if len(f.ProjectIDs) == 0 {
+			conds = append(conds, "1 = 0")
+		} else {
+			conds = append(conds, "project_id IN (?"+strings.Repeat(", ?", len(f.ProjectIDs)-1)+")")
+			for _, p := range f.ProjectIDs {
+				args = append(args, p)
+			}
+		}
+	}
 	if f.ProjectID != "" {
 		add("project_id = ?", f.ProjectID)
 	}

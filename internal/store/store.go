@@ -12,12 +12,15 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 // Store is what the rest of scriptgen knows of the database.
 type Store interface {
 	DocumentStore
+	KeyStore
+	LimitStore
 	// CreateJob commits a new queued job, or returns the existing job of the same
 	// idempotency key and request hash (created is then false).
 	CreateJob(ctx context.Context, nj NewJob) (j job.Job, created bool, err error)
@@ -89,6 +92,28 @@ type Store interface {
 	Close() error
 }
 
+// KeyStore keeps the writers' API keys (hashes, never keys).
+type KeyStore interface {
+	CreateKey(ctx context.Context, k access.Key) error
+	ListKeys(ctx context.Context, tenant string) ([]access.Key, error)
+	GetKey(ctx context.Context, id string) (access.Key, error)
+	KeyByPrefix(ctx context.Context, prefix string) (access.Key, error)
+	HasActiveKeys(ctx context.Context) (bool, error)
+	RevokeKey(ctx context.Context, id string, at time.Time) (access.Key, error)
+	// RotateKey stores next and revokes old in one transaction, returning old
+	// as it is now.
+	RotateKey(ctx context.Context, old string, next access.Key) (access.Key, error)
+}
+
+// LimitStore keeps what the per-tenant limits count, where every replica
+// sees it.
+type LimitStore interface {
+	TakeToken(ctx context.Context, key string, interval time.Duration, burst int, now time.Time) (ok bool, retryAfter time.Duration, err error)
+	AddUsage(ctx context.Context, tenant string, periods []string, tokens int64) error
+	GetUsage(ctx context.Context, tenant, period string) (Usage, error)
+	DocumentUsage(ctx context.Context, tenant string) (count, bytes int64, err error)
+}
+
 // NewJob is a job to be created.
 type NewJob struct {
 	Kind           job.Kind
@@ -102,12 +127,17 @@ type NewJob struct {
 
 // JobFilter narrows a list of jobs. Empty fields match everything.
 type JobFilter struct {
-	ProjectID string
-	Status    job.Status
-	Kind      job.Kind
-	Backend   job.Backend
-	Cursor    string
-	Limit     int
+	// Tenant, when set, keeps only that tenant's jobs ("" the jobs of the
+	// open server's unqualified projects).
+	Tenant *string
+	// ProjectIDs, when not nil, keeps only the jobs of these projects.
+	ProjectIDs []string
+	ProjectID  string
+	Status     job.Status
+	Kind       job.Kind
+	Backend    job.Backend
+	Cursor     string
+	Limit      int
 }
 
 // Progress is one progress report of a running job.

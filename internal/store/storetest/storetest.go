@@ -6,8 +6,9 @@
 // lease holder may do, and what happens when a lease runs out), episodes.go
 // (completions and the episodes they save), flag.go (the worker setting),
 // leadership.go, migration.go (moving queued jobs between backends, audit
-// records, the migration_failed list), workers.go (the worker registry) and
-// documents.go. Every test gets a fresh store of its own from setup, so all of
+// records, the migration_failed list), workers.go (the worker
+// registry), documents.go and access.go (API keys, tenants' lists, rate
+// buckets, usage). Every test gets a fresh store of its own from setup, so all of
 // them run in parallel.
 package storetest
 
@@ -45,6 +46,7 @@ func areas() [][]test {
 		migrationTests,
 		workerTests,
 		documentTests,
+		accessTests,
 	}
 }
 

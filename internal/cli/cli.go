@@ -85,6 +85,11 @@ func commands() []command {
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},
+		{name: "keys", args: "create --tenant T --name N [--projects p1,p2] | list [--tenant T] | rotate ID | revoke ID", settings: storeSettings, run: keysCmd,
+			summary: "create, list, rotate and revoke writers' API keys (works with the server down)",
+			about: "A key belongs to a tenant and may be limited to some of its projects. create and rotate print the key once; " +
+				"the database keeps only its SHA-256 and its prefix (shown in lists and logs). " +
+				"Every replica honours a new, rotated or revoked key within 2 s. The admin API does the same under /api/admin/keys."},
 		{name: "version", noSettings: true, run: versionCmd,
 			summary: "print the version of this build",
 			about: "The line it prints is the version stamped at build time (-ldflags \"-X " + versionVar + "=v1.2.3\"); " +

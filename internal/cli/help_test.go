@@ -20,6 +20,7 @@ var ownFlags = map[string][]string{
 	"status":      {"interval", "url", "watch"},
 	"report":      nil,
 	"version":     nil,
+	"keys":        {"json", "name", "projects", "tenant"},
 }
 
 func TestEachCommandsHelpShowsItsOwnFlagsThenTheServerSettings(t *testing.T) {

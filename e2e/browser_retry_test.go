@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/web"
 )
 
@@ -24,27 +24,29 @@ func TestBrowserSubmitRetriesWhileInFlight(t *testing.T) {
 	var mu sync.Mutex
 	var keys []string
 	mux := http.NewServeMux()
-	web.Routes(mux)
+	pages := web.NewPages()
+	mux.HandleFunc("GET /{$}", pages.Writer)
+	mux.HandleFunc("GET /static/", pages.Static)
 	mux.HandleFunc("POST /api/generation", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		keys = append(keys, r.Header.Get("Idempotency-Key"))
 		first := len(keys) == 1
 		mu.Unlock()
 		if first {
-			api.WriteError(w, http.StatusConflict, "idempotency_key_in_flight", "a request with this key is still being handled")
+			response.Error(w, http.StatusConflict, "idempotency_key_in_flight", "a request with this key is still being handled")
 			return
 		}
-		api.WriteJSON(w, http.StatusAccepted, map[string]any{"id": "job-in-flight", "status": "queued", "backend": "background_tasks"})
+		response.JSON(w, http.StatusAccepted, map[string]any{"id": "job-in-flight", "status": "queued", "backend": "background_tasks"})
 	})
 	mux.HandleFunc("GET /api/generation/{id}", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "status": "running", "backend": "background_tasks"})
+		response.JSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"), "status": "running", "backend": "background_tasks"})
 	})
 	mux.HandleFunc("GET /api/generation/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "id: 1\nevent: status\ndata: {\"seq\":1,\"type\":\"status\",\"status\":\"queued\",\"progress\":0,\"stage\":\"queued\"}\n\n")
 	})
 	mux.HandleFunc("GET /api/generation/system-info", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, map[string]any{"worker_system": map[string]any{"type": "background_tasks"}})
+		response.JSON(w, http.StatusOK, map[string]any{"worker_system": map[string]any{"type": "background_tasks"}})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -99,7 +99,7 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 		mode = "LISTEN/NOTIFY"
 	}
 	mux := http.NewServeMux()
-	progress.NewStream(broker, st, progress.StreamConfig{}, log).Route(mux)
+	mux.Handle("GET /api/generation/{id}/events", progress.NewStream(broker, st, progress.StreamConfig{}, log))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -236,15 +236,3 @@ type unavailable string
 func (u unavailable) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	response.Error(w, http.StatusServiceUnavailable, "unavailable", string(u)+" is not served by this process")
 }
-
-// WriteJSON writes v with status.
-//
-// Deprecated: use response.JSON; kept for the e2e tests' stand-in API.
-func WriteJSON(w http.ResponseWriter, status int, v any) { response.JSON(w, status, v) }
-
-// WriteError writes the error shape of DESIGN.md.
-//
-// Deprecated: use response.Error; kept for the e2e tests' stand-in API.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	response.Error(w, status, code, message)
-}

@@ -321,7 +321,7 @@ func (s *sseReader) next() (sseEvent, error) {
 func newStreamServer(t *testing.T, st store.Store, cfg progress.StreamConfig) (*httptest.Server, *progress.Broker) {
 	b := progress.NewBroker(st, progress.BrokerConfig{PollInterval: 5 * time.Millisecond}, nil)
 	mux := http.NewServeMux()
-	progress.NewStream(b, st, cfg, nil).Route(mux)
+	mux.Handle("GET /api/generation/{id}/events", progress.NewStream(b, st, cfg, nil))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { b.Close(); srv.Close(); b.Stop(context.Background()) })
 	return srv, b

@@ -52,12 +52,6 @@ func NewStream(b *Broker, jobs JobGetter, cfg StreamConfig, log *slog.Logger) *S
 	return &Stream{broker: b, jobs: jobs, cfg: cfg, log: log}
 }
 
-// Route registers the endpoint on mux, for a server of the stream alone (the
-// SSE benchmark, tests); the service routes it from api's route table.
-func (s *Stream) Route(mux *http.ServeMux) {
-	mux.Handle("GET /api/generation/{id}/events", s)
-}
-
 // EventJSON is the data of one SSE event.
 type EventJSON struct {
 	Seq       int64           `json:"seq"`

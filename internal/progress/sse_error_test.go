@@ -28,7 +28,7 @@ func TestStreamStoreFailureIsAGeneric500(t *testing.T) {
 	var logged bytes.Buffer
 	stream := progress.NewStream(nil, brokenJobs{}, progress.StreamConfig{}, slog.New(slog.NewTextHandler(&logged, nil)))
 	mux := http.NewServeMux()
-	stream.Route(mux)
+	mux.Handle("GET /api/generation/{id}/events", stream)
 	req := httptest.NewRequest("GET", "/api/generation/j1/events", nil)
 	req.Header.Set("X-Request-Id", "sse-1")
 	rec := httptest.NewRecorder()

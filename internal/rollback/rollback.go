@@ -1,6 +1,7 @@
-// Package rollback turns the runbook into commands: migrate queued jobs
-// between backends, roll back (flag off, migrate, sync, verify, report), roll
-// forward, and the automatic controller that rolls back once per incident.
+// Package rollback turns the runbook (docs/runbook.md) into commands: migrate
+// queued jobs between backends, roll back (flag off, migrate, sync, verify,
+// report), roll forward, and the automatic controller that rolls back once
+// per incident.
 // Every migration bumps the dispatch epoch (invariant 2), so a copy left in
 // the old transport is dropped, never run; and every rollback and roll-forward
 // leaves an audit record from which its report is written.

@@ -50,12 +50,3 @@ func (p *Pages) page(w http.ResponseWriter, name string) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(b)
 }
-
-// Routes registers the pages on mux, for a server of the pages alone (the
-// e2e tests' stand-in API).
-func Routes(mux *http.ServeMux) {
-	p := NewPages()
-	mux.HandleFunc("GET /{$}", p.Writer)
-	mux.HandleFunc("GET /operator", p.Operator)
-	mux.HandleFunc("GET /static/", p.Static)
-}

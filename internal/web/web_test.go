@@ -12,7 +12,10 @@ import (
 
 func TestPagesAndAssets(t *testing.T) {
 	mux := http.NewServeMux()
-	web.Routes(mux)
+	pages := web.NewPages()
+	mux.HandleFunc("GET /{$}", pages.Writer)
+	mux.HandleFunc("GET /operator", pages.Operator)
+	mux.HandleFunc("GET /static/", pages.Static)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	for _, tc := range []struct {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,6 +45,31 @@ type Config struct {
 	RollbackMemory      int
 	RollbackMemoryFor   time.Duration
 	RollbackInterval    time.Duration
+
+	Auth                 string
+	AdminTokens          string
+	AuthJWKSURL          string
+	AuthJWTIssuer        string
+	AuthJWTAudience      string
+	AuthJWTTenantClaim   string
+	AuthJWTProjectsClaim string
+	AllowedOrigins       string
+	MetricsToken         string
+
+	MaxConnections      int
+	MaxStreams          int
+	MaxStreamsPerClient int
+	MaxStreamsPerJob    int
+	TenantRate          float64
+	TenantBurst         int
+	TenantMaxRunning    int
+	TenantMaxDocuments  int
+	TenantMaxDocBytes   int
+	TenantTokensPerDay  int
+	TenantTokensPerMon  int
+	SearchTimeout       time.Duration
+	SearchMaxTerms      int
+	SearchConcurrency   int
 }
 
 type option struct {
@@ -75,6 +101,33 @@ func integer(field func(*Config) *int) binder {
 	}}
 }
 
+// count is an integer where 0 means "no limit" (or "off").
+func count(field func(*Config) *int) binder {
+	return binder{"int", func(c *Config, fs *flag.FlagSet, name, def, help string) {
+		fs.Func(name, help+" (default "+def+")", func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("must be 0 or a positive integer")
+			}
+			*field(c) = n
+			return nil
+		})
+	}}
+}
+
+func float(field func(*Config) *float64) binder {
+	return binder{"float", func(c *Config, fs *flag.FlagSet, name, def, help string) {
+		fs.Func(name, help+" (default "+def+")", func(v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return fmt.Errorf("must be 0 or a positive number")
+			}
+			*field(c) = f
+			return nil
+		})
+	}}
+}
+
 func duration(field func(*Config) *time.Duration) binder {
 	return binder{"duration", func(c *Config, fs *flag.FlagSet, name, def, help string) {
 		fs.Func(name, help+" (default "+def+")", func(v string) error {
@@ -89,10 +142,33 @@ func duration(field func(*Config) *time.Duration) binder {
 }
 
 var options = []option{
-	{"LISTEN_ADDR", ":8002", "address the HTTP API listens on", str(func(c *Config) *string { return &c.ListenAddr })},
+	{"LISTEN_ADDR", "127.0.0.1:8002", "address the HTTP API listens on (beyond loopback, e.g. :8002, writer calls need an API key)", str(func(c *Config) *string { return &c.ListenAddr })},
 	{"DATABASE_URL", "sqlite:./data/scriptgen.db", "system of record: sqlite:PATH or postgres://…", str(func(c *Config) *string { return &c.DatabaseURL })},
 	{"REDIS_URL", "", "Redis of the durable worker, e.g. redis://127.0.0.1:6379/5 (no database given: 5); unset: no durable side", str(func(c *Config) *string { return &c.RedisURL })},
-	{"ADMIN_TOKEN", "", "Bearer token of the admin API; unset: admin API off", str(func(c *Config) *string { return &c.AdminToken })},
+	{"ADMIN_TOKEN", "", "Bearer token of the admin API (16+ characters; named \"admin\" in audits); unset with no ADMIN_TOKENS: admin API off", str(func(c *Config) *string { return &c.AdminToken })},
+	{"ADMIN_TOKENS", "", "more operators' tokens, name=token,name=token; each action is audited with its token's name", str(func(c *Config) *string { return &c.AdminTokens })},
+	{"AUTH", "auto", "writers' credentials: auto (API keys; open on loopback while no key exists) or off (no credential, e.g. behind an authenticating proxy)", str(func(c *Config) *string { return &c.Auth })},
+	{"AUTH_JWKS_URL", "", "also accept bearer JWTs signed by a key of this JWKS", str(func(c *Config) *string { return &c.AuthJWKSURL })},
+	{"AUTH_JWT_ISSUER", "", "a JWT's iss must be this, when set", str(func(c *Config) *string { return &c.AuthJWTIssuer })},
+	{"AUTH_JWT_AUDIENCE", "", "a JWT's aud must hold this, when set", str(func(c *Config) *string { return &c.AuthJWTAudience })},
+	{"AUTH_JWT_TENANT_CLAIM", "tenant", "the JWT claim naming the writer's tenant", str(func(c *Config) *string { return &c.AuthJWTTenantClaim })},
+	{"AUTH_JWT_PROJECTS_CLAIM", "projects", "the JWT claim listing the projects a writer may use (absent: all of the tenant's)", str(func(c *Config) *string { return &c.AuthJWTProjectsClaim })},
+	{"ALLOWED_ORIGINS", "", "web origins (https://app.example.com,…) whose pages may call the writer API (CORS); other cross-origin calls that change state are refused", str(func(c *Config) *string { return &c.AllowedOrigins })},
+	{"METRICS_TOKEN", "", "when set, GET /metrics wants Authorization: Bearer <this token> (or an admin token)", str(func(c *Config) *string { return &c.MetricsToken })},
+	{"MAX_CONNECTIONS", "8192", "open HTTP connections at most; more are answered 503 at once (0: no cap)", count(func(c *Config) *int { return &c.MaxConnections })},
+	{"MAX_STREAMS", "4096", "open event streams (SSE) at most, in all (0: no cap)", count(func(c *Config) *int { return &c.MaxStreams })},
+	{"MAX_STREAMS_PER_CLIENT", "64", "open event streams at most per credential (per address without one)", count(func(c *Config) *int { return &c.MaxStreamsPerClient })},
+	{"MAX_STREAMS_PER_JOB", "32", "open event streams at most per job", count(func(c *Config) *int { return &c.MaxStreamsPerJob })},
+	{"TENANT_RATE", "20", "submissions (jobs and documents) a second per tenant, shared by every replica (0: no limit)", float(func(c *Config) *float64 { return &c.TenantRate })},
+	{"TENANT_BURST", "100", "submissions a tenant may make at once before TENANT_RATE applies", integer(func(c *Config) *int { return &c.TenantBurst })},
+	{"TENANT_MAX_RUNNING", "0", "jobs of one tenant running at once, in each backend (0: all but one of MAX_WORKERS in background_tasks, no cap on durable workers)", count(func(c *Config) *int { return &c.TenantMaxRunning })},
+	{"TENANT_MAX_DOCUMENTS", "1000", "documents per tenant (0: no limit)", count(func(c *Config) *int { return &c.TenantMaxDocuments })},
+	{"TENANT_MAX_DOCUMENT_BYTES", "104857600", "bytes of documents per tenant (0: no limit)", count(func(c *Config) *int { return &c.TenantMaxDocBytes })},
+	{"TENANT_TOKENS_PER_DAY", "0", "LLM tokens a tenant may use a day; a submission over it is refused (0: no budget)", count(func(c *Config) *int { return &c.TenantTokensPerDay })},
+	{"TENANT_TOKENS_PER_MONTH", "0", "LLM tokens a tenant may use a calendar month (UTC) (0: no budget)", count(func(c *Config) *int { return &c.TenantTokensPerMon })},
+	{"SEARCH_TIMEOUT", "2s", "a document search's time limit", duration(func(c *Config) *time.Duration { return &c.SearchTimeout })},
+	{"SEARCH_MAX_TERMS", "8", "terms of a search query at most", integer(func(c *Config) *int { return &c.SearchMaxTerms })},
+	{"SEARCH_CONCURRENCY", "4", "searches running at once per replica; more are answered 429", integer(func(c *Config) *int { return &c.SearchConcurrency })},
 	{"MAX_WORKERS", "4", "background_tasks goroutines in serve; tasks run at once by worker", integer(func(c *Config) *int { return &c.MaxWorkers })},
 	{"GENERATOR", "template", "script generator: template (offline), noop (benchmarks) or openai", str(func(c *Config) *string { return &c.Generator })},
 	{"GENERATOR_STEP_DELAY", "150ms", "pause between the template generator's stages", duration(func(c *Config) *time.Duration { return &c.GeneratorStepDelay })},
@@ -371,8 +447,30 @@ func (c *Config) validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("LOG_FORMAT=%q: must be text or json", c.LogFormat)
 	}
+	if c.Auth != "auto" && c.Auth != "off" {
+		return fmt.Errorf("AUTH=%q: must be auto or off", c.Auth)
+	}
+	for _, o := range c.Origins() {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("ALLOWED_ORIGINS: %q is not an origin such as https://app.example.com", o)
+		}
+	}
 	return nil
 }
+
+// Origins is ALLOWED_ORIGINS as a list.
+func (c *Config) Origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, strings.TrimSuffix(o, "/"))
+		}
+	}
+	return out
+}
+
+// AuthOff reports AUTH=off: writer calls need no credential.
+func (c *Config) AuthOff() bool { return c.Auth == "off" }
 
 // MaxWorkersLimit bounds MAX_WORKERS.
 const MaxWorkersLimit = 1000

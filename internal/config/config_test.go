@@ -18,7 +18,7 @@ func TestParse(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "defaults", check: func(c *Config) bool {
-			return c.ListenAddr == ":8002" && c.MaxWorkers == 4 && c.DatabaseURL == "sqlite:./data/scriptgen.db" &&
+			return c.ListenAddr == "127.0.0.1:8002" && c.MaxWorkers == 4 && c.Auth == "auto" && c.MaxStreamsPerClient == 64 && c.DatabaseURL == "sqlite:./data/scriptgen.db" &&
 				c.Generator == "template" && c.LeaseDuration == 30*time.Second && !c.KillSwitchOff()
 		}},
 		{name: "env", env: map[string]string{"MAX_WORKERS": "9", "LISTEN_ADDR": ":1"}, check: func(c *Config) bool {
@@ -40,6 +40,16 @@ func TestParse(t *testing.T) {
 		{name: "log level in capitals", env: map[string]string{"LOG_LEVEL": "WARN"}, check: func(c *Config) bool { return c.LogLevel == "WARN" }},
 		{name: "bad log level", env: map[string]string{"LOG_LEVEL": "bogus"}, wantErr: true},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: true},
+		{name: "bad auth", env: map[string]string{"AUTH": "maybe"}, wantErr: true},
+		{name: "auth off", env: map[string]string{"AUTH": "off"}, check: func(c *Config) bool { return c.AuthOff() }},
+		{name: "origins", env: map[string]string{"ALLOWED_ORIGINS": "https://a.example, http://localhost:5173/"}, check: func(c *Config) bool {
+			o := c.Origins()
+			return len(o) == 2 && o[0] == "https://a.example" && o[1] == "http://localhost:5173"
+		}},
+		{name: "bad origin", env: map[string]string{"ALLOWED_ORIGINS": "a.example"}, wantErr: true},
+		{name: "origin with a path", env: map[string]string{"ALLOWED_ORIGINS": "https://a.example/app"}, wantErr: true},
+		{name: "zero means no cap", env: map[string]string{"MAX_STREAMS": "0", "TENANT_RATE": "0"}, check: func(c *Config) bool { return c.MaxStreams == 0 && c.TenantRate == 0 }},
+		{name: "negative cap", env: map[string]string{"MAX_STREAMS": "-1"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

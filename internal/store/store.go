@@ -62,6 +62,7 @@ type Store interface {
 	Cancel(ctx context.Context, id string) (job.Job, error)
 
 	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
+	EventSeqs(ctx context.Context, ids []string) (map[string]int64, error) // eventseqs.go
 
 	ListEpisodes(ctx context.Context, projectID string, afterNumber, limit int) ([]job.Episode, error)
 	GetEpisode(ctx context.Context, projectID string, number int) (job.Episode, error)

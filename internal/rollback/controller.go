@@ -21,7 +21,8 @@ type Probe interface {
 	WorkerCrashes(ctx context.Context, window time.Duration) (int, error)
 	// QueueDelay is how long the oldest queued durable job has waited.
 	QueueDelay(ctx context.Context) (time.Duration, error)
-	// MemoryPercent is the share of the machine's memory in use.
+	// MemoryPercent is this process's share of the memory it may have (its
+	// own and its cgroup's, never the host's: sysmem.Usage.Percent).
 	MemoryPercent() (float64, error)
 	// DurableEnabled reports whether new jobs go to the durable worker now.
 	DurableEnabled() bool
@@ -39,7 +40,7 @@ type ControllerConfig struct {
 	CrashesFor    time.Duration
 	MaxQueueDelay time.Duration // oldest queued durable job older than this (10m)
 	QueueDelayFor time.Duration // …continuously for this long (1m)
-	MemoryPercent float64       // system memory above this (90)
+	MemoryPercent float64       // the process's memory above this percent of its limit (90)
 	MemoryFor     time.Duration // …continuously for this long (1m)
 	Interval      time.Duration // how often the leader evaluates (5s)
 	HolderID      string
@@ -48,7 +49,8 @@ type ControllerConfig struct {
 }
 
 // DefaultControllerConfig is the runbook's: Redis down > 5 min, > 3 worker
-// crashes in 10 min, queue delay > 10 min, system memory > 90 %.
+// crashes in 10 min, queue delay > 10 min, the process's memory > 90 % of its
+// limit.
 func DefaultControllerConfig() ControllerConfig {
 	return ControllerConfig{
 		RedisDownFor:  5 * time.Minute,

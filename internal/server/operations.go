@@ -39,8 +39,14 @@ func memoryJSON() map[string]any {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, _ := sysmem.ProcessRSS(0)
-	sys, _ := sysmem.SystemUsedPercent()
-	return map[string]any{"rss_bytes": rss, "heap_bytes": ms.HeapAlloc, "system_percent": sys, "goroutines": runtime.NumGoroutine()}
+	// host_percent is the whole machine's memory in use, every process's;
+	// process_percent is what the memory trigger reads (MemoryPercent).
+	host, _ := sysmem.SystemUsedPercent()
+	out := map[string]any{"rss_bytes": rss, "heap_bytes": ms.HeapAlloc, "host_percent": host, "goroutines": runtime.NumGoroutine()}
+	if u, err := sysmem.ProcessUsage(); err == nil {
+		out["process_percent"] = u.Percent()
+	}
+	return out
 }
 
 // Cleanup answers POST /api/admin/cleanup: it returns freed memory to the

@@ -34,8 +34,18 @@ func (s *Server) QueueDelay(ctx context.Context) (time.Duration, error) {
 	return time.Since(oldest), nil
 }
 
-// MemoryPercent is the share of the machine's memory in use.
-func (s *Server) MemoryPercent() (float64, error) { return sysmem.SystemUsedPercent() }
+// MemoryPercent is this process's share of the memory it may have: its RSS
+// against its cgroup's limit (the machine's memory without one), or its
+// cgroup's use against that limit when higher (sysmem.Usage.Percent). Other
+// processes on the host do not count: a load generator that eats the host's
+// memory must not roll this service back.
+func (s *Server) MemoryPercent() (float64, error) {
+	u, err := sysmem.ProcessUsage()
+	if err != nil {
+		return 0, err
+	}
+	return u.Percent(), nil
+}
 
 // DurableEnabled reports whether new jobs go to the durable worker now.
 func (s *Server) DurableEnabled() bool { return s.flag.State().Enabled }

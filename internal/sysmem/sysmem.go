@@ -20,8 +20,9 @@ func ProcessRSS(pid int) (int64, error) {
 	return v * 1024, err
 }
 
-// SystemUsedPercent is the share of the machine's memory in use
-// (MemTotal - MemAvailable) / MemTotal, in percent.
+// SystemUsedPercent is the share of the host's memory in use by every process
+// (MemTotal - MemAvailable) / MemTotal, in percent: what the stats show as
+// the host's. The memory trigger reads ProcessUsage instead.
 func SystemUsedPercent() (float64, error) {
 	total, err := field("/proc/meminfo", "MemTotal:")
 	if err != nil {

@@ -88,7 +88,7 @@ async function refreshStats() {
   $("st-queued").textContent = num(bt.queued);
   $("st-avg").textContent = secs(s.average_response_time);
   $("st-p99").textContent = secs(s.p99_response_time);
-  $("st-mem").textContent = bytes(mem.rss_bytes) + (typeof mem.system_percent === "number" ? " · sys " + mem.system_percent.toFixed(0) + "%" : "");
+  $("st-mem").textContent = bytes(mem.rss_bytes) + (typeof mem.host_percent === "number" ? " · host " + mem.host_percent.toFixed(0) + "%" : "");
   const triggers = s.triggers || [];
   $("triggers").replaceChildren(...(triggers.length ? triggers.map((t) => sg.el("tr", {},
     sg.el("td", {}, t.name), sg.el("td", {}, badge(t.state)), sg.el("td", {}, num(t.value)),

@@ -33,6 +33,7 @@ type SQL struct {
 	closing    chan struct{}
 	stopped    chan struct{} // closed once every committer has returned
 	batchers   sync.WaitGroup
+	onEvents   eventHook // onevents.go
 }
 
 // NewSQL builds the shared store for a driver.
@@ -129,6 +130,8 @@ func (s *SQL) inTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err == nil {
 		if err = tx.Commit(); err != nil {
 			err = fmt.Errorf("commit: %w", err)
+		} else {
+			s.committed(tx)
 		}
 	} else {
 		tx.Rollback()
@@ -144,6 +147,7 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
 	}
+	s.appended(ex, e.JobID)
 	return nil
 }
 
@@ -161,6 +165,9 @@ func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
 		}
 		if _, err := tx.ExecContext(ctx, s.Q(s.announced(q)), args...); err != nil {
 			return fmt.Errorf("append %d events: %w", len(part), err)
+		}
+		for _, e := range part {
+			s.appended(tx, e.JobID)
 		}
 	}
 	return nil

@@ -10,7 +10,8 @@ import (
 // text and reused: parsing SQL was a third of a submission's cost on SQLite.
 type Tx struct {
 	*sql.Tx
-	s *SQL
+	s      *SQL
+	events []string // the jobs whose events it appended, for OnEvents (onevents.go)
 }
 
 // The writer caches statements up to this length — multi-row statements of a

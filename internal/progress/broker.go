@@ -4,6 +4,13 @@
 // record (invariant 1): the broker only reads the gapless, per-job numbered
 // event log, so a client that resumes after the last sequence number it saw
 // gets every event exactly once and in order, whichever process serves it.
+//
+// A reader reads its job's log only when woken: by a notification (LISTEN/
+// NOTIFY on PostgreSQL, the store's commits on SQLite), or by the broker's
+// one watcher, which looks at the event_seq of every watched job in one query
+// per 500 jobs — every 50 ms while nothing notifies, every second as a floor
+// while something does — and wakes the readers whose job has moved. Watching
+// an idle job thus costs no query of its own.
 package progress
 
 import (
@@ -20,19 +27,25 @@ import (
 // EventSource is the store's event log, as the broker reads it.
 type EventSource interface {
 	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
+	// EventSeqs reads the seq of the last event of each job of ids; a job
+	// that does not exist is absent.
+	EventSeqs(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
-// BrokerConfig tunes the broker's readers.
+// BrokerConfig tunes the broker's readers and its watcher.
 type BrokerConfig struct {
-	// PollInterval is how often a job's reader looks for new events when
-	// nothing wakes it (SQLite, or PostgreSQL while LISTEN is down).
-	// Default 50ms.
+	// PollInterval is how often the watcher looks for new events of the
+	// watched jobs when nothing notifies (SQLite without its commits hooked,
+	// or PostgreSQL while LISTEN is down). Default 50ms.
 	PollInterval time.Duration
-	// FloorInterval is how often a reader still looks while notifications
+	// FloorInterval is how often the watcher still looks while notifications
 	// work, in case one is lost. Default 1s.
 	FloorInterval time.Duration
-	// BatchSize bounds one read of the event log. Default 500.
+	// BatchSize bounds one read of a job's event log. Default 500.
 	BatchSize int
+	// WatchBatch is how many jobs one query of the watcher asks about.
+	// Default 500.
+	WatchBatch int
 }
 
 // Broker fans each job's events out to its subscribers.
@@ -40,15 +53,20 @@ type Broker struct {
 	src  EventSource
 	cfg  BrokerConfig
 	log  *slog.Logger
-	now  func() time.Time
-	live atomic.Bool // a notification source (LISTEN) is connected
+	live atomic.Bool // a notification source (LISTEN, or the store's commits) is connected
+	// ctx is the parent of the readers' and the watcher's reads; Close
+	// cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	feeds   map[string]*feed
-	watched chan struct{} // signalled when the first job gets a reader
-	closing chan struct{}
-	closed  bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	feeds    map[string]*feed
+	watched  chan struct{} // signalled when the first job gets a reader
+	look     chan struct{} // tells the watcher to look now
+	watching bool          // the watcher runs
+	closing  chan struct{}
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 // ErrClosed is returned by Subscribe once the broker is shutting down.
@@ -65,11 +83,15 @@ func NewBroker(src EventSource, cfg BrokerConfig, log *slog.Logger) *Broker {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
+	if cfg.WatchBatch <= 0 {
+		cfg.WatchBatch = 500
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Broker{src: src, cfg: cfg, log: log, now: time.Now, feeds: map[string]*feed{},
-		watched: make(chan struct{}, 1), closing: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Broker{src: src, cfg: cfg, log: log, ctx: ctx, cancel: cancel, feeds: map[string]*feed{},
+		watched: make(chan struct{}, 1), look: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
 // Start satisfies the server's component interface; readers start on demand.
@@ -96,6 +118,7 @@ func (b *Broker) Close() {
 	if !b.closed {
 		b.closed = true
 		close(b.closing)
+		b.cancel()
 	}
 }
 
@@ -103,23 +126,34 @@ func (b *Broker) Close() {
 func (b *Broker) Closing() <-chan struct{} { return b.closing }
 
 // SetLive records whether a notification source is connected; while it is,
-// readers poll only at the floor interval.
+// the watcher looks only at the floor interval. Either way it looks at once:
+// for what came before the source connected, or what it may have dropped.
 func (b *Broker) SetLive(live bool) {
-	if b.live.Swap(live) != live && live {
-		b.WakeAll() // catch up on whatever was missed while it was down
+	if b.live.Swap(live) != live {
+		b.poke()
+	}
+}
+
+// poke tells the watcher to look now.
+func (b *Broker) poke() {
+	select {
+	case b.look <- struct{}{}:
+	default:
 	}
 }
 
 // Live reports whether a notification source is connected.
 func (b *Broker) Live() bool { return b.live.Load() }
 
-// Wake tells the reader of a job, if any, that it has new events.
-func (b *Broker) Wake(jobID string) {
+// Wake tells the readers of jobs, if any, that they have new events. It
+// does not keep jobIDs (the store's OnEvents hands it its own slice).
+func (b *Broker) Wake(jobIDs ...string) {
 	b.mu.Lock()
-	f := b.feeds[jobID]
-	b.mu.Unlock()
-	if f != nil {
-		f.wake()
+	defer b.mu.Unlock()
+	for _, id := range jobIDs {
+		if f := b.feeds[id]; f != nil {
+			f.wake()
+		}
 	}
 }
 
@@ -167,11 +201,17 @@ func (b *Broker) Subscribe(jobID string, afterSeq int64) (*Subscription, error) 
 		b.feeds[jobID] = f
 		b.wg.Add(1)
 		go f.run()
+		if !b.watching {
+			b.watching = true
+			b.wg.Add(1)
+			go b.watch()
+		}
 		if len(b.feeds) == 1 {
 			select {
 			case b.watched <- struct{}{}:
 			default:
 			}
+			b.poke() // the watcher waits while no job is watched
 		}
 	}
 	f.refs++
@@ -184,18 +224,102 @@ func (b *Broker) release(f *feed) {
 	f.refs--
 	if f.refs == 0 {
 		delete(b.feeds, f.jobID)
-		close(f.stop)
+		f.cancel()
 	}
+}
+
+// watch is the broker's one watcher. Every PollInterval, or FloorInterval
+// while a notification source is live, and whenever poked, it asks the store
+// for the event_seq of every watched job that has not ended, in one query per
+// WatchBatch jobs, and wakes the readers whose job has events they have not
+// read. It waits while no job is watched.
+func (b *Broker) watch() {
+	defer b.wg.Done()
+	var w watchBuf
+	t := time.NewTimer(b.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		interval := b.cfg.PollInterval
+		if b.live.Load() {
+			interval = b.cfg.FloorInterval
+		}
+		t.Reset(interval)
+		select {
+		case <-b.closing:
+			return
+		case <-b.look:
+		case <-t.C:
+		}
+		if b.lookOnce(&w) {
+			continue
+		}
+		select { // nothing watched: wait for Subscribe's poke
+		case <-b.closing:
+			return
+		case <-b.look:
+		}
+	}
+}
+
+// watchBuf is the watcher's memory, reused from one look to the next.
+type watchBuf struct {
+	feeds   []*feed
+	ids     []string
+	failing bool // the last query failed (logged once until one succeeds)
+}
+
+// lookOnce asks the store about every watched job that has not ended and
+// wakes those with unread events; it reports whether any job is watched.
+func (b *Broker) lookOnce(w *watchBuf) bool {
+	b.mu.Lock()
+	watched := len(b.feeds) > 0
+	for _, f := range b.feeds {
+		if !f.isTerminal() {
+			w.feeds = append(w.feeds, f)
+		}
+	}
+	b.mu.Unlock()
+	defer func() {
+		clear(w.feeds) // no reference to a released feed outlives the look
+		w.feeds = w.feeds[:0]
+	}()
+	for start := 0; start < len(w.feeds); start += b.cfg.WatchBatch {
+		part := w.feeds[start:min(start+b.cfg.WatchBatch, len(w.feeds))]
+		w.ids = w.ids[:0]
+		for _, f := range part {
+			w.ids = append(w.ids, f.jobID)
+		}
+		seqs, err := b.src.EventSeqs(b.ctx, w.ids)
+		if err != nil {
+			if b.ctx.Err() == nil && !w.failing {
+				b.log.Warn("Looking for new job events failed; retrying", "jobs", len(w.feeds), "err", err)
+			}
+			w.failing = true
+			break
+		}
+		if w.failing {
+			b.log.Info("Looking for new job events works again", "jobs", len(w.feeds))
+			w.failing = false
+		}
+		for _, f := range part {
+			if seqs[f.jobID] > f.readSeq() {
+				f.wake()
+			}
+		}
+	}
+	clear(w.ids)
+	return watched
 }
 
 // feed is one job's reader and the events it has read so far. Its log starts
 // at seq 1, so subscribers that resume from any point are served from memory.
 type feed struct {
-	b     *Broker
-	jobID string
-	refs  int // guarded by b.mu
-	stop  chan struct{}
-	wakec chan struct{}
+	b      *Broker
+	jobID  string
+	refs   int             // guarded by b.mu
+	ctx    context.Context // of its reads; cancelled with its last subscriber or by Close
+	cancel context.CancelFunc
+	wakec  chan struct{}
 	// snap is replaced, never changed, when the reader appends: a thousand
 	// subscribers woken at once read it without contending for a lock.
 	snap atomic.Pointer[snapshot]
@@ -211,7 +335,8 @@ type snapshot struct {
 }
 
 func newFeed(b *Broker, jobID string) *feed {
-	f := &feed{b: b, jobID: jobID, stop: make(chan struct{}), wakec: make(chan struct{}, 1)}
+	f := &feed{b: b, jobID: jobID, wakec: make(chan struct{}, 1)}
+	f.ctx, f.cancel = context.WithCancel(b.ctx)
 	f.snap.Store(&snapshot{changed: make(chan struct{})})
 	return f
 }
@@ -223,43 +348,27 @@ func (f *feed) wake() {
 	}
 }
 
+// run reads the job's log when the feed starts and whenever it is woken —
+// by a notification or by the watcher — until its last subscriber leaves or
+// the broker closes. It has no timer of its own.
 func (f *feed) run() {
 	defer f.b.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-f.stop:
-		case <-f.b.closing:
-		}
-		cancel()
-	}()
-	t := time.NewTicker(f.b.cfg.PollInterval)
-	defer t.Stop()
-	var lastRead time.Time
+	defer f.cancel()
 	for {
-		if !f.isTerminal() {
-			more := f.read(ctx)
-			lastRead = f.b.now()
-			if more {
-				continue
-			}
+		for !f.isTerminal() && f.read(f.ctx) {
 		}
-		for waiting := true; waiting; {
-			select {
-			case <-ctx.Done():
-				return
-			case <-f.wakec:
-				waiting = false
-			case <-t.C:
-				// Poll unless nothing more will come or LISTEN will tell us.
-				waiting = f.isTerminal() || (f.b.live.Load() && f.b.now().Sub(lastRead) < f.b.cfg.FloorInterval)
-			}
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-f.wakec:
 		}
 	}
 }
 
 func (f *feed) isTerminal() bool { return f.snap.Load().terminal }
+
+// readSeq is the seq of the last event read.
+func (f *feed) readSeq() int64 { return int64(len(f.snap.Load().log)) }
 
 // read appends what follows the log's last seq; it reports whether a full
 // batch came back (there may be more). Only the feed's goroutine calls it.

@@ -14,7 +14,9 @@ import (
 // an event that another process wrote within a round trip. It holds one
 // dedicated connection, and only while a job is watched here: each
 // notification costs the database a send and this process a read, for every
-// event of every job. While it is not connected the broker polls.
+// event of every job. While it is connected the broker's watcher looks at the
+// watched jobs only once a second, in case a notification is lost; while it
+// is not, every 50 ms.
 type Listener struct {
 	url     string
 	channel string
@@ -38,8 +40,8 @@ func NewListener(url, channel string, broker *Broker, log *slog.Logger) *Listene
 	return &Listener{url: url, channel: channel, broker: broker, log: log, retry: time.Second, Idle: 30 * time.Second}
 }
 
-// Start connects in the background; it never fails, since polling covers
-// for a listener that cannot connect.
+// Start connects in the background; it never fails, since the broker's
+// watcher covers for a listener that cannot connect.
 func (l *Listener) Start(ctx context.Context) error {
 	ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.done = make(chan struct{})

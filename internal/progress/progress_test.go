@@ -70,6 +70,18 @@ func (m *memLog) ListEvents(ctx context.Context, id string, after int64, limit i
 	return out, nil
 }
 
+func (m *memLog) EventSeqs(ctx context.Context, ids []string) (map[string]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int64{}
+	for _, id := range ids {
+		if evs, ok := m.evs[id]; ok {
+			out[id] = int64(len(evs))
+		}
+	}
+	return out, nil
+}
+
 // drain reads a subscription until its terminal event.
 func drain(t *testing.T, sub *progress.Subscription, limit time.Duration) []int64 {
 	t.Helper()

@@ -14,11 +14,12 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // Claimer is the part of the store the pool needs.
 type Claimer interface {
-	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error)
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string, opts ...store.ClaimOptions) ([]job.Job, error)
 }
 
 // Config sizes the pool.

@@ -32,8 +32,8 @@ type claimCall struct {
 	got   []string
 }
 
-func (r *recorder) ClaimBatch(ctx context.Context, b job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error) {
-	jobs, err := r.Store.ClaimBatch(ctx, b, owner, leaseFor, n, after)
+func (r *recorder) ClaimBatch(ctx context.Context, b job.Backend, owner string, leaseFor time.Duration, n int, after string, opts ...store.ClaimOptions) ([]job.Job, error) {
+	jobs, err := r.Store.ClaimBatch(ctx, b, owner, leaseFor, n, after, opts...)
 	c := claimCall{after: after}
 	for _, j := range jobs {
 		c.got = append(c.got, j.ID)

@@ -12,11 +12,12 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // Store is what the worker needs of the database.
 type Store interface {
-	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error)
+	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...store.ClaimOptions) (job.Job, error)
 	GetJob(ctx context.Context, id string) (job.Job, error)
 }
 

@@ -390,9 +390,10 @@ func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, 
 }
 
 // ClaimBatch leases up to n of the oldest queued jobs of a backend in one
-// transaction, oldest first; with after set, of those whose id sorts after it.
-func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error) {
-	r, err := s.picks.do(s, pickReq{backend, owner, leaseFor, n, after})
+// transaction, oldest first; with after set, of those whose id sorts after it;
+// with a tenant cap, none of a tenant at its cap (pickFair).
+func (s *SQL) ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string, opts ...ClaimOptions) ([]job.Job, error) {
+	r, err := s.picks.do(s, pickReq{backend, owner, leaseFor, n, after, claimOptions(opts)})
 	if err == nil {
 		err = r.err
 	}
@@ -409,6 +410,7 @@ type pickReq struct {
 	leaseFor time.Duration
 	n        int
 	after    string
+	opts     ClaimOptions
 }
 
 type pickRes struct {
@@ -429,12 +431,84 @@ func (s *SQL) pick(ctx context.Context, ex execer, r pickReq) ([]job.Job, error)
 	// table, scan every queued row for each claim.
 	picked := `picked AS (SELECT id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ?
 		ORDER BY id LIMIT ? ` + s.rb.d.SkipLocked + `)`
-	update := claimSet + ` WHERE id IN (SELECT id FROM picked)`
-	args := []any{r.backend, r.after, r.n, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now)}
-	if tx, ok := ex.(*Tx); ok {
-		return s.transitionAll(ctx, tx, `WITH `+picked+` `+update, args, claimEvent)
+	args := []any{r.backend, r.after, r.n}
+	if r.opts.TenantMaxRunning > 0 {
+		picked, args = s.pickFair(r)
 	}
-	return s.claimWithEvents(ctx, picked, update, args, now)
+	if s.takesTurns(r.opts) {
+		if err := s.takeTurn(ctx, ex.(*Tx)); err != nil {
+			return nil, err
+		}
+	}
+	update := claimSet + ` WHERE id IN (SELECT id FROM picked)`
+	args = append(args, r.owner, micros(now.Add(r.leaseFor)), micros(now), micros(now))
+	if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
+		return s.claimWithEvents(ctx, ex, picked, update, args, now)
+	}
+	return s.transitionAll(ctx, ex.(*Tx), `WITH `+picked+` `+update, args, claimEvent)
+}
+
+// pickFair is the pick under a tenant cap: an index-ordered scan of the queued
+// jobs (after r.after) that skips the tenants at their cap takes a window of
+// the oldest others (cand), a few more than asked for; each of those gets its
+// tenant's load if it ran — the tenant's running jobs plus its rank among the
+// tenant's jobs in the window — and the n of least load that keep their tenant
+// within the cap are picked, oldest first among equals. So a batch never takes
+// a tenant past its cap, and a free slot goes to the tenant with the fewest
+// running jobs among the oldest queued. The open server's projects (the
+// empty tenant) are one namespace rather than a tenant among others, and are
+// not capped. It returns the CTEs and their arguments.
+func (s *SQL) pickFair(r pickReq) (string, []any) {
+	running, args := runningByTenant(r.opts, r.owner, r.backend)
+	window := min(4*r.n, r.n+64)
+	return running + `,
+		cand AS (SELECT id, tenant_id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ?
+			AND tenant_id NOT IN (SELECT tenant_id FROM running WHERE n >= ? AND tenant_id <> '')
+			ORDER BY id LIMIT ? ` + s.rb.d.SkipLocked + `),
+		picked AS (SELECT id FROM (SELECT cand.id, cand.tenant_id,
+				COALESCE(running.n, 0) + ROW_NUMBER() OVER (PARTITION BY cand.tenant_id ORDER BY cand.id) AS load
+				FROM cand LEFT JOIN running ON running.tenant_id = cand.tenant_id) AS l
+			WHERE load <= ? OR tenant_id = '' ORDER BY load, id LIMIT ?)`,
+		append(args, r.backend, r.after, r.opts.TenantMaxRunning, window, r.opts.TenantMaxRunning, r.n)
+}
+
+// runningByTenant is the CTE "running": the running jobs of each tenant and
+// backend — of one backend when backend is set; every process's, or with
+// PerOwner the owner's — and its arguments.
+func runningByTenant(o ClaimOptions, owner string, backend job.Backend) (string, []any) {
+	q := `running AS (SELECT tenant_id, backend, COUNT(*) AS n FROM jobs WHERE status = 'running'`
+	var args []any
+	if backend != "" {
+		q += ` AND backend = ?`
+		args = append(args, backend)
+	}
+	if o.PerOwner {
+		q += ` AND lease_owner = ?`
+		args = append(args, owner)
+	}
+	return q + ` GROUP BY tenant_id, backend)`, args
+}
+
+// tenantTurnLock makes claims under a cap counted over every process take
+// turns on PostgreSQL, where several processes claim at once: each claim
+// counts the running jobs with a snapshot taken after the last one
+// committed, so that two cannot both take a tenant's last slot. The lock is
+// the transaction's and ends with it. SQLite has one writer, and a
+// per-owner cap is counted by its one claimer.
+const tenantTurnLock = `SELECT pg_advisory_xact_lock(727225)`
+
+// takesTurns reports whether a claim under o needs tenantTurnLock, and so a
+// transaction of its own.
+func (s *SQL) takesTurns(o ClaimOptions) bool {
+	return o.TenantMaxRunning > 0 && !o.PerOwner && !s.rb.d.SingleWriter
+}
+
+// takeTurn waits for tenantTurnLock in tx.
+func (s *SQL) takeTurn(ctx context.Context, tx *Tx) error {
+	if _, err := tx.ExecContext(ctx, tenantTurnLock); err != nil {
+		return fmt.Errorf("wait for the turn to claim under a tenant cap: %w", err)
+	}
+	return nil
 }
 
 const leaseHeld = ` WHERE id = ? AND dispatch_epoch = ? AND lease_owner = ? AND status = 'running'`

@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/access"
@@ -45,11 +46,16 @@ type Store interface {
 	// With after set, only jobs whose id sorts after it: a claimer that passes
 	// the last id it took skips the index entries of the jobs claimed before
 	// (PostgreSQL keeps them until VACUUM), and must look from the start ("")
-	// now and then for jobs queued again below it.
-	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string) ([]job.Job, error)
+	// now and then for jobs queued again below it. With a tenant cap (opts,
+	// at most one) it takes no job of a tenant at its cap, and prefers the
+	// tenants with the fewest running jobs among the oldest it looks at.
+	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string, opts ...ClaimOptions) ([]job.Job, error)
 	// ClaimDispatch leases the job of one dispatch to owner, if that dispatch is
-	// still current and the job runnable; otherwise job.ErrStaleLease.
-	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error)
+	// still current and the job runnable; otherwise job.ErrStaleLease. With a
+	// tenant cap (opts, at most one), a current dispatch whose tenant is at its
+	// cap is refused with ErrTenantAtCap (and the job as it is): it stays
+	// queued as it was.
+	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...ClaimOptions) (job.Job, error)
 	ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Duration) error
 	ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 	Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error)
@@ -114,6 +120,34 @@ type LimitStore interface {
 	GetUsage(ctx context.Context, tenant, period string) (Usage, error)
 	DocumentUsage(ctx context.Context, tenant string) (count, bytes int64, err error)
 }
+
+// ClaimOptions limit what a claim may take. The zero value limits nothing.
+type ClaimOptions struct {
+	// TenantMaxRunning, above 0, is how many jobs of one tenant (jobs.tenant_id)
+	// may run at once on the claim's backend: a claim takes no job of a tenant
+	// that has that many running, and of one tenant only as many as keep it
+	// within. On PostgreSQL claims under a cap counted over every process take
+	// turns (an advisory lock), so that two processes cannot both take a
+	// tenant's last slot.
+	TenantMaxRunning int
+	// PerOwner counts only the running jobs leased to the claim's owner: the
+	// cap is then a share of that owner's workers (a pool's), not of the
+	// backend's.
+	PerOwner bool
+}
+
+// claimOptions is the one ClaimOptions of a variadic argument.
+func claimOptions(opts []ClaimOptions) ClaimOptions {
+	if len(opts) == 0 || opts[0].TenantMaxRunning <= 0 {
+		return ClaimOptions{}
+	}
+	return opts[0]
+}
+
+// ErrTenantAtCap is a claim refused because the job's tenant already runs
+// as many jobs as ClaimOptions.TenantMaxRunning allows. The job is untouched:
+// still queued under the same dispatch, its attempts not counted.
+var ErrTenantAtCap = errors.New("tenant at its cap of running jobs")
 
 // NewJob is a job to be created.
 type NewJob struct {

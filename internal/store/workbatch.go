@@ -33,7 +33,17 @@ func (s *SQL) initGroups() {
 		apply: func(ctx context.Context, ex execer, qs []pickReq, as []pickRes) error {
 			_, inTx := ex.(*Tx)
 			for i, q := range qs {
-				jobs, err := s.pick(ctx, ex, q)
+				var jobs []job.Job
+				var err error
+				if !inTx && s.takesTurns(q.opts) {
+					// Its lock and its statement need a transaction.
+					err = s.inTx(ctx, func(tx *Tx) error {
+						jobs, err = s.pick(ctx, tx, q)
+						return err
+					})
+				} else {
+					jobs, err = s.pick(ctx, ex, q)
+				}
 				if err != nil && inTx {
 					return err
 				}
@@ -64,6 +74,7 @@ type claimReq struct {
 	d        job.Dispatch
 	owner    string
 	leaseFor time.Duration
+	opts     ClaimOptions
 }
 
 type claimRes struct {
@@ -71,57 +82,82 @@ type claimRes struct {
 	err error
 }
 
-// ClaimDispatch leases the job of a still-current dispatch.
-func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration) (job.Job, error) {
-	r, err := s.claims.do(s, claimReq{d, owner, leaseFor})
+// ClaimDispatch leases the job of a still-current dispatch; under a tenant
+// cap it refuses, with ErrTenantAtCap and the job as it is, one whose tenant
+// is at the cap.
+func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...ClaimOptions) (job.Job, error) {
+	r, err := s.claims.do(s, claimReq{d, owner, leaseFor, claimOptions(opts)})
 	if err == nil {
 		err = r.err
 	}
-	if err != nil && !errors.Is(err, job.ErrStaleLease) {
+	if err != nil && !errors.Is(err, job.ErrStaleLease) && !errors.Is(err, ErrTenantAtCap) {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
 	return r.j, err
 }
 
 // claimAll claims every dispatch of batch that is still current, with one
-// update per owner and lease length (one, in practice). With a writable CTE
-// each update writes its events itself, a statement needing no transaction
-// around it; ex is then the pool, else a transaction.
+// update per owner, lease length and cap (one, in practice). With a writable
+// CTE each update writes its events itself, a statement needing no
+// transaction around it; ex is then the pool, else a transaction. A batch
+// with a cap counted over every process takes its turn (takeTurn) in a
+// transaction.
 func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []claimRes) error {
 	type key struct {
 		owner    string
 		leaseFor time.Duration
+		opts     ClaimOptions
 	}
 	groups := map[key][]int{}
 	var order []key
+	turns := false
 	for i, r := range batch {
-		k := key{r.owner, r.leaseFor}
+		k := key{r.owner, r.leaseFor, r.opts}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
 		}
 		groups[k] = append(groups[k], i)
+		turns = turns || s.takesTurns(r.opts)
 	}
-	if _, inTx := ex.(*Tx); !inTx && len(order) > 1 {
+	_, inTx := ex.(*Tx)
+	if !inTx && turns {
+		return s.inTx(ctx, func(tx *Tx) error { return s.claimAll(ctx, tx, batch, res) })
+	}
+	if !inTx && len(order) > 1 {
 		// Statements of their own would commit one group and not the next.
 		return errSplitBatch
 	}
+	if turns {
+		if err := s.takeTurn(ctx, ex.(*Tx)); err != nil {
+			return err
+		}
+	}
 	now := s.Clock.Now()
 	claimed := map[job.Dispatch]job.Job{}
+	atCap := map[job.Dispatch]job.Job{}
 	for _, k := range order {
 		idx := groups[k]
 		ds := make([]job.Dispatch, len(idx))
 		for n, i := range idx {
 			ds[n] = batch[i].d
 		}
-		where, args := dispatchesWhere(ds)
-		args = append([]any{k.owner, micros(now.Add(k.leaseFor)), micros(now), micros(now)}, args...)
+		where, whereArgs := dispatchesWhere(ds)
+		set := []any{k.owner, micros(now.Add(k.leaseFor)), micros(now), micros(now)}
+		with, args := "", append(set, whereArgs...)
+		if k.opts.TenantMaxRunning > 0 {
+			with, args = claimFair(k.opts, k.owner, where, whereArgs)
+			args = append(args, set...)
+			where = `id IN (SELECT id FROM picked)`
+		}
 		update := claimSet + ` WHERE status = 'queued' AND ` + where
 		var jobs []job.Job
 		var err error
-		if tx, ok := ex.(*Tx); ok {
-			jobs, err = s.transitionAll(ctx, tx, update, args, claimEvent)
+		if s.rb.d.WritableCTE && s.rb.d.Notify != nil {
+			jobs, err = s.claimWithEvents(ctx, ex, with, update, args, now)
+		} else if with != "" {
+			jobs, err = s.transitionAll(ctx, ex.(*Tx), `WITH `+with+` `+update, args, claimEvent)
 		} else {
-			jobs, err = s.claimWithEvents(ctx, "", update, args, now)
+			jobs, err = s.transitionAll(ctx, ex.(*Tx), update, args, claimEvent)
 		}
 		if err != nil {
 			return err
@@ -129,17 +165,65 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 		for _, j := range jobs {
 			claimed[j.Dispatch()] = j
 		}
+		if k.opts.TenantMaxRunning > 0 && len(jobs) < len(ds) {
+			if err := s.stillQueued(ctx, ex, ds, claimed, atCap); err != nil {
+				return err
+			}
+		}
 	}
 	// A dispatch delivered twice in one batch is claimed by its first request.
 	for i, r := range batch {
 		if j, ok := claimed[r.d]; ok {
 			res[i] = claimRes{j: j}
 			delete(claimed, r.d)
+		} else if j, ok := atCap[r.d]; ok {
+			res[i] = claimRes{j: j, err: ErrTenantAtCap}
 		} else {
 			res[i] = claimRes{err: job.ErrStaleLease}
 		}
 	}
 	return nil
+}
+
+// claimFair is pickFair for dispatches (the rows that where matches, with
+// its args): of the queued ones, those that keep their tenant within the cap
+// on their backend, oldest first. It returns the CTEs, ending with
+// "picked", and their arguments.
+func claimFair(o ClaimOptions, owner, where string, whereArgs []any) (string, []any) {
+	running, args := runningByTenant(o, owner, "")
+	return running + `,
+		cand AS (SELECT id, tenant_id, backend FROM jobs WHERE status = 'queued' AND ` + where + `),
+		picked AS (SELECT id FROM (SELECT cand.id, cand.tenant_id, COALESCE(running.n, 0) +
+				ROW_NUMBER() OVER (PARTITION BY cand.tenant_id, cand.backend ORDER BY cand.id) AS load
+				FROM cand LEFT JOIN running ON running.tenant_id = cand.tenant_id AND running.backend = cand.backend) AS l
+			WHERE load <= ? OR tenant_id = '')`,
+		append(append(args, whereArgs...), o.TenantMaxRunning)
+}
+
+// stillQueued puts in atCap the jobs of the dispatches of ds that a claim
+// under a cap did not take though they are still current and queued: the
+// cap refused them.
+func (s *SQL) stillQueued(ctx context.Context, ex execer, ds []job.Dispatch, claimed, atCap map[job.Dispatch]job.Job) error {
+	var left []job.Dispatch
+	for _, d := range ds {
+		if _, ok := claimed[d]; !ok {
+			left = append(left, d)
+		}
+	}
+	where, args := dispatchesWhere(left)
+	rows, err := ex.QueryContext(ctx, s.Q(`SELECT `+jobColumns+` FROM jobs WHERE status = 'queued' AND `+where), args...)
+	if err != nil {
+		return fmt.Errorf("look why claims were refused: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return err
+		}
+		atCap[j.Dispatch()] = j
+	}
+	return rows.Err()
 }
 
 func claimEvent(j job.Job) job.Event {
@@ -148,11 +232,12 @@ func claimEvent(j job.Job) job.Event {
 }
 
 // claimWithEvents runs a claim (after the CTE with, if set) and appends the
-// claimEvent of every job it took, in one statement. The statement also looks
-// whether each job's project has document chunks, which spares the run of a
-// job without them the query of its retrieval (job.Job.NoDocuments).
-func (s *SQL) claimWithEvents(ctx context.Context, with, update string, args []any, now time.Time) ([]job.Job, error) {
-	return s.updateAnnounced(ctx, s.W, with, update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
+// claimEvent of every job it took, in one statement, in ex (the pool or a
+// transaction). The statement also looks whether each job's project has
+// document chunks, which spares the run of a job without them the query of
+// its retrieval (job.Job.NoDocuments).
+func (s *SQL) claimWithEvents(ctx context.Context, ex execer, with, update string, args []any, now time.Time) ([]job.Job, error) {
+	return s.updateAnnounced(ctx, ex, with, update, `'`+string(job.EventStatus)+`', '`+string(job.StatusRunning)+`', 0, 'started',
 		'attempt ' || attempt || ' of ' || max_attempts || ' on ' || backend, 'null', ?`, append(args, micros(now)), true)
 }
 

@@ -47,6 +47,7 @@ func areas() [][]test {
 		workerTests,
 		documentTests,
 		accessTests,
+		fairnessTests,
 		eventSeqTests,
 	}
 }

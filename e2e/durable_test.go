@@ -16,7 +16,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
-const adminToken = "e2e-admin-token"
+const adminToken = "e2e-admin-token-0123456789"
 
 // cluster is one serve process and its durable workers on a PostgreSQL schema
 // and a redis-server of the test's own.

@@ -60,7 +60,6 @@ const (
 	CodeTooManyFailures   = "too_many_failures"   // 429
 	CodeAdminDisabled     = "admin_disabled"      // no admin token configured: 403
 	CodeWrongAdminToken   = "forbidden"           // a token that is not an admin token: 403
-	CodeAdminTokenMissing = "admin_token_missing" // no credential on an admin call: 401
 )
 
 // Authenticator recognises callers.
@@ -172,10 +171,15 @@ func (a *Authenticator) AdminName(r *http.Request) (string, error) {
 		return "", a.fail(r, "", err.Error())
 	}
 	if cred == "" {
-		return "", &Denied{Code: CodeAdminTokenMissing, Message: "missing Authorization: Bearer <admin token>"}
+		return "", &Denied{Code: CodeUnauthorized, Message: "missing Authorization: Bearer <admin token>"}
 	}
 	if d := a.blocked(r); d != nil {
 		return "", d
+	}
+	if LooksLikeKey(cred) {
+		// A writer's key at an operator's door is no guess at an admin
+		// token: refused, not counted.
+		return "", &Denied{Code: CodeWrongAdminToken, Message: "a writer's API key cannot call the admin API"}
 	}
 	name, ok := a.cfg.Admin.Match(cred)
 	if !ok {
@@ -198,7 +202,6 @@ func credential(r *http.Request, query bool) (string, error) {
 	if len(hs) == 1 && hs[0] != "" {
 		// The scheme's name is case-insensitive (RFC 9110, section 11.1).
 		scheme, given, ok := strings.Cut(hs[0], " ")
-		given = strings.TrimSpace(given)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || given == "" {
 			return "", errors.New("malformed Authorization header: want 'Bearer <credential>'")
 		}
@@ -303,4 +306,21 @@ func ClientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// MetricsToken reports whether the caller sent token (or an admin token);
+// a wrong one counts as a failed attempt.
+func (a *Authenticator) MetricsToken(r *http.Request, token string) bool {
+	cred, err := credential(r, false)
+	if err != nil || cred == "" || a.blocked(r) != nil {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(cred), []byte(token)) == 1 {
+		return true
+	}
+	if _, ok := a.cfg.Admin.Match(cred); ok {
+		return true
+	}
+	a.fail(r, cred, "wrong metrics token")
+	return false
 }

@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,11 +22,11 @@ type KeyWriter interface {
 func Issue(ctx context.Context, w KeyWriter, tenant, name string, projects []string, now time.Time) (string, Key, error) {
 	if projects != nil {
 		if len(projects) == 0 {
-			return "", Key{}, errors.New("a key limited to projects needs at least one project")
+			return "", Key{}, &job.ValidationError{Field: "projects", Message: "a key limited to projects needs at least one project"}
 		}
 		for _, p := range projects {
 			if err := job.ValidateProjectID(p); err != nil {
-				return "", Key{}, fmt.Errorf("project %q: %w", p, err)
+				return "", Key{}, &job.ValidationError{Field: "projects", Message: fmt.Sprintf("%q: %v", p, err)}
 			}
 		}
 	}

@@ -112,3 +112,34 @@ func ValidateTenant(tenant string) error {
 	}
 	return nil
 }
+
+// KeyInfo is a key as `scriptgen keys --json` prints it and the admin API
+// answers: never its hash, and the key itself only in the answer that made
+// it.
+type KeyInfo struct {
+	ID        string     `json:"id"`
+	Prefix    string     `json:"prefix"`
+	Tenant    string     `json:"tenant"`
+	Projects  []string   `json:"projects"`
+	Name      string     `json:"name"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	Key       string     `json:"key,omitempty"`
+}
+
+// Info is k as KeyInfo, with plain when it was just made.
+func (k Key) Info(plain string) KeyInfo {
+	out := KeyInfo{
+		ID:        k.ID,
+		Prefix:    k.Prefix,
+		Tenant:    k.Tenant,
+		Projects:  k.Projects,
+		Name:      k.Name,
+		CreatedAt: k.CreatedAt,
+		Key:       plain,
+	}
+	if !k.Active() {
+		out.RevokedAt = &k.RevokedAt
+	}
+	return out
+}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"log/slog"
@@ -71,7 +70,7 @@ func (h *adminHandler) setWorkerSystem(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, err)
 		return
 	}
-	if err := h.admin.SetWorkerSystem(r.Context(), change, "admin@"+clientAddr(r)); err != nil {
+	if err := h.admin.SetWorkerSystem(r.Context(), change, adminActor(r)); err != nil {
 		response.ServerError(w, r, h.log, fmt.Errorf("set the worker system: %w", err))
 		return
 	}
@@ -83,39 +82,6 @@ func clientAddr(r *http.Request) string {
 		return r.RemoteAddr[:i]
 	}
 	return r.RemoteAddr
-}
-
-// requireToken checks "Authorization: Bearer <token>" in constant time.
-func requireToken(token string, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if token == "" {
-			response.Error(w, http.StatusForbidden, "admin_disabled", "the admin API is off: set ADMIN_TOKEN to enable it")
-			return
-		}
-		hs := r.Header.Values("Authorization")
-		if len(hs) == 0 || hs[0] == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin"`)
-			response.Error(w, http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <ADMIN_TOKEN>")
-			return
-		}
-		if len(hs) > 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin", error="invalid_request"`)
-			response.Error(w, http.StatusUnauthorized, "unauthorized", "Authorization must be sent once")
-			return
-		}
-		// The scheme's name is case-insensitive (RFC 9110, section 11.1).
-		scheme, given, ok := strings.Cut(hs[0], " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || given == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen-admin", error="invalid_request"`)
-			response.Error(w, http.StatusUnauthorized, "unauthorized", "malformed Authorization header: want 'Bearer <ADMIN_TOKEN>'")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
-			response.Error(w, http.StatusForbidden, "forbidden", "wrong admin token")
-			return
-		}
-		next(w, r)
-	}
 }
 
 // decodeAdminBody strictly decodes a small JSON body; an empty body is {}.

@@ -15,11 +15,11 @@ import (
 // A second CPU profile or trace while one is being taken is a JSON 409, and
 // the first still delivers its profile.
 func TestProfilesOneAtATime(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t"}))
+	srv := httptest.NewServer(api.New(api.Config{AdminToken: testAdminToken}))
 	t.Cleanup(srv.Close)
 	get := func(path string) (*http.Response, error) {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer t")
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
 		return http.DefaultClient.Do(req)
 	}
 	for path, profiler := range map[string]string{
@@ -66,26 +66,29 @@ func goroutineIn(fn string) bool {
 	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
 }
 
+// testAdminToken is long enough for access.ParseAdminTokens.
+const testAdminToken = "test-admin-token-0123"
+
 // The admin token: the scheme in any case, the token exactly, one header.
 func TestAdminTokenForms(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t0k"}))
+	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t0k-0123456789abcdef"}))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name    string
 		headers []string
 		want    int
 	}{
-		{"bearer", []string{"Bearer t0k"}, 200},
-		{"scheme in lower case", []string{"bearer t0k"}, 200},
-		{"scheme in capitals", []string{"BEARER t0k"}, 200},
+		{"bearer", []string{"Bearer t0k-0123456789abcdef"}, 200},
+		{"scheme in lower case", []string{"bearer t0k-0123456789abcdef"}, 200},
+		{"scheme in capitals", []string{"BEARER t0k-0123456789abcdef"}, 200},
 		{"missing", nil, 401},
 		{"empty", []string{""}, 401},
-		{"no scheme", []string{"t0k"}, 401},
-		{"other scheme", []string{"Basic t0k"}, 401},
+		{"no scheme", []string{"t0k-0123456789abcdef"}, 401},
+		{"other scheme", []string{"Basic t0k-0123456789abcdef"}, 401},
 		{"scheme alone", []string{"Bearer"}, 401},
-		{"two headers", []string{"Bearer t0k", "Bearer other"}, 401},
-		{"wrong token", []string{"Bearer t0K"}, 403},
-		{"token with a space before", []string{"Bearer  t0k"}, 403},
+		{"two headers", []string{"Bearer t0k-0123456789abcdef", "Bearer other"}, 401},
+		{"wrong token", []string{"Bearer T0K-0123456789abcdef"}, 403},
+		{"token with a space before", []string{"Bearer  t0k-0123456789abcdef"}, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL+"/debug/pprof/", nil)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rollback"
@@ -92,16 +93,28 @@ type Config struct {
 	// Metrics serves GET /metrics (the Prometheus registry).
 	Metrics http.Handler
 
-	// AdminToken guards /api/admin/* and /debug/pprof/*; without it the
-	// admin API is off and answers 403.
+	// Auth recognises writers and operators. Without it (tests) writer
+	// calls are open and AdminToken alone guards the admin API.
+	Auth       *access.Authenticator
 	AdminToken string
-	Admin      Admin
-	Rollback   *rollback.Service
+	// MetricsToken, when set, guards GET /metrics.
+	MetricsToken string
+	// AllowedOrigins are the web origins whose pages may call the API (CORS);
+	// other sites' pages may not change anything.
+	AllowedOrigins []string
+	// Limits keep one client from hurting the others.
+	Limits Limits
+	// WriteFailed hears of every database error store.IsUnavailable (for
+	// /health's reasons).
+	WriteFailed func(error)
+	Admin       Admin
+	Rollback    *rollback.Service
 }
 
 // API holds the handlers of every route.
 type API struct {
 	cfg      Config
+	auth     *access.Authenticator
 	jobs     *jobHandler
 	projects *projectHandler
 	docs     *documentHandler
@@ -132,11 +145,23 @@ func newAPI(cfg Config) *API {
 	if cfg.Metrics == nil {
 		cfg.Metrics = unavailable("metrics")
 	}
-	errs := domainErrors{log: cfg.Log}
+	if cfg.Auth == nil {
+		tokens, err := access.ParseAdminTokens(cfg.AdminToken, "")
+		if err != nil {
+			panic("api: " + err.Error()) // only tests build an API without Auth
+		}
+		cfg.Auth = access.New(nil, access.Config{Off: true, Admin: tokens, Log: cfg.Log})
+	}
+	errs := domainErrors{log: cfg.Log, writeFailed: cfg.WriteFailed}
+	lim := newTenantLimits(cfg.Limits, cfg.Store)
+	auth := cfg.Auth
 	return &API{
-		cfg: cfg,
+		cfg:  cfg,
+		auth: auth,
 		jobs: &jobHandler{
 			domainErrors: errs,
+			limits:       lim,
+			stream:       cfg.Events,
 			store:        cfg.Store,
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
@@ -147,16 +172,27 @@ func newAPI(cfg Config) *API {
 		},
 		docs: &documentHandler{
 			domainErrors: errs,
+			limits:       lim,
 			store:        cfg.Store,
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
 			maxBytes:     cfg.MaxDocumentBytes,
 		},
 		status: &statusHandler{
-			store:     cfg.Store,
-			system:    cfg.System,
-			generator: cfg.Generator,
-			started:   time.Now(),
+			domainErrors: errs,
+			store:        cfg.Store,
+			system:       cfg.System,
+			generator:    cfg.Generator,
+			started:      time.Now(),
+			isAdmin: func(r *http.Request) bool {
+				if r.Header.Get("Authorization") == "" {
+					return false
+				}
+				_, err := auth.AdminName(r)
+				return err == nil
+			},
+			authMode: auth.Mode,
+			limits:   cfg.Limits,
 		},
 		admin: &adminHandler{
 			log:       cfg.Log,
@@ -171,11 +207,12 @@ func newAPI(cfg Config) *API {
 }
 
 // serve wraps the routes in what every request passes through, outermost
-// first: its request id, the panic guard, the input guard, the body's
+// first: its request id, the cross-origin rules, the panic guard, the input guard, the body's
 // deadline, and JSON for the mux's own 404 and 405. None of them copies the
 // request, so the route pattern the mux sets is seen outside (metrics).
 func (a *API) serve(mux *http.ServeMux) http.Handler {
-	return response.WithRequestID(Recover(a.cfg.Log, guardInput(bodyDeadline(a.cfg.BodyTimeout, routed(mux)))))
+	inner := Recover(a.cfg.Log, guardInput(bodyDeadline(a.cfg.BodyTimeout, routed(mux))))
+	return response.WithRequestID(crossOrigin(a.cfg.AllowedOrigins, inner))
 }
 
 // routed serves a request through mux, and answers in JSON what the mux

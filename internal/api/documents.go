@@ -39,6 +39,7 @@ const DefaultMaxDocumentBytes = 1 << 20
 // works as on POST /api/generation.
 type documentHandler struct {
 	domainErrors
+	limits     *tenantLimits
 	store      store.Store
 	dispatcher Dispatcher
 	// canceller, when set, stops a local run of a deleted document's job at once.
@@ -65,11 +66,12 @@ type DocumentJSON struct {
 	Links      map[string]string `json:"links"`
 }
 
-func newDocumentJSON(d store.Document, withContent bool) DocumentJSON {
-	base := "/api/projects/" + d.ProjectID + "/documents/" + d.ID
+func newDocumentJSON(r *http.Request, d store.Document, withContent bool) DocumentJSON {
+	project := external(r, d.ProjectID)
+	base := "/api/projects/" + project + "/documents/" + d.ID
 	out := DocumentJSON{
 		ID:         d.ID,
-		ProjectID:  d.ProjectID,
+		ProjectID:  project,
 		Title:      d.Title,
 		Format:     d.Format,
 		SizeBytes:  d.SizeBytes,
@@ -213,24 +215,15 @@ func (h *documentHandler) validate(req *documentRequest) error {
 	return nil
 }
 
-// fail answers as domainErrors does, and a body documents do not take with 415.
-func (h *documentHandler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var media unsupportedMediaError
-	switch {
-	case errors.As(err, &media):
-		response.Error(w, http.StatusUnsupportedMediaType, "unsupported_media_type", media.message)
-	default:
-		h.domainErrors.fail(w, r, err)
-	}
-}
-
+// project reads the path's project, if the caller may use it, as the
+// store's key of it.
 func (h *documentHandler) project(w http.ResponseWriter, r *http.Request) (string, bool) {
-	p := r.PathValue("project_id")
-	if err := job.ValidateProjectID(p); err != nil {
+	key, err := pathProject(r)
+	if err != nil {
 		h.fail(w, r, err)
 		return "", false
 	}
-	return p, true
+	return key, true
 }
 
 // document reads the project and document id of a path, refusing what cannot
@@ -263,12 +256,17 @@ func (h *documentHandler) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	key = principal(r).IdempotencyKey(key)
 	if key != "" {
 		if _, busy := h.inFlight.LoadOrStore(key, struct{}{}); busy {
 			h.fail(w, r, job.ErrIdempotencyInFlight)
 			return
 		}
 		defer h.inFlight.Delete(key)
+	}
+	if err := h.limits.admitDocument(r, len(req.Content)); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	sum := sha256.Sum256([]byte(req.Content))
 	fingerprint, _ := json.Marshal(map[string]string{"title": req.Title, "format": req.Format, "content_sha256": hex.EncodeToString(sum[:])})
@@ -285,13 +283,13 @@ func (h *documentHandler) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Location", "/api/projects/"+project+"/documents/"+doc.ID)
+	w.Header().Set("Location", "/api/projects/"+external(r, project)+"/documents/"+doc.ID)
 	if created {
 		h.dispatcher.Dispatch(r.Context(), j)
 	} else {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(r, j), DocumentID: doc.ID, Document: newDocumentJSON(r, doc, false)})
 }
 
 // list pages through a project's documents, without their content.
@@ -317,7 +315,7 @@ func (h *documentHandler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]DocumentJSON, len(docs))
 	for i, doc := range docs {
-		items[i] = newDocumentJSON(doc, false)
+		items[i] = newDocumentJSON(r, doc, false)
 	}
 	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }
@@ -333,7 +331,7 @@ func (h *documentHandler) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	response.OK(w, newDocumentJSON(doc, true))
+	response.OK(w, newDocumentJSON(r, doc, true))
 }
 
 // delete removes the document and its chunks, and cancels its job if that is
@@ -353,13 +351,21 @@ func (h *documentHandler) delete(w http.ResponseWriter, r *http.Request) {
 			h.canceller.CancelLocal(doc.JobID)
 		}
 	}
-	response.OK(w, map[string]any{"deleted": true, "document": newDocumentJSON(doc, false)})
+	response.OK(w, map[string]any{"deleted": true, "document": newDocumentJSON(r, doc, false)})
 }
 
 // reprocess queues a new job that replaces the document's chunks.
 func (h *documentHandler) reprocess(w http.ResponseWriter, r *http.Request) {
+	if err := jsonOrEmptyBody(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	project, id, ok := h.document(w, r)
 	if !ok {
+		return
+	}
+	if err := h.limits.admitJob(r); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	doc, j, err := h.store.ReprocessDocument(r.Context(), project, id, h.dispatcher.BackendFor(project))
@@ -368,7 +374,7 @@ func (h *documentHandler) reprocess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.dispatcher.Dispatch(r.Context(), j)
-	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(j), DocumentID: doc.ID, Document: newDocumentJSON(doc, false)})
+	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(r, j), DocumentID: doc.ID, Document: newDocumentJSON(r, doc, false)})
 }
 
 // ChunkJSON is one search result.

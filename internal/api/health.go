@@ -6,19 +6,34 @@ import (
 	"os"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/sysmem"
 	"github.com/scriptgen/scriptgen/internal/version"
 )
 
-// statusHandler serves the state of the service: its health and its system
-// information.
+// statusHandler serves the state of the service: its health, its system
+// information and a tenant's usage. What anyone may see is the status and
+// the worker mode; the details (the setting's reason and author, the
+// process, errors) are the operators'.
 type statusHandler struct {
+	domainErrors
 	store     store.Store
 	system    System
 	generator string
 	started   time.Time
+	// isAdmin tells whether a request carries an admin token.
+	isAdmin func(r *http.Request) bool
+	// authMode names how writers are recognised (access.Authenticator.Mode).
+	authMode func(ctx context.Context) string
+	limits   Limits
+}
+
+// Degrader is what a System may also tell: why the service is degraded now
+// (writes failing, Redis down while the durable worker is on, no worker).
+type Degrader interface {
+	Degraded(ctx context.Context) []string
 }
 
 type databaseJSON struct {
@@ -37,23 +52,46 @@ func (h *statusHandler) database(ctx context.Context) databaseJSON {
 	return d
 }
 
-// health answers GET /health: 200, or 503 and "degraded" when the database
-// does not answer.
+// health answers GET /health: "ok", or "degraded" with its reasons; 503 with
+// Retry-After only when the database does not answer (the replica cannot
+// serve), 200 otherwise, so that a load balancer keeps a replica that can.
 func (h *statusHandler) health(w http.ResponseWriter, r *http.Request) {
 	db := h.database(r.Context())
-	status, code := "ok", http.StatusOK
+	reasons := []string{}
 	if db.Status != "ok" {
-		status, code = "degraded", http.StatusServiceUnavailable
+		reasons = append(reasons, "database unreachable")
 	}
-	response.JSON(w, code, map[string]any{
-		"status":           status,
-		"version":          version.String(),
-		"uptime_seconds":   int(time.Since(h.started).Seconds()),
-		"worker_system":    h.system.WorkerSystem(r.Context()),
-		"background_tasks": h.system.BackgroundTasks(r.Context()),
-		"database":         db,
-		"process":          processJSON(),
-	})
+	if d, ok := h.system.(Degrader); ok {
+		for _, reason := range d.Degraded(r.Context()) {
+			if reason != "database unreachable" {
+				reasons = append(reasons, reason)
+			}
+		}
+	}
+	status, code := "ok", http.StatusOK
+	if len(reasons) > 0 {
+		status = "degraded"
+	}
+	if db.Status != "ok" {
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+	}
+	ws := h.system.WorkerSystem(r.Context())
+	body := map[string]any{
+		"status":        status,
+		"reasons":       reasons,
+		"worker_system": map[string]any{"enabled": ws.Enabled, "type": ws.Type},
+		"auth":          h.authMode(r.Context()),
+	}
+	if h.isAdmin(r) {
+		body["version"] = version.String()
+		body["uptime_seconds"] = int(time.Since(h.started).Seconds())
+		body["worker_system"] = ws
+		body["background_tasks"] = h.system.BackgroundTasks(r.Context())
+		body["database"] = db
+		body["process"] = processJSON()
+	}
+	response.JSON(w, code, body)
 }
 
 func processJSON() map[string]any {
@@ -61,14 +99,63 @@ func processJSON() map[string]any {
 	return map[string]any{"pid": os.Getpid(), "rss_bytes": rss}
 }
 
-// systemInfo answers GET /api/generation/system-info.
+// systemInfo answers GET /api/generation/system-info: the worker mode and
+// the generator for anyone (a writer's page shows them), the rest for
+// operators.
 func (h *statusHandler) systemInfo(w http.ResponseWriter, r *http.Request) {
-	response.OK(w, map[string]any{
-		"version":          version.String(),
-		"worker_system":    h.system.WorkerSystem(r.Context()),
-		"background_tasks": h.system.BackgroundTasks(r.Context()),
-		"database":         h.database(r.Context()),
-		"generator":        h.generator,
-		"queues":           []string{"generation", "rag_processing"},
-	})
+	ws := h.system.WorkerSystem(r.Context())
+	body := map[string]any{
+		"version":       version.String(),
+		"worker_system": map[string]any{"enabled": ws.Enabled, "type": ws.Type},
+		"generator":     h.generator,
+		"queues":        []string{"generation", "rag_processing"},
+	}
+	if h.isAdmin(r) {
+		body["worker_system"] = ws
+		body["background_tasks"] = h.system.BackgroundTasks(r.Context())
+		body["database"] = h.database(r.Context())
+	}
+	response.OK(w, body)
+}
+
+// usageJSON is a tenant's use in one period against its budget (0: none).
+type usageJSON struct {
+	Period   string `json:"period"`
+	Tokens   int64  `json:"tokens"`
+	Attempts int64  `json:"attempts"`
+	Budget   int64  `json:"budget"`
+}
+
+// usage answers GET /api/usage: the caller's tenant's LLM tokens and
+// generation attempts of today and of this month (UTC), with its budgets.
+func (h *statusHandler) usage(w http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	tenant := p.Tenant
+	if p.Everything() {
+		tenant = r.URL.Query().Get("tenant")
+	}
+	c := h.limits.Clock
+	if c == nil {
+		c = clock.Real{}
+	}
+	day, month := UsagePeriods(c.Now())
+	out := map[string]any{"tenant": tenant}
+	for _, period := range []struct {
+		name, key string
+		budget    int64
+	}{{"day", day, h.limits.TokensPerDay}, {"month", month, h.limits.TokensPerMonth}} {
+		u, err := h.store.GetUsage(r.Context(), tenant, period.key)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out[period.name] = usageJSON{Period: period.key, Tokens: u.Tokens, Attempts: u.Attempts, Budget: period.budget}
+	}
+	count, bytes, err := h.store.DocumentUsage(r.Context(), tenant)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out["documents"] = map[string]int64{"count": count, "bytes": bytes, "max_count": h.limits.MaxDocuments, "max_bytes": h.limits.MaxDocumentBytes}
+	response.OK(w, out)
 }

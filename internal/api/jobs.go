@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"sync"
@@ -15,6 +16,8 @@ import (
 // jobHandler serves the generation jobs: submit, list, read and cancel.
 type jobHandler struct {
 	domainErrors
+	limits     *tenantLimits
+	stream     http.Handler
 	store      store.Store
 	dispatcher Dispatcher
 	canceller  Canceller
@@ -50,13 +53,14 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// NewJobJSON renders a job.
-func NewJobJSON(j job.Job) JobJSON {
+// NewJobJSON renders a job for the caller of r, who sees its project by the
+// name it gave it.
+func NewJobJSON(r *http.Request, j job.Job) JobJSON {
 	base := "/api/generation/" + j.ID
 	return JobJSON{
 		ID:          j.ID,
 		Kind:        j.Kind,
-		ProjectID:   j.ProjectID,
+		ProjectID:   external(r, j.ProjectID),
 		Status:      j.Status,
 		Stage:       j.Stage,
 		Progress:    j.Progress,
@@ -84,11 +88,21 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if err := requireJSON(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	req, err := job.DecodeGenerationRequest(http.MaxBytesReader(w, r.Body, job.MaxBodyBytes+1))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	project, err := projectKey(r, req.ProjectID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	key = principal(r).IdempotencyKey(key)
 	if key != "" {
 		if _, busy := h.inFlight.LoadOrStore(key, struct{}{}); busy {
 			h.fail(w, r, job.ErrIdempotencyInFlight)
@@ -96,14 +110,18 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 		}
 		defer h.inFlight.Delete(key)
 	}
+	if err := h.limits.admitJob(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	payload := req.Payload()
 	j, created, err := h.store.CreateJob(r.Context(), store.NewJob{
 		Kind:           job.KindGeneration,
-		ProjectID:      req.ProjectID,
+		ProjectID:      project,
 		Payload:        payload,
 		IdempotencyKey: key,
-		RequestHash:    job.RequestHash(job.KindGeneration, req.ProjectID, payload),
-		Backend:        h.dispatcher.BackendFor(req.ProjectID),
+		RequestHash:    job.RequestHash(job.KindGeneration, project, payload),
+		Backend:        h.dispatcher.BackendFor(project),
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -112,11 +130,11 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/api/generation/"+j.ID)
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
-		response.Accepted(w, NewJobJSON(j))
+		response.Accepted(w, NewJobJSON(r, j))
 		return
 	}
 	h.dispatcher.Dispatch(r.Context(), j)
-	response.Accepted(w, NewJobJSON(j))
+	response.Accepted(w, NewJobJSON(r, j))
 }
 
 // idempotencyKey reads the Idempotency-Key header: "" when it is absent, and
@@ -133,25 +151,62 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return vs[0], job.ValidateIdempotencyKey(vs[0])
 }
 
+// job reads the job of the path, if it is the caller's: another tenant's
+// job is answered as a missing one.
+func (h *jobHandler) job(r *http.Request) (job.Job, error) {
+	j, err := h.store.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, job.ErrNotFound) {
+		return j, errNoJob
+	}
+	if err != nil {
+		return j, err
+	}
+	return j, ownJob(r, j)
+}
+
 // get answers GET /api/generation/{id}.
 func (h *jobHandler) get(w http.ResponseWriter, r *http.Request) {
-	j, err := h.store.GetJob(r.Context(), r.PathValue("id"))
+	j, err := h.job(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	response.OK(w, NewJobJSON(j))
+	response.OK(w, NewJobJSON(r, j))
 }
 
 // cancel cancels a job that has not finished, and stops its run here at once.
 func (h *jobHandler) cancel(w http.ResponseWriter, r *http.Request) {
+	if err := jsonOrEmptyBody(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if _, err := h.job(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	j, err := h.store.Cancel(r.Context(), r.PathValue("id"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.canceller.CancelLocal(j.ID)
-	response.OK(w, NewJobJSON(j))
+	response.OK(w, NewJobJSON(r, j))
+}
+
+// events streams the job's events (progress.Stream), once the job is known
+// to be the caller's and a stream slot is free.
+func (h *jobHandler) events(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.job(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	release, err := h.limits.openStream(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer release()
+	h.stream.ServeHTTP(w, r)
 }
 
 // limitParam reads ?limit= within 1..max (default def).
@@ -189,16 +244,13 @@ func decimal(s string) (int, bool) {
 func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.JobFilter{
-		ProjectID: q.Get("project_id"),
-		Status:    job.Status(q.Get("status")),
-		Cursor:    q.Get("cursor"),
-		Kind:      job.Kind(q.Get("kind")),
+		Status: job.Status(q.Get("status")),
+		Cursor: q.Get("cursor"),
+		Kind:   job.Kind(q.Get("kind")),
 	}
-	if f.ProjectID != "" {
-		if err := job.ValidateProjectID(f.ProjectID); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	if err := scopeFilter(r, &f, q.Get("project_id")); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		h.fail(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})
@@ -224,7 +276,7 @@ func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]JobJSON, len(jobs))
 	for i, j := range jobs {
-		items[i] = NewJobJSON(j)
+		items[i] = NewJobJSON(r, j)
 	}
 	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }

@@ -111,7 +111,7 @@ func (h *adminHandler) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var steps []rollback.Step
-	req := rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r), Trigger: "manual"}
+	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r), Trigger: "manual"}
 	rec, err := h.rollbacks.Rollback(operationContext(r), req, func(s rollback.Step) { steps = append(steps, s) })
 	// Superseded: another operator enabled the durable worker meanwhile, a
 	// conflict of two decisions, not a fault of the service.
@@ -138,7 +138,7 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var steps []rollback.Step
-	req := rollback.Request{Reason: body.Reason, Actor: "admin@" + clientAddr(r)}
+	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r)}
 	rec, err := h.rollbacks.Rollforward(operationContext(r), *body.Percent, req, func(s rollback.Step) { steps = append(steps, s) })
 	h.writeOperation(w, r, rec, steps, err, rollback.ErrNoDurableSide, "rollforward_refused", "rollforward_failed")
 }

@@ -26,14 +26,14 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 	st := testenv.SQLite(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 600 * time.Millisecond
-	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: "t"}))
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken}))
 	t.Cleanup(srv.Close)
 
 	clientCtx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(clientCtx, "POST", srv.URL+"/api/admin/rollback", strings.NewReader(`{"reason":"redis down"}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer t")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
 	if res, err := http.DefaultClient.Do(req); err == nil {
 		res.Body.Close()
 		t.Fatalf("the rollback answered %d within 150 ms; the test needs it to outlast its client", res.StatusCode)

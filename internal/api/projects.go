@@ -26,9 +26,9 @@ type EpisodeJSON struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func newEpisodeJSON(e job.Episode) EpisodeJSON {
+func newEpisodeJSON(r *http.Request, e job.Episode) EpisodeJSON {
 	return EpisodeJSON{
-		ProjectID: e.ProjectID,
+		ProjectID: external(r, e.ProjectID),
 		Number:    e.Number,
 		Title:     e.Title,
 		Script:    e.Script,
@@ -39,8 +39,8 @@ func newEpisodeJSON(e job.Episode) EpisodeJSON {
 
 // listEpisodes pages through a project's episodes in their order.
 func (h *projectHandler) listEpisodes(w http.ResponseWriter, r *http.Request) {
-	project := r.PathValue("project_id")
-	if err := job.ValidateProjectID(project); err != nil {
+	project, err := pathProject(r)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -69,15 +69,15 @@ func (h *projectHandler) listEpisodes(w http.ResponseWriter, r *http.Request) {
 	}
 	items := make([]EpisodeJSON, len(eps))
 	for i, e := range eps {
-		items[i] = newEpisodeJSON(e)
+		items[i] = newEpisodeJSON(r, e)
 	}
 	response.OK(w, map[string]any{"items": items, "next_cursor": next})
 }
 
 // getEpisode answers one episode with its script.
 func (h *projectHandler) getEpisode(w http.ResponseWriter, r *http.Request) {
-	project := r.PathValue("project_id")
-	if err := job.ValidateProjectID(project); err != nil {
+	project, err := pathProject(r)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -91,13 +91,13 @@ func (h *projectHandler) getEpisode(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	response.OK(w, newEpisodeJSON(e))
+	response.OK(w, newEpisodeJSON(r, e))
 }
 
 // get summarises a project: its jobs by status and its episodes.
 func (h *projectHandler) get(w http.ResponseWriter, r *http.Request) {
-	project := r.PathValue("project_id")
-	if err := job.ValidateProjectID(project); err != nil {
+	project, err := pathProject(r)
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -110,6 +110,7 @@ func (h *projectHandler) get(w http.ResponseWriter, r *http.Request) {
 	for _, st := range []job.Status{job.StatusQueued, job.StatusRunning, job.StatusSucceeded, job.StatusFailed, job.StatusCancelled} {
 		counts[string(st)] = byStatus[st]
 	}
-	response.OK(w, map[string]any{"project_id": project, "jobs": counts,
-		"links": map[string]string{"episodes": "/api/projects/" + project + "/episodes"}})
+	name := external(r, project)
+	response.OK(w, map[string]any{"project_id": name, "jobs": counts,
+		"links": map[string]string{"episodes": "/api/projects/" + name + "/episodes"}})
 }

@@ -18,11 +18,20 @@ type Route struct {
 type Auth uint8
 
 const (
-	// Public routes answer anyone.
+	// Public routes answer anyone (what they show may depend on who asks).
 	Public Auth = iota
-	// AdminOnly routes want "Authorization: Bearer <ADMIN_TOKEN>" and answer
-	// 403 while no token is configured.
+	// Writer routes want a writer's credential (an API key, a JWT, or an
+	// admin token), except on a server that runs open; the handler sees the
+	// caller's scope (principal) and nothing beyond it.
+	Writer
+	// WriterStream is Writer for an event stream: the credential may also
+	// come as ?access_token=, since a browser's EventSource sends no headers.
+	WriterStream
+	// AdminOnly routes want an admin token and answer 403 while none is
+	// configured.
 	AdminOnly
+	// MetricsOnly wants METRICS_TOKEN (or an admin token) when it is set.
+	MetricsOnly
 )
 
 // registrar takes routes: an *http.ServeMux (a test records them instead).
@@ -30,15 +39,11 @@ type registrar interface {
 	Handle(pattern string, handler http.Handler)
 }
 
-// register puts every route of the four tables below on mux, the admin-only
-// ones behind the token. No route is registered anywhere else.
+// register puts every route of the four tables below on mux, each behind
+// the check its Auth names (guard). No route is registered anywhere else.
 func (a *API) register(mux registrar) {
 	for _, rt := range a.routes() {
-		h := rt.Handler
-		if rt.Auth == AdminOnly {
-			h = requireToken(a.cfg.AdminToken, h)
-		}
-		mux.Handle(rt.Method+" "+rt.Pattern, h)
+		mux.Handle(rt.Method+" "+rt.Pattern, a.guard(rt))
 	}
 }
 
@@ -56,23 +61,25 @@ func (a *API) routes() []Route {
 func (a *API) writerRoutes() []Route {
 	jobs, projects, docs, status := a.jobs, a.projects, a.docs, a.status
 	return []Route{
-		{"POST", "/api/generation", jobs.submit, Public},
-		{"GET", "/api/generation", jobs.list, Public},
+		{"POST", "/api/generation", jobs.submit, Writer},
+		{"GET", "/api/generation", jobs.list, Writer},
 		{"GET", "/api/generation/system-info", status.systemInfo, Public},
-		{"GET", "/api/generation/{id}", jobs.get, Public},
-		{"POST", "/api/generation/{id}/cancel", jobs.cancel, Public},
-		{"GET", "/api/generation/{id}/events", a.cfg.Events.ServeHTTP, Public}, // Server-Sent Events (progress.Stream)
+		{"GET", "/api/generation/{id}", jobs.get, Writer},
+		{"POST", "/api/generation/{id}/cancel", jobs.cancel, Writer},
+		{"GET", "/api/generation/{id}/events", jobs.events, WriterStream}, // Server-Sent Events (progress.Stream)
 
-		{"GET", "/api/projects/{project_id}", projects.get, Public},
-		{"GET", "/api/projects/{project_id}/episodes", projects.listEpisodes, Public},
-		{"GET", "/api/projects/{project_id}/episodes/{number}", projects.getEpisode, Public},
+		{"GET", "/api/projects/{project_id}", projects.get, Writer},
+		{"GET", "/api/projects/{project_id}/episodes", projects.listEpisodes, Writer},
+		{"GET", "/api/projects/{project_id}/episodes/{number}", projects.getEpisode, Writer},
 
-		{"POST", "/api/projects/{project_id}/documents", docs.create, Public},
-		{"GET", "/api/projects/{project_id}/documents", docs.list, Public},
-		{"GET", "/api/projects/{project_id}/documents/{id}", docs.get, Public},
-		{"DELETE", "/api/projects/{project_id}/documents/{id}", docs.delete, Public},
-		{"POST", "/api/projects/{project_id}/documents/{id}/reprocess", docs.reprocess, Public},
-		{"GET", "/api/projects/{project_id}/search", docs.search, Public},
+		{"POST", "/api/projects/{project_id}/documents", docs.create, Writer},
+		{"GET", "/api/projects/{project_id}/documents", docs.list, Writer},
+		{"GET", "/api/projects/{project_id}/documents/{id}", docs.get, Writer},
+		{"DELETE", "/api/projects/{project_id}/documents/{id}", docs.delete, Writer},
+		{"POST", "/api/projects/{project_id}/documents/{id}/reprocess", docs.reprocess, Writer},
+		{"GET", "/api/projects/{project_id}/search", docs.search, Writer},
+
+		{"GET", "/api/usage", status.usage, Writer},
 
 		{"GET", "/health", status.health, Public},
 	}
@@ -100,6 +107,11 @@ func (a *API) adminRoutes() []Route {
 		{"GET", "/api/admin/stats", admin.stats, AdminOnly},
 		{"POST", "/api/admin/cleanup", admin.cleanup, AdminOnly},
 		{"POST", "/api/admin/graceful-restart", admin.gracefulRestart, AdminOnly},
+
+		{"POST", "/api/admin/keys", admin.createKey, AdminOnly},
+		{"GET", "/api/admin/keys", admin.listKeys, AdminOnly},
+		{"POST", "/api/admin/keys/{id}/rotate", admin.rotateKey, AdminOnly},
+		{"DELETE", "/api/admin/keys/{id}", admin.revokeKey, AdminOnly},
 	}
 }
 
@@ -122,6 +134,6 @@ func (a *API) debugRoutes() []Route {
 		{"GET", "/debug/pprof/", pprof.Index, AdminOnly}, // and the named profiles below it (heap, goroutine…)
 		{"GET", "/debug/pprof/profile", debug.cpuProfile, AdminOnly},
 		{"GET", "/debug/pprof/trace", debug.executionTrace, AdminOnly},
-		{"GET", "/metrics", debug.metrics, Public},
+		{"GET", "/metrics", debug.metrics, MetricsOnly},
 	}
 }

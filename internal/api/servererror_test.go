@@ -81,7 +81,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 		Store:      brokenStore{testenv.SQLite(t)},
 		System:     system{},
 		Log:        slog.New(slog.NewTextHandler(&logged, nil)),
-		AdminToken: "t",
+		AdminToken: testAdminToken,
 		Admin:      brokenAdmin{},
 	})
 	srv := httptest.NewServer(h)
@@ -98,7 +98,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 	} {
 		id := "req-" + strings.Repeat("x", i) + "9"
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
-		req.Header.Set("Authorization", "Bearer t")
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
 		req.Header.Set("X-Request-Id", id)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -15,35 +15,6 @@ import (
 	"github.com/scriptgen/scriptgen/internal/database"
 )
 
-// keyJSON is a key as `keys … --json` prints it (and the admin API answers).
-type keyJSON struct {
-	ID        string     `json:"id"`
-	Prefix    string     `json:"prefix"`
-	Tenant    string     `json:"tenant"`
-	Projects  []string   `json:"projects"`
-	Name      string     `json:"name"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	// Key is the key itself, only in the answer that made it.
-	Key string `json:"key,omitempty"`
-}
-
-func newKeyJSON(k access.Key, plain string) keyJSON {
-	out := keyJSON{
-		ID:        k.ID,
-		Prefix:    k.Prefix,
-		Tenant:    k.Tenant,
-		Projects:  k.Projects,
-		Name:      k.Name,
-		CreatedAt: k.CreatedAt,
-		Key:       plain,
-	}
-	if !k.Active() {
-		out.RevokedAt = &k.RevokedAt
-	}
-	return out
-}
-
 // keysCmd creates, lists, rotates and revokes writers' API keys, straight on
 // the database (it works with the server down; every replica sees a change
 // within its key cache time, 2 s).
@@ -69,7 +40,7 @@ func keysCmd(ctx context.Context, c *command, args []string, stdout, stderr io.W
 	defer st.Close()
 	print := func(k access.Key, plain string) error {
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(newKeyJSON(k, plain))
+			return json.NewEncoder(stdout).Encode(k.Info(plain))
 		}
 		if plain != "" {
 			fmt.Fprintf(stdout, "%s\n\nThis is the only time the key is shown: store it now (a secret manager, not a ticket).\n", plain)
@@ -104,9 +75,9 @@ func keysCmd(ctx context.Context, c *command, args []string, stdout, stderr io.W
 			return err
 		}
 		if asJSON {
-			out := make([]keyJSON, 0, len(keys))
+			out := make([]access.KeyInfo, 0, len(keys))
 			for _, k := range keys {
-				out = append(out, newKeyJSON(k, ""))
+				out = append(out, k.Info(""))
 			}
 			return json.NewEncoder(stdout).Encode(out)
 		}

@@ -21,7 +21,7 @@ func TestKeysLifecycle(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create: %d %s", code, errs)
 	}
-	var created keyJSON
+	var created access.KeyInfo
 	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Key, "sgk_"+created.Prefix+"_") {
 		t.Fatalf("create printed %q (%v)", out, err)
 	}
@@ -41,7 +41,7 @@ func TestKeysLifecycle(t *testing.T) {
 	}
 
 	code, out, errs = run("keys", "rotate", created.ID, "--database-url", db, "--json")
-	var rotated keyJSON
+	var rotated access.KeyInfo
 	if code != 0 || json.Unmarshal([]byte(out), &rotated) != nil || rotated.Key == "" || rotated.Key == created.Key {
 		t.Fatalf("rotate: %d %s %s", code, out, errs)
 	}

@@ -46,7 +46,9 @@ func (v *verifier) call(ctx context.Context, method, path string, body any, out 
 		return 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if strings.HasPrefix(path, "/api/admin/") && v.token != "" {
+	// The admin token also serves the writer calls (an operator acts in the
+	// namespace of no tenant) and shows /health's details.
+	if v.token != "" {
 		req.Header.Set("Authorization", "Bearer "+v.token)
 	}
 	if method == "POST" {
@@ -277,6 +279,9 @@ func (v *verifier) sse(ctx context.Context, id string) sseResult {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", v.base+"/api/generation/"+id+"/events", nil)
+	if v.token != "" {
+		req.Header.Set("Authorization", "Bearer "+v.token)
+	}
 	resp, err := (&http.Client{}).Do(req)
 	if err != nil {
 		r.err = err

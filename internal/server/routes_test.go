@@ -20,7 +20,7 @@ import (
 func TestNewServesEverySurface(t *testing.T) {
 	env := map[string]string{
 		"DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "s.db"),
-		"ADMIN_TOKEN":  "tok",
+		"ADMIN_TOKEN":  "tok-0123456789abcdef",
 		"GENERATOR":    "noop",
 	}
 	cfg, err := config.Parse("serve", nil, func(k string) string { return env[k] }, io.Discard)
@@ -44,9 +44,9 @@ func TestNewServesEverySurface(t *testing.T) {
 		{"GET", "/api/generation/no-such-job/events", "", 404, `"not_found"`},
 		{"GET", "/api/projects/p1/documents", "", 200, `"items":[]`},
 		{"GET", "/api/admin/worker-system", "", 401, `"unauthorized"`},
-		{"GET", "/api/admin/worker-system", "tok", 200, `"type":"background_tasks"`},
-		{"GET", "/api/admin/rollbacks", "tok", 200, `"items":[]`},
-		{"POST", "/api/admin/graceful-restart", "tok", 409, "restarter"},
+		{"GET", "/api/admin/worker-system", "tok-0123456789abcdef", 200, `"type":"background_tasks"`},
+		{"GET", "/api/admin/rollbacks", "tok-0123456789abcdef", 200, `"items":[]`},
+		{"POST", "/api/admin/graceful-restart", "tok-0123456789abcdef", 409, "restarter"},
 		{"GET", "/operator", "", 200, "Admin token"},
 		{"GET", "/debug/pprof/", "", 401, `"unauthorized"`},
 		{"GET", "/nothing/here", "", 404, `"no such endpoint: GET /nothing/here"`},

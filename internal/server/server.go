@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/backgroundtasks"
 	"github.com/scriptgen/scriptgen/internal/clock"
@@ -28,6 +29,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/limits"
 	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/rag"
@@ -53,6 +55,7 @@ type Server struct {
 	disp  *durable.Dispatcher // side's, nil without REDIS_URL
 	insp  *durable.Inspector  // side's, nil without REDIS_URL
 
+	auth       *access.Authenticator
 	rollback   *rollback.Service
 	controller *rollback.Controller // nil unless AUTO_ROLLBACK and REDIS_URL
 	metrics    *metrics.Metrics
@@ -132,6 +135,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.newRollback()
+	if err := s.newAccess(ctx); err != nil {
+		if s.side != nil {
+			s.side.Close()
+		}
+		st.Close()
+		return nil, errAccess(err)
+	}
 	s.http = s.newHTTPServer(metrics.Handler(reg))
 	return s, nil
 }
@@ -242,9 +252,14 @@ func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
 		BodyTimeout: 30 * time.Second,
 		Events:      events,
 		Metrics:     scrape,
-		AdminToken:  s.cfg.AdminToken,
+		Auth:        s.auth,
 		Admin:       s,
 		Rollback:    s.rollback,
+
+		MetricsToken:   s.cfg.MetricsToken,
+		AllowedOrigins: s.cfg.Origins(),
+		Limits:         s.apiLimits(),
+		WriteFailed:    s.WriteFailed,
 	})
 	srv.Handler = s.metrics.Middleware(s.closeWhileDraining(handler))
 	return srv
@@ -288,6 +303,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	s.log.Info("scriptgen serving", "addr", ln.Addr().String(), "database", s.store.Driver(), "workers", s.cfg.MaxWorkers)
+	s.announceAccess(ctx)
+	// Over MAX_CONNECTIONS a connection is answered 503 at once, so that a
+	// flood holds neither file descriptors nor memory.
+	ln = limits.LimitListener(ln, s.cfg.MaxConnections)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	var serveErr error

@@ -25,11 +25,21 @@ sg.api = async function (method, path, body, headers) {
   if (!res.ok) {
     const msg = parsed && parsed.error && (parsed.error.message || parsed.error.code);
     error = method + " " + path + " → " + res.status + (msg ? ": " + msg : "");
-    if (res.status === 401) error += " (토큰 확인 · check the admin token)";
+    if (res.status === 401) error += path.startsWith("/api/admin/") ? " (토큰 확인 · check the admin token)" : " (API 키 확인 · check the API key)";
     if (res.status === 403) error += " (관리 API 꺼짐: 서버에 ADMIN_TOKEN 없음 · admin API off: no ADMIN_TOKEN on the server)";
     if (res.status === 404) error += " (이 서버에 없는 기능 · not available on this server)";
   }
   return { ok: res.ok, status: res.status, body: parsed, text, error };
+};
+
+// sg.writerKey is the writer's API key, kept in sessionStorage (gone when
+// the tab closes); sg.writerAuth the header that carries it.
+sg.WRITER_KEY = "scriptgen.apiKey";
+sg.writerKey = function () { return sessionStorage.getItem(sg.WRITER_KEY) || ""; };
+sg.writerAuth = function (headers) {
+  const h = Object.assign({}, headers || {});
+  if (sg.writerKey()) h.Authorization = "Bearer " + sg.writerKey();
+  return h;
 };
 
 // sg.newKey makes an Idempotency-Key in the browser; crypto.randomUUID needs a

@@ -56,7 +56,7 @@ async function submitEpisode(ev) {
   $("submit").disabled = true;
   let r;
   for (let attempt = 0; attempt < 4; attempt++) {
-    r = await sg.api("POST", "/api/generation", body, { "Idempotency-Key": key });
+    r = await sg.api("POST", "/api/generation", body, sg.writerAuth({ "Idempotency-Key": key }));
     // 409 in flight: an attempt the network lost is still being handled;
     // asking again with the same key soon gets its job.
     const inFlight = r.status === 409 && r.body && r.body.error && r.body.error.code === "idempotency_key_in_flight";
@@ -96,7 +96,11 @@ function stopWatching() {
 }
 
 function connect() {
-  const q = writer.lastSeq > 0 ? "?last_event_id=" + writer.lastSeq : "";
+  // EventSource sends no headers: the key goes as ?access_token=.
+  const params = new URLSearchParams();
+  if (writer.lastSeq > 0) params.set("last_event_id", writer.lastSeq);
+  if (sg.writerKey()) params.set("access_token", sg.writerKey());
+  const q = params.toString() ? "?" + params.toString() : "";
   const es = new EventSource("/api/generation/" + encodeURIComponent(writer.jobId) + "/events" + q);
   writer.es = es;
   es.onopen = () => { writer.stream = "live"; showConn(); };
@@ -119,7 +123,7 @@ async function scheduleReconnect() {
   showConn();
   const jobId = writer.jobId;
   writer.timer = setTimeout(async () => {
-    const r = await sg.api("GET", "/api/generation/" + encodeURIComponent(jobId));
+    const r = await sg.api("GET", "/api/generation/" + encodeURIComponent(jobId), undefined, sg.writerAuth());
     // Another job is watched now (submitted while this look was under way).
     if (writer.jobId !== jobId) return;
     if (r.status === 404) {
@@ -180,7 +184,7 @@ async function finished(ev) {
 
 // --- episodes --------------------------------------------------------------
 async function showEpisode(project, n) {
-  const r = await sg.api("GET", "/api/projects/" + encodeURIComponent(project) + "/episodes/" + n);
+  const r = await sg.api("GET", "/api/projects/" + encodeURIComponent(project) + "/episodes/" + n, undefined, sg.writerAuth());
   $("script-card").hidden = false;
   if (!r.ok) {
     $("script-title").textContent = "대본 · Script";
@@ -199,7 +203,7 @@ async function loadEpisodes() {
   err.hidden = true;
   if (!project) return;
   $("episodes-project").textContent = project;
-  const r = await sg.api("GET", "/api/projects/" + encodeURIComponent(project) + "/episodes?limit=200");
+  const r = await sg.api("GET", "/api/projects/" + encodeURIComponent(project) + "/episodes?limit=200", undefined, sg.writerAuth());
   if (!r.ok) { err.textContent = r.error; err.hidden = false; return; }
   const items = (r.body && r.body.items) || [];
   if (items.length === 0) {
@@ -223,3 +227,17 @@ try {
   const resume = JSON.parse(sessionStorage.getItem("scriptgen.job") || "null");
   if (resume && resume.id) { $("project").value = resume.project; watch(resume.id, resume.project); }
 } catch (e) { /* nothing to resume */ }
+
+// --- the API key -----------------------------------------------------------
+function showKeyState() {
+  $("key-state").textContent = sg.writerKey() ? "키 저장됨 (이 탭) · key kept for this tab" : "키 없음 · no key (a server on loopback without keys needs none)";
+}
+$("key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const k = $("api-key").value.trim();
+  if (k) sessionStorage.setItem(sg.WRITER_KEY, k);
+  $("api-key").value = "";
+  showKeyState();
+});
+$("forget-key").addEventListener("click", () => { sessionStorage.removeItem(sg.WRITER_KEY); showKeyState(); });
+showKeyState();

@@ -55,11 +55,11 @@ func (d *Denied) Error() string { return d.Code + ": " + d.Message }
 
 // Codes of Denied.
 const (
-	CodeUnauthorized      = "unauthorized"        // no or a wrong credential: 401
-	CodeNotConfigured     = "auth_not_configured" // beyond loopback with no key yet: 401
-	CodeTooManyFailures   = "too_many_failures"   // 429
-	CodeAdminDisabled     = "admin_disabled"      // no admin token configured: 403
-	CodeWrongAdminToken   = "forbidden"           // a token that is not an admin token: 403
+	CodeUnauthorized    = "unauthorized"        // no or a wrong credential: 401
+	CodeNotConfigured   = "auth_not_configured" // beyond loopback with no key yet: 401
+	CodeTooManyFailures = "too_many_failures"   // 429
+	CodeAdminDisabled   = "admin_disabled"      // no admin token configured: 403
+	CodeWrongAdminToken = "forbidden"           // a token that is not an admin token: 403
 )
 
 // Authenticator recognises callers.

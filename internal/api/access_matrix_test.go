@@ -38,9 +38,9 @@ func (backgroundOnly) BackendFor(string) job.Backend { return job.BackendBackgro
 type matrixAdmin struct{}
 
 func (matrixAdmin) SetWorkerSystem(context.Context, WorkerSystemChange, string) error { return nil }
-func (matrixAdmin) Stats(context.Context) any                                      { return map[string]any{} }
-func (matrixAdmin) Cleanup(context.Context, bool, bool) any                        { return map[string]any{} }
-func (matrixAdmin) GracefulRestart() error                                         { return nil }
+func (matrixAdmin) Stats(context.Context) any                                         { return map[string]any{} }
+func (matrixAdmin) Cleanup(context.Context, bool, bool) any                           { return map[string]any{} }
+func (matrixAdmin) GracefulRestart() error                                            { return nil }
 
 const matrixAdminToken = "matrix-admin-token-0123456789"
 

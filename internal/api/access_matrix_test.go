@@ -19,6 +19,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/limits"
 	"github.com/scriptgen/scriptgen/internal/progress"
 	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store/sqlite"
 	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
@@ -55,12 +56,17 @@ type matrixEnv struct {
 }
 
 func newMatrixEnv(t *testing.T) *matrixEnv {
+	return newMatrixEnvWith(t, generate.NewTemplate(generate.TemplateConfig{StepDelay: time.Millisecond}), nil)
+}
+
+// newMatrixEnvWith is newMatrixEnv with a generator of the test's and a
+// change to the API's configuration.
+func newMatrixEnvWith(t *testing.T, gen generate.Generator, configure func(*Config, *sqlite.Store)) *matrixEnv {
 	t.Helper()
 	st := testenv.SQLite(t)
 	log := slog.New(slog.DiscardHandler)
-	gen := generate.NewTemplate(generate.TemplateConfig{StepDelay: time.Millisecond})
 	exec := runner.NewExecutor(st, map[job.Kind]runner.Handler{
-		job.KindGeneration:  jobhandler.Generation{Generator: gen},
+		job.KindGeneration:  jobhandler.Generation{Generator: gen, Usage: st},
 		job.KindRAGDocument: jobhandler.NewRAGDocument(st),
 	}, runner.ExecutorConfig{LeaseFor: 10 * time.Second}, log, nil)
 	pool := backgroundtasks.New(st, exec, backgroundtasks.Config{
@@ -77,7 +83,7 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Config{
+	cfg := Config{
 		Store:      st,
 		Dispatcher: runner.NewAdapter(backgroundOnly{}, log, pool),
 		Canceller:  exec,
@@ -88,8 +94,11 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		Auth:       access.New(st, access.Config{Admin: admin, Log: log}),
 		Admin:      matrixAdmin{},
 		Limits:     Limits{Streams: limits.NewStreamCaps(100, 10, 10)},
-	})
-	srv := httptest.NewServer(h)
+	}
+	if configure != nil {
+		configure(&cfg, st)
+	}
+	srv := httptest.NewServer(New(cfg))
 	t.Cleanup(func() {
 		srv.Close()
 		broker.Close()

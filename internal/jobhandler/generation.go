@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rag"
@@ -20,11 +22,22 @@ type Retriever interface {
 
 var _ Retriever = (*rag.Retriever)(nil)
 
+// UsageRecorder counts a tenant's LLM tokens per period, for its budgets
+// (store.LimitStore).
+type UsageRecorder interface {
+	AddUsage(ctx context.Context, tenant string, periods []string, tokens int64) error
+}
+
 // Generation runs generation jobs: it asks the generator for the script and
 // returns the episode to be saved with the job's success.
 type Generation struct {
 	Generator generate.Generator
 	Retriever Retriever // optional
+	// Usage, when set, is told the tokens of every attempt that reports
+	// them, against the job's tenant, today and this month (UTC).
+	Usage UsageRecorder
+	// Now tells the time of a usage record (time.Now when nil).
+	Now func() time.Time
 }
 
 var _ runner.Handler = Generation{}
@@ -51,6 +64,7 @@ func (h Generation) Handle(ctx context.Context, j job.Job, report runner.ReportF
 	script, err := h.Generator.Generate(ctx, req, func(ctx context.Context, p generate.Progress) error {
 		return report(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
 	})
+	h.recordUsage(ctx, j, script.Usage)
 	if errors.Is(err, generate.ErrRejected) {
 		return store.Completion{}, fmt.Errorf("%w: %w", runner.ErrPermanent, err)
 	}
@@ -81,4 +95,21 @@ func (h Generation) Handle(ctx context.Context, j job.Job, report runner.ReportF
 		Script:    script.Script,
 		JobID:     j.ID,
 	}}, nil
+}
+
+// recordUsage counts an attempt's tokens against the job's tenant. It is
+// best effort: a lost count must not fail (and so pay again for) a script
+// already written; the budget is a guard, not a bill.
+func (h Generation) recordUsage(ctx context.Context, j job.Job, u generate.Usage) {
+	tokens := int64(u.PromptTokens + u.CompletionTokens)
+	if h.Usage == nil || tokens <= 0 {
+		return
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	t := now().UTC()
+	tenant, _ := access.Split(j.ProjectID)
+	_ = h.Usage.AddUsage(context.WithoutCancel(ctx), tenant, []string{t.Format("2006-01-02"), t.Format("2006-01")}, tokens)
 }

@@ -114,6 +114,7 @@ func NewExecutor(cfg *config.Config, st store.Store, log *slog.Logger, obs runne
 		job.KindGeneration: jobhandler.Generation{
 			Generator: gen,
 			Retriever: rag.NewRetriever(st, 5),
+			Usage:     st,
 		},
 		job.KindRAGDocument: jobhandler.NewRAGDocument(st),
 	}

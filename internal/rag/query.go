@@ -1,6 +1,7 @@
 package rag
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -14,11 +15,18 @@ import (
 // MaxQueryBytes bounds a search query.
 const MaxQueryBytes = 1000
 
-// ParseQuery checks a user's search query and returns its terms. Only letters,
-// digits and marks make terms; every other character (quotes, '*', '%',
-// parentheses, NEAR, '-'…) only separates them, so no query can reach the
-// index as syntax. Every error is a *job.ValidationError of field "q".
-func ParseQuery(q string) ([]string, error) {
+// ParseQuery checks a user's search query and returns its terms, at most
+// DefaultMaxTerms of them (Searcher.ParseQuery applies the configured limit).
+// Only letters, digits and marks make terms; every other character (quotes,
+// '*', '%', parentheses, NEAR, '-'…) only separates them, so no query can
+// reach the index as syntax. Every error is a *job.ValidationError of field
+// "q".
+func ParseQuery(q string) ([]string, error) { return parseQuery(q, DefaultMaxTerms) }
+
+// parseQuery is ParseQuery with a limit on the distinct terms: a query with
+// more is refused rather than cut, so that its author knows which words were
+// searched for.
+func parseQuery(q string, maxTerms int) ([]string, error) {
 	if !utf8.ValidString(q) {
 		return nil, &job.ValidationError{Field: "q", Message: "is not valid UTF-8"}
 	}
@@ -33,9 +41,12 @@ func ParseQuery(q string) ([]string, error) {
 			return nil, &job.ValidationError{Field: "q", Message: "contains a control character"}
 		}
 	}
-	terms := Terms(q)
+	terms := terms(q, nil, maxTerms+1)
 	if len(terms) == 0 {
 		return nil, &job.ValidationError{Field: "q", Message: "has no letters or digits to search for"}
+	}
+	if len(terms) > maxTerms {
+		return nil, &job.ValidationError{Field: "q", Message: fmt.Sprintf("has more than %d terms; a search takes at most %d", maxTerms, maxTerms)}
 	}
 	return terms, nil
 }
@@ -44,10 +55,10 @@ func ParseQuery(q string) ([]string, error) {
 // store.MaxSearchTerms of them. A Korean particle at the end of a word is cut
 // off ("지수는" → "지수"), since the index matches substrings and the bare
 // word is what the documents share.
-func Terms(text string) []string { return terms(text, nil) }
+func Terms(text string) []string { return terms(text, nil, store.MaxSearchTerms) }
 
-// terms is Terms with a filter applied before the limit.
-func terms(text string, keep func(term string) bool) []string {
+// terms is Terms with a filter applied before a limit of its own.
+func terms(text string, keep func(term string) bool, limit int) []string {
 	var out []string
 	seen := map[string]bool{}
 	words := strings.FieldsFunc(norm.NFC.String(text), func(r rune) bool {
@@ -60,7 +71,7 @@ func terms(text string, keep func(term string) bool) []string {
 		}
 		seen[w] = true
 		out = append(out, w)
-		if len(out) == store.MaxSearchTerms {
+		if len(out) == limit {
 			break
 		}
 	}
@@ -104,5 +115,5 @@ func episodeTerms(ep job.EpisodeData) []string {
 	b.WriteString(ep.Title)
 	b.WriteByte('\n')
 	b.WriteString(ep.Synopsis)
-	return terms(b.String(), func(t string) bool { return utf8.RuneCountInString(t) >= 2 && !stopwords[t] })
+	return terms(b.String(), func(t string) bool { return utf8.RuneCountInString(t) >= 2 && !stopwords[t] }, store.MaxSearchTerms)
 }

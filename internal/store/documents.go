@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/scriptgen/scriptgen/internal/job"
 )
@@ -419,7 +420,11 @@ func hasNonASCIICase(t string) bool {
 
 // SearchChunksWith runs a chunk search with the driver's part of the SQL. A
 // chunk scores the rune length of every distinct term it contains, so that
-// longer, more specific words weigh more; ties go to document order.
+// longer, more specific words weigh more; ties go to document order. A
+// search cut short by the context's deadline fails with an error that
+// errors.Is context.DeadlineExceeded; on PostgreSQL such a search runs in a
+// read-only transaction whose statement_timeout ends the query on the
+// server as well.
 func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID string, terms []string, limit int) ([]ChunkHit, error) {
 	if limit <= 0 {
 		limit = 10
@@ -444,10 +449,37 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	if len(patterns) == 0 {
 		return []ChunkHit{}, nil
 	}
+	query, queryRow := s.query, s.queryRow
+	if deadline, ok := ctx.Deadline(); ok && s.Driver() == "postgres" {
+		// pgx answers an ended context by closing the connection and
+		// sending PostgreSQL a cancel request on a connection of its own, at
+		// best effort. The statement timeout ends the query on the server
+		// whatever becomes of that request, and a little before the
+		// context, so that the connection survives: a flood of searches
+		// cut at their limit does not make the pool dial anew for each.
+		tx, err := s.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return nil, fmt.Errorf("search chunks of %s: %w", projectID, err)
+		}
+		defer tx.Rollback()
+		left := time.Until(deadline)
+		ms := max((left - min(searchTimeoutMargin, left/10)).Milliseconds(), 1)
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(ms, 10)); err != nil {
+			return nil, fmt.Errorf("search chunks of %s: %w", projectID, err)
+		}
+		query = func(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+			return tx.QueryContext(ctx, s.Q(q), args...)
+		}
+		queryRow = func(ctx context.Context, q string, args ...any) *sql.Row {
+			return tx.QueryRowContext(ctx, s.Q(q), args...)
+		}
+	}
 	// Most projects have no documents: a one-row probe spares them the search.
 	var found int
-	if err := s.queryRow(ctx, `SELECT 1 FROM document_chunks WHERE project_id = ? LIMIT 1`, projectID).Scan(&found); errors.Is(err, sql.ErrNoRows) {
+	if err := queryRow(ctx, `SELECT 1 FROM document_chunks WHERE project_id = ? LIMIT 1`, projectID).Scan(&found); errors.Is(err, sql.ErrNoRows) {
 		return []ChunkHit{}, nil
+	} else if err != nil {
+		return nil, searchError(ctx, projectID, err)
 	}
 	var score, match []string
 	var args []any
@@ -470,18 +502,43 @@ func (s *SQL) SearchChunksWith(ctx context.Context, cs ChunkSearch, projectID st
 	q := `SELECT c.id, c.document_id, d.title, c.seq, c.heading, c.text, (` + strings.Join(score, ` + `) + `) AS score
 		FROM ` + cs.From + ` WHERE c.project_id = ? AND (` + strings.Join(match, ` OR `) + `)
 		ORDER BY score DESC, c.document_id, c.seq LIMIT ?`
-	rows, err := s.query(ctx, q, args...)
+	rows, err := query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("search chunks of %s: %w", projectID, err)
+		return nil, searchError(ctx, projectID, err)
 	}
 	defer rows.Close()
 	hits := []ChunkHit{}
 	for rows.Next() {
 		var h ChunkHit
 		if err := rows.Scan(&h.ChunkID, &h.DocumentID, &h.DocumentTitle, &h.Seq, &h.Heading, &h.Text, &h.Score); err != nil {
-			return nil, err
+			return nil, searchError(ctx, projectID, err)
 		}
 		hits = append(hits, h)
 	}
-	return hits, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, searchError(ctx, projectID, err)
+	}
+	return hits, nil
+}
+
+// ReadConnections is how many connections reads may hold at once: the reader
+// pool that searches share with every other read, /health's ping included
+// (rag.NewSearcher keeps its searches to half of it).
+func (s *SQL) ReadConnections() int { return s.R.Stats().MaxOpenConnections }
+
+// searchTimeoutMargin is how much sooner than its context a search's
+// statement timeout ends it on PostgreSQL (a tenth of its time at most).
+const searchTimeoutMargin = 50 * time.Millisecond
+
+// searchError wraps a failed search. One that its deadline ended says
+// context.DeadlineExceeded, whether PostgreSQL's statement timeout ended it
+// (57014) or the driver answered the context with an error of its own
+// (SQLite's "interrupted").
+func searchError(ctx context.Context, projectID string, err error) error {
+	var pe *pgconn.PgError
+	timedOut := (errors.As(err, &pe) && pe.Code == "57014") || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if timedOut && !errors.Is(err, context.DeadlineExceeded) {
+		err = errors.Join(err, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("search chunks of %s: %w", projectID, err)
 }

@@ -3,6 +3,11 @@
 // from the database. The database, not the pool, holds the queue, so a job
 // left by a crashed or stopped process is resumed by whichever process claims
 // it next (invariant 1).
+//
+// No tenant may hold every worker: each claim skips the tenants at their cap
+// of running jobs (Config.TenantMaxRunning, by default all but one of the
+// workers), so a tenant with a long queue always leaves a worker for the
+// others, and a job of another tenant starts at the next claim.
 package backgroundtasks
 
 import (
@@ -12,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -37,6 +43,13 @@ type Config struct {
 	// queued again under that id — released, expired, retried, migrated —
 	// may wait behind newer ones.
 	Rescan time.Duration
+	// TenantMaxRunning caps the jobs of one tenant running at once
+	// (TENANT_MAX_RUNNING). 0, the default, is all but one of Workers (at
+	// least one) counted in this pool alone: a tenant with a long queue then
+	// always leaves a worker to the others, however many replicas run. Above
+	// 0 it is counted over the background_tasks jobs of every process. Below
+	// 0: no cap. The open server's projects (tenant "") are never capped.
+	TenantMaxRunning int
 }
 
 // Pool is the background_tasks runner.
@@ -57,9 +70,146 @@ type Pool struct {
 	claiming sync.WaitGroup
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+
+	// caps is what each claim passes; tenants is this pool's view of its
+	// tenants' running jobs, which decides when a claim is worth making.
+	caps    store.ClaimOptions
+	tenants tenantCounts
 }
 
-var _ runner.Runner = (*Pool)(nil)
+// tenantCounts is the pool's view of its tenants under a cap: the jobs each
+// runs here, and which of them a claim need not look for now. A look past a
+// capped tenant's queue walks all of it (store.SQL.pickFair), so the claimer
+// makes one only when something it could take may have come.
+type tenantCounts struct {
+	mu      sync.Mutex
+	max     int // 0: no cap
+	running map[string]int
+	// behind holds the tenants that were at their cap when a claim took jobs
+	// of others: their queued jobs may sort below the claimer's last id.
+	behind map[string]bool
+	// rescan asks the claimer to look from the oldest at its next claim: a
+	// tenant in behind went below its cap.
+	rescan bool
+	// dispatched holds the tenants whose jobs Dispatch announced since the
+	// last claim began; stalled, those of them that a claim with room to
+	// spare did not take: at their cap counted elsewhere (other processes'
+	// runs), or taken by another process. A stalled tenant's Dispatch wakes
+	// nobody until the poll, or until one of its runs here ends.
+	dispatched, stalled map[string]bool
+}
+
+func newTenantCounts(max int) tenantCounts {
+	return tenantCounts{max: max, running: map[string]int{}, behind: map[string]bool{},
+		dispatched: map[string]bool{}, stalled: map[string]bool{}}
+}
+
+// tenantOf is the tenant of a job (jobs.tenant_id).
+func tenantOf(j job.Job) string {
+	tenant, _ := access.Split(j.ProjectID)
+	return tenant
+}
+
+// capped reports whether tenant is subject to the cap (the open server's
+// projects are not).
+func (c *tenantCounts) capped(tenant string) bool { return c.max > 0 && tenant != "" }
+
+// wakes reports whether a newly queued job of tenant is worth a claim, and
+// notes the tenant for the next claim.
+func (c *tenantCounts) wakes(tenant string) bool {
+	if !c.capped(tenant) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running[tenant] >= c.max || c.stalled[tenant] {
+		return false
+	}
+	c.dispatched[tenant] = true
+	return true
+}
+
+// begin is called as a claim begins; polled says the poll asked for it,
+// which gives the stalled tenants another look. It reports whether the claim
+// should look from the oldest, and returns the tenants dispatched since the
+// last claim, whose jobs this claim sees.
+func (c *tenantCounts) begin(polled bool) (rescan bool, announced map[string]bool) {
+	if c.max <= 0 {
+		return false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if polled {
+		clear(c.stalled)
+	}
+	rescan, c.rescan = c.rescan, false
+	announced, c.dispatched = c.dispatched, map[string]bool{}
+	return rescan, announced
+}
+
+// claimed counts the jobs a claim for n took. When it took any while tenants
+// were at their cap, those are behind; when it took fewer than n, the
+// announced tenants it took none of are stalled.
+func (c *tenantCounts) claimed(jobs []job.Job, n int, announced map[string]bool) {
+	if c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(jobs) > 0 {
+		for t, k := range c.running {
+			if k >= c.max && c.capped(t) {
+				c.behind[t] = true
+			}
+		}
+	}
+	for _, j := range jobs {
+		t := tenantOf(j)
+		c.running[t]++
+		delete(announced, t)
+	}
+	if len(jobs) < n {
+		for t := range announced {
+			c.stalled[t] = true
+		}
+	}
+}
+
+// finished counts a run's end, and reports whether its tenant was at its cap:
+// a claim may now take its queued jobs.
+func (c *tenantCounts) finished(j job.Job) bool {
+	if c.max <= 0 {
+		return false
+	}
+	t := tenantOf(j)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	wasAtCap := c.capped(t) && c.running[t] >= c.max
+	if c.running[t]--; c.running[t] <= 0 {
+		delete(c.running, t)
+	}
+	delete(c.stalled, t)
+	if c.behind[t] {
+		delete(c.behind, t)
+		c.rescan = true
+	}
+	return wasAtCap
+}
+
+// anyAtCap reports whether the pool runs any tenant's cap of jobs.
+func (c *tenantCounts) anyAtCap() bool {
+	if c.max <= 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t, k := range c.running {
+		if k >= c.max && c.capped(t) {
+			return true
+		}
+	}
+	return false
+}
 
 // New builds a pool; Start starts it.
 func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
@@ -72,9 +222,18 @@ func New(c Claimer, exec *runner.Executor, cfg Config, log *slog.Logger) *Pool {
 	if cfg.Rescan <= 0 {
 		cfg.Rescan = time.Second
 	}
+	var caps store.ClaimOptions
+	switch {
+	case cfg.TenantMaxRunning == 0:
+		caps = store.ClaimOptions{TenantMaxRunning: max(1, cfg.Workers-1), PerOwner: true}
+	case cfg.TenantMaxRunning > 0:
+		caps = store.ClaimOptions{TenantMaxRunning: cfg.TenantMaxRunning}
+	}
 	return &Pool{claimer: c, exec: exec, cfg: cfg, log: log.With("backend", job.BackendBackgroundTasks),
 		wake: make(chan struct{}, 1), stopping: make(chan struct{}),
-		slots: make(chan struct{}, cfg.Workers), work: make(chan job.Job)}
+		slots: make(chan struct{}, cfg.Workers), work: make(chan job.Job),
+		caps:    caps,
+		tenants: newTenantCounts(caps.TenantMaxRunning)}
 }
 
 // Backend is background_tasks.
@@ -84,12 +243,20 @@ func (p *Pool) Backend() job.Backend { return job.BackendBackgroundTasks }
 func (p *Pool) Max() int { return p.cfg.Workers }
 
 // Dispatch wakes an idle worker; the job itself is already in the database.
-func (p *Pool) Dispatch(context.Context, job.Job) error {
+// A job whose tenant is at its cap wakes nobody: no claim could take it now.
+func (p *Pool) Dispatch(_ context.Context, j job.Job) error {
+	if p.tenants.wakes(tenantOf(j)) {
+		p.signal()
+	}
+	return nil
+}
+
+// signal wakes the claimer, or leaves it a wake-up.
+func (p *Pool) signal() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Start starts the workers and their claimer. Queued rows left by an earlier
@@ -149,7 +316,13 @@ func (p *Pool) run() {
 	defer p.wg.Done()
 	for j := range p.work {
 		p.exec.Run(p.runCtx, j)
+		wasAtCap := p.tenants.finished(j)
 		<-p.slots
+		if wasAtCap {
+			// The claimer may be waiting with idle workers while this
+			// tenant's jobs were all it could not take.
+			p.signal()
+		}
 	}
 }
 
@@ -159,13 +332,22 @@ func (p *Pool) run() {
 // Ids grow with time, so a claimer looks after the last id it took: the
 // index entries of the jobs claimed before, which PostgreSQL keeps until a
 // VACUUM, are then not walked again by every claim. Once per Rescan it looks
-// from the oldest, for the jobs queued again below that id.
+// from the oldest, for the jobs queued again below that id — and at once when
+// a tenant whose jobs a claim passed over at its cap goes below it.
+//
+// Under a tenant cap a claim may take fewer jobs than there are idle workers
+// while jobs are queued: those of tenants at their cap. The claimer then
+// waits, as with nothing queued, for a job that a claim can take (Dispatch
+// wakes it for a tenant below its cap), for a run of a tenant at its cap to
+// end, or for the poll: each look past a capped tenant's queue walks it
+// (tenantCounts).
 func (p *Pool) claim() {
 	defer p.claiming.Done()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	var last string
 	var rescanned time.Time
+	polled := true
 	for {
 		select {
 		case <-p.stopping:
@@ -183,10 +365,14 @@ func (p *Pool) claim() {
 			}
 		}
 		after := last
-		if time.Since(rescanned) >= p.cfg.Rescan {
+		rescan, announced := p.tenants.begin(polled)
+		if rescan || time.Since(rescanned) >= p.cfg.Rescan {
 			after, rescanned = "", time.Now()
 		}
-		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after)
+		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after, p.caps)
+		if err == nil {
+			p.tenants.claimed(jobs, n, announced)
+		}
 		if len(jobs) > 0 {
 			last = jobs[len(jobs)-1].ID // oldest first
 		}
@@ -196,7 +382,8 @@ func (p *Pool) claim() {
 		for range n - len(jobs) {
 			<-p.slots
 		}
-		if err == nil && len(jobs) > 0 {
+		polled = false
+		if err == nil && (len(jobs) == n || len(jobs) > 0 && !p.tenants.anyAtCap()) {
 			continue
 		}
 		if err != nil && p.runCtx.Err() == nil {
@@ -208,6 +395,7 @@ func (p *Pool) claim() {
 			return
 		case <-p.wake:
 		case <-poll.C:
+			polled = true
 		}
 	}
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package backgroundtasks_test
+
+const raceEnabled = false

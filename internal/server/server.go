@@ -183,6 +183,8 @@ func (s *Server) newRunners(redisOpt asynq.RedisConnOpt) error {
 		Owner:        OwnerID("serve"),
 		PollInterval: cfg.PollInterval,
 		DrainTimeout: cfg.DrainTimeout,
+		// 0: all but one of the workers, counted in this pool.
+		TenantMaxRunning: cfg.TenantMaxRunning,
 	}, s.log)
 	s.flag = workerflag.New(s.store, workerflag.Config{KillSwitchOff: cfg.KillSwitchOff(), DurableAvailable: cfg.RedisURL != ""}, s.log)
 	s.components = append(s.components, s.flag)

@@ -3,8 +3,14 @@
 // events; every client must receive every event exactly once and in order,
 // and the delivery lag (event committed → client read it) is reported as
 // p50/p99/max over all deliveries. The store, broker and SSE handler run in
-// this process on the real drivers (SQLite polling, or PostgreSQL with
-// LISTEN/NOTIFY), so one clock measures both ends.
+// this process on the real drivers (SQLite woken by its commits, PostgreSQL
+// by LISTEN/NOTIFY; -no-notify polls), so one clock measures both ends.
+//
+// With -idle N it measures instead what watching costs when nothing happens
+// (issue 17): N jobs, one SSE client on each (in a child process), none of
+// them reporting; over -measure it reports this process's CPU, the store's
+// queries per second (event reads, and the watcher's event_seq lookups), and
+// the latency of submissions made meanwhile.
 package main
 
 import (
@@ -43,7 +49,25 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	inProcess := flag.Bool("in-process", false, "run the clients in this process instead of a child process")
 	clientOf := flag.String("client-of", "", "internal: run the clients against this stream URL and print deliveries")
+	idle := flag.Int("idle", 0, "instead: follow this many idle jobs, one client each, and measure what watching them costs")
+	measure := flag.Duration("measure", 20*time.Second, "with -idle: how long to measure")
+	idleOf := flag.String("idle-client-of", "", "internal: follow the streams of the job ids read from stdin under this URL")
+	flag.BoolVar(&noNotify, "no-notify", false, "neither LISTEN nor the store's commits wake the broker: it polls (as on PostgreSQL while LISTEN is down)")
 	flag.Parse()
+	if *idleOf != "" {
+		if err := runIdleClients(*idleOf); err != nil {
+			fmt.Fprintln(os.Stderr, "sse idle clients:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *idle > 0 {
+		if err := runIdle(*dbURL, *idle, *measure); err != nil {
+			fmt.Fprintln(os.Stderr, "sse:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *clientOf != "" {
 		if err := runClients(*clientOf, *subs); err != nil {
 			fmt.Fprintln(os.Stderr, "sse clients:", err)
@@ -88,16 +112,9 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 	defer st.Close()
 
 	src := &timedSource{Store: st, readAt: map[int64]time.Time{}}
-	broker := progress.NewBroker(src, progress.BrokerConfig{}, log)
-	mode := "polling every 50ms"
+	broker, mode, stop := newBroker(ctx, st, src, dbURL, log)
+	defer stop()
 	listens := strings.HasPrefix(dbURL, "postgres")
-	if listens {
-		// It connects once a job is watched (below).
-		l := progress.NewListener(dbURL, postgres.EventChannel, broker, log)
-		l.Start(ctx)
-		defer l.Stop(ctx)
-		mode = "LISTEN/NOTIFY"
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/generation/{id}/events", progress.NewStream(broker, st, progress.StreamConfig{}, log))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,7 +150,7 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(10 * time.Second); listens && !broker.Live(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); listens && !noNotify && !broker.Live(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("LISTEN did not connect")
 		}
@@ -195,6 +212,37 @@ func run(dbURL string, subs, events int, every time.Duration, inProcess bool) er
 	pct = percentiles(fanout)
 	fmt.Printf("  of which read → client got it (fan-out):           p50 %s  p99 %s  max %s\n", pct(0.50), pct(0.99), pct(1))
 	return nil
+}
+
+// noNotify: the broker polls, woken by nothing (-no-notify).
+var noNotify bool
+
+// newBroker builds the broker over src as the server does: woken by
+// LISTEN/NOTIFY on PostgreSQL (it connects once a job is watched), by the
+// store's commits on SQLite when the store tells of them (OnEvents), else by
+// polling.
+func newBroker(ctx context.Context, st store.Store, src progress.EventSource, dbURL string, log *slog.Logger) (*progress.Broker, string, func()) {
+	broker := progress.NewBroker(src, progress.BrokerConfig{}, log)
+	if noNotify {
+		return broker, "polling every 50ms", func() {}
+	}
+	if strings.HasPrefix(dbURL, "postgres") {
+		l := progress.NewListener(dbURL, postgres.EventChannel, broker, log)
+		l.Start(ctx)
+		return broker, "LISTEN/NOTIFY", func() { l.Stop(ctx) }
+	}
+	// An interface rather than the method itself, so that this program
+	// builds on trees from before OnEvents (to measure them).
+	if h, ok := st.(interface{ OnEvents(func(jobIDs ...string)) }); ok {
+		h.OnEvents(func(ids ...string) {
+			for _, id := range ids {
+				broker.Wake(id)
+			}
+		})
+		broker.SetLive(true)
+		return broker, "woken by its commits", func() {}
+	}
+	return broker, "polling every 50ms", func() {}
 }
 
 func mustClaim(ctx context.Context, st store.Store) job.Lease {

@@ -128,7 +128,7 @@ func TestAutoRollbackQueueStalled(t *testing.T) {
 }
 
 func TestAutoRollbackMemory(t *testing.T) {
-	c := newCluster(t, 1, "AUTO_ROLLBACK=true", "ROLLBACK_INTERVAL=200ms", "ROLLBACK_MEMORY_PERCENT=1", "ROLLBACK_MEMORY_FOR=1s",
+	c := newCluster(t, 1, "AUTO_ROLLBACK=true", "ROLLBACK_INTERVAL=200ms", "ROLLBACK_MEMORY_PERCENT=0.01", "ROLLBACK_MEMORY_FOR=1s",
 		"ROLLBACK_QUEUE_DELAY=1h", "GENERATOR_STEP_DELAY=20ms")
 	jobs := []submitted{submit(t, c.serve.URL, "auto-mem", 0)}
 	a := c.waitRollback("system_memory", 20*time.Second)

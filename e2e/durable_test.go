@@ -46,7 +46,8 @@ func (c *cluster) addWorker(i int, env []string) {
 }
 
 func (c *cluster) health() map[string]any {
-	_, h := request(c.t, "GET", c.serve.URL+"/health", nil)
+	// The worker system's details are the operators'.
+	_, h := request(c.t, "GET", c.serve.URL+"/health", nil, "Authorization", "Bearer "+adminToken)
 	ws, _ := h["worker_system"].(map[string]any)
 	return ws
 }

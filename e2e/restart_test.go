@@ -18,7 +18,7 @@ import (
 // new process has another pid, and every job finishes exactly once.
 func TestGracefulRestartZeroDowntime(t *testing.T) {
 	srv := startProc(t, "serve", serveEnv(t, "ADMIN_TOKEN="+adminToken, "GENERATOR_STEP_DELAY=150ms", "DRAIN_TIMEOUT=1s"), "serve")
-	_, h := request(t, "GET", srv.URL+"/health", nil)
+	_, h := request(t, "GET", srv.URL+"/health", nil, "Authorization", "Bearer "+adminToken)
 	oldPID := int(h["process"].(map[string]any)["pid"].(float64))
 	var jobs []submitted
 	for i := range 10 {
@@ -77,7 +77,7 @@ func TestGracefulRestartZeroDowntime(t *testing.T) {
 	var newPID int
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, h := request(t, "GET", srv.URL+"/health", nil); h["process"] != nil {
+		if _, h := request(t, "GET", srv.URL+"/health", nil, "Authorization", "Bearer "+adminToken); h["process"] != nil {
 			newPID = int(h["process"].(map[string]any)["pid"].(float64))
 			if newPID != oldPID {
 				break

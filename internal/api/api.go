@@ -16,6 +16,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/web"
@@ -104,6 +105,9 @@ type Config struct {
 	AllowedOrigins []string
 	// Limits keep one client from hurting the others.
 	Limits Limits
+	// Search bounds the document searches (rag.DefaultSearchLimits for a
+	// zero field).
+	Search rag.SearchLimits
 	// WriteFailed hears of every database error store.IsUnavailable (for
 	// /health's reasons).
 	WriteFailed func(error)
@@ -173,6 +177,7 @@ func newAPI(cfg Config) *API {
 		docs: &documentHandler{
 			domainErrors: errs,
 			limits:       lim,
+			searcher:     rag.NewSearcher(cfg.Store, cfg.Search),
 			store:        cfg.Store,
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,

@@ -40,6 +40,7 @@ const DefaultMaxDocumentBytes = 1 << 20
 type documentHandler struct {
 	domainErrors
 	limits     *tenantLimits
+	searcher   *rag.Searcher
 	store      store.Store
 	dispatcher Dispatcher
 	// canceller, when set, stops a local run of a deleted document's job at once.
@@ -394,18 +395,21 @@ func (h *documentHandler) search(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	terms, err := rag.ParseQuery(r.URL.Query().Get("q"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
 	limit, err := limitParam(r, 10, 50)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	hits, err := h.store.SearchChunks(r.Context(), project, terms, limit)
-	if err != nil {
+	terms, hits, err := h.searcher.Search(r.Context(), project, r.URL.Query().Get("q"), limit)
+	switch {
+	case errors.Is(err, rag.ErrSearchBusy):
+		w.Header().Set("Retry-After", "1")
+		response.Error(w, http.StatusTooManyRequests, "search_busy", err.Error())
+		return
+	case errors.Is(err, rag.ErrSearchTimeout):
+		response.Error(w, http.StatusServiceUnavailable, "search_timeout", err.Error()+": use fewer or longer terms")
+		return
+	case err != nil:
 		h.fail(w, r, err)
 		return
 	}

@@ -243,3 +243,17 @@ func TestHealthShowsDetailsToOperatorsOnly(t *testing.T) {
 		t.Errorf("public system-info: %s", info)
 	}
 }
+
+// A search of more terms than SEARCH_MAX_TERMS is 400 naming q.
+func TestSearchTermsBounded(t *testing.T) {
+	e := newMatrixEnvWith(t, costly{}, func(cfg *Config, _ *sqlite.Store) {
+		cfg.Search.MaxTerms = 3
+	})
+	status, body := e.do("GET", "/api/projects/p1/search?q=one+two+three+four", e.acme, "")
+	if status != 400 || !strings.Contains(body, `"field":"q"`) {
+		t.Fatalf("four terms: %d %s", status, body)
+	}
+	if status, body := e.do("GET", "/api/projects/p1/search?q=one+two+three", e.acme, ""); status != 200 {
+		t.Fatalf("three terms: %d %s", status, body)
+	}
+}

@@ -42,7 +42,7 @@ type Config struct {
 	RollbackCrashWindow time.Duration
 	RollbackQueueDelay  time.Duration
 	RollbackQueueFor    time.Duration
-	RollbackMemory      int
+	RollbackMemory      float64
 	RollbackMemoryFor   time.Duration
 	RollbackInterval    time.Duration
 
@@ -187,7 +187,7 @@ var options = []option{
 	{"ROLLBACK_CRASH_WINDOW", "10m", "window of the worker-crash trigger", duration(func(c *Config) *time.Duration { return &c.RollbackCrashWindow })},
 	{"ROLLBACK_QUEUE_DELAY", "10m", "trigger: oldest queued durable job older than this…", duration(func(c *Config) *time.Duration { return &c.RollbackQueueDelay })},
 	{"ROLLBACK_QUEUE_DELAY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackQueueFor })},
-	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: system memory use above this percent…", integer(func(c *Config) *int { return &c.RollbackMemory })},
+	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: this process's memory above this percent of its limit (its cgroup's, else the machine's)…", float(func(c *Config) *float64 { return &c.RollbackMemory })},
 	{"ROLLBACK_MEMORY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackMemoryFor })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
@@ -436,8 +436,8 @@ func (c *Config) validate() error {
 		// a typo of a few zeros would exhaust the host's memory at start.
 		return fmt.Errorf("MAX_WORKERS=%d: must be at most %d", c.MaxWorkers, MaxWorkersLimit)
 	}
-	if c.RollbackMemory > 100 {
-		return fmt.Errorf("ROLLBACK_MEMORY_PERCENT=%d: must be from 1 to 100", c.RollbackMemory)
+	if c.RollbackMemory <= 0 || c.RollbackMemory > 100 {
+		return fmt.Errorf("ROLLBACK_MEMORY_PERCENT=%g: must be above 0 and at most 100", c.RollbackMemory)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

@@ -30,18 +30,7 @@ type writeFailure struct {
 	class string
 }
 
-// writeFailures holds each Server's last failed write. It lives beside the
-// Server rather than in it so that this file is all there is to it; one
-// Server runs in a process, tests build a few.
-var writeFailures sync.Map // *Server → *writeFailure
-
-func (s *Server) writeFailure() *writeFailure {
-	if w, ok := writeFailures.Load(s); ok {
-		return w.(*writeFailure)
-	}
-	w, _ := writeFailures.LoadOrStore(s, &writeFailure{})
-	return w.(*writeFailure)
-}
+func (s *Server) writeFailure() *writeFailure { return &s.lastWriteFailure }
 
 // WriteFailed hears of a failed write (the API calls it with every error it
 // answers 503 database_unavailable). An error that says the database is

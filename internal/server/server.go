@@ -60,6 +60,9 @@ type Server struct {
 	controller *rollback.Controller // nil unless AUTO_ROLLBACK and REDIS_URL
 	metrics    *metrics.Metrics
 	draining   atomic.Bool
+	// lastWriteFailure is the last write the database could not take, for
+	// Degraded.
+	lastWriteFailure writeFailure
 	// Restart hands the listening socket to a new process; set by the command
 	// line when it runs under tableflip.
 	Restart func() error
@@ -222,7 +225,7 @@ func (s *Server) newRollback() {
 		CrashesFor:    rollback.DefaultControllerConfig().CrashesFor,
 		MaxQueueDelay: cfg.RollbackQueueDelay,
 		QueueDelayFor: cfg.RollbackQueueFor,
-		MemoryPercent: float64(cfg.RollbackMemory),
+		MemoryPercent: cfg.RollbackMemory,
 		MemoryFor:     cfg.RollbackMemoryFor,
 		Interval:      cfg.RollbackInterval,
 		HolderID:      OwnerID("controller"),
@@ -262,7 +265,12 @@ func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
 		MetricsToken:   s.cfg.MetricsToken,
 		AllowedOrigins: s.cfg.Origins(),
 		Limits:         s.apiLimits(),
-		WriteFailed:    s.WriteFailed,
+		Search: rag.SearchLimits{
+			MaxTerms:    s.cfg.SearchMaxTerms,
+			Timeout:     s.cfg.SearchTimeout,
+			Concurrency: s.cfg.SearchConcurrency,
+		},
+		WriteFailed: s.WriteFailed,
 	})
 	srv.Handler = s.metrics.Middleware(s.closeWhileDraining(handler))
 	return srv

@@ -58,6 +58,11 @@ type Store interface {
 	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...ClaimOptions) (job.Job, error)
 	ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Duration) error
 	ReportProgress(ctx context.Context, l job.Lease, p Progress) error
+	// CheckpointScript appends text at offset (in characters) to the job's
+	// script so far, with an EventScript event, while l is held (scripts.go).
+	CheckpointScript(ctx context.Context, l job.Lease, offset int, text string) error
+	// ScriptSoFar is the text the job's attempts have checkpointed.
+	ScriptSoFar(ctx context.Context, jobID string) (string, error)
 	Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error)
 	Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error)
 	// Release gives a running job back to the queue with the next epoch.

@@ -49,6 +49,7 @@ func areas() [][]test {
 		accessTests,
 		fairnessTests,
 		eventSeqTests,
+		scriptTests,
 	}
 }
 

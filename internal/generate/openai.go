@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // OpenAIConfig configures the OpenAI-compatible generator. The same settings
@@ -154,9 +155,23 @@ const systemPrompt = `You are a professional TV drama screenwriter. Write the co
 	`Write in the language of the episode's title and synopsis. Stay consistent with the series notes you are given. ` +
 	`Answer with the script only.`
 
+// continuePrompt follows the text written so far when a request resumes it.
+const continuePrompt = "Continue exactly from where the text stops; do not repeat anything."
+
 // messages builds the prompt: the episode, and the retrieved passages of the
-// project's documents as series notes.
-func messages(req Request) []chatMessage {
+// project's documents as series notes. A request that resumes a script adds
+// the text written so far as the assistant's answer and asks it to go on:
+// plain chat messages, which every OpenAI-compatible server takes.
+func messages(req Request, sofar string) []chatMessage {
+	msgs := prompt(req)
+	if sofar != "" {
+		msgs = append(msgs, chatMessage{Role: "assistant", Content: sofar}, chatMessage{Role: "user", Content: continuePrompt})
+	}
+	return msgs
+}
+
+// prompt is the system message and the episode's.
+func prompt(req Request) []chatMessage {
 	var b strings.Builder
 	ep := req.Episode
 	fmt.Fprintf(&b, "Episode title: %s\n", ep.Title)
@@ -183,42 +198,61 @@ func messages(req Request) []chatMessage {
 }
 
 // Generate streams the script from the API, retrying rate limits, server
-// errors and stalled or broken streams with backoff.
+// errors and stalled or broken streams with backoff, and tells req.Text the
+// text as it arrives. Every request continues the text written so far —
+// req.Resume and what earlier requests of this call received — so a retry
+// after a broken stream asks only for the rest, and the script is that text
+// followed by the continuation, with no seam (writer.go). On an error the
+// returned Script holds no text but counts the tokens spent.
 func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFunc) (Script, error) {
-	body := chatRequest{
-		Model:     o.cfg.Model,
-		Messages:  messages(req),
-		Stream:    true,
-		MaxTokens: o.cfg.MaxTokens,
+	w := newWriter(ctx, req, progress, o.cfg.ExpectedTokens)
+	out := Script{Title: req.Episode.Title, Model: o.cfg.Model, ResumedFrom: utf8.RuneCountInString(req.Resume)}
+	msg := fmt.Sprintf("asking %s with %d context chunks", o.cfg.Model, len(req.Context))
+	if req.Resume != "" {
+		msg += fmt.Sprintf(" to continue %d characters", out.ResumedFrom)
 	}
-	body.StreamOptions.IncludeUsage = true
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return Script{}, err
-	}
-	asking := Progress{
-		Percent: 5,
-		Stage:   "prompt",
-		Message: fmt.Sprintf("asking %s with %d context chunks", o.cfg.Model, len(req.Context)),
-	}
-	if err := progress(ctx, asking); err != nil {
+	if err := progress(ctx, Progress{Percent: 5, Stage: "prompt", Message: msg}); err != nil {
 		return Script{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		script, err := o.attempt(ctx, payload, progress)
+		sofar := w.sofar.String()
+		body := chatRequest{
+			Model:     o.cfg.Model,
+			Messages:  messages(req, sofar),
+			Stream:    true,
+			MaxTokens: o.cfg.MaxTokens,
+		}
+		body.StreamOptions.IncludeUsage = true
+		payload, err := json.Marshal(body)
+		if err != nil {
+			return Script{}, err
+		}
+		a := &answer{w: w}
+		w.begin()
+		err = o.attempt(ctx, payload, a)
+		used := a.used(utf8.RuneCountInString(sofar))
+		if a.model != "" {
+			out.Model = a.model
+		}
+		if err != nil {
+			used.Error = err.Error()
+		}
+		out.Requests = append(out.Requests, used)
+		out.Usage = out.Usage.Add(used.Usage)
 		if err == nil {
-			script.Title = req.Episode.Title
-			return script, nil
+			out.Script = w.sofar.String()
+			out.Scenes = countScenes(out.Script)
+			return out, nil
 		}
 		var ae *attemptError
 		if ctx.Err() != nil || !errors.As(err, &ae) {
-			return Script{}, err
+			return spent(out), err
 		}
 		if !ae.retryable {
-			return Script{}, fmt.Errorf("%w: %w", ErrRejected, err)
+			return spent(out), fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 		if attempt >= o.cfg.MaxRetries {
-			return Script{}, fmt.Errorf("model API failed after %d attempts: %w", attempt+1, err)
+			return spent(out), fmt.Errorf("model API failed after %d attempts: %w", attempt+1, err)
 		}
 		delay := ae.retryAfter
 		if delay <= 0 {
@@ -231,41 +265,42 @@ func (o *OpenAI) Generate(ctx context.Context, req Request, progress ProgressFun
 			Message: fmt.Sprintf("attempt %d failed (%v); retrying in %s", attempt+1, err, delay),
 		}
 		if err := progress(ctx, retrying); err != nil {
-			return Script{}, err
+			return spent(out), err
 		}
 		if err := o.cfg.Sleep(ctx, delay); err != nil {
-			return Script{}, err
+			return spent(out), err
 		}
 	}
 }
 
-// attempt makes one request and reads its stream to the end.
-func (o *OpenAI) attempt(ctx context.Context, payload []byte, progress ProgressFunc) (Script, error) {
+// spent is what a failed call returns: no script, but the tokens it cost.
+func spent(s Script) Script {
+	return Script{Title: s.Title, Model: s.Model, Usage: s.Usage, ResumedFrom: s.ResumedFrom, Requests: s.Requests}
+}
+
+// attempt makes one request and reads its stream to the end into a.
+func (o *OpenAI) attempt(ctx context.Context, payload []byte, a *answer) error {
 	actx, idle, stop := o.attemptContext(ctx)
 	defer stop()
 	hreq, err := o.newRequest(actx, payload)
 	if err != nil {
-		return Script{}, err
+		return err
 	}
 	resp, err := o.cfg.HTTPClient.Do(hreq)
 	if err != nil {
-		return Script{}, o.broken(ctx, actx, fmt.Errorf("request to %s: %w", o.endpoint, err))
+		return o.broken(ctx, actx, fmt.Errorf("request to %s: %w", o.endpoint, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return Script{}, statusError(resp)
-	}
-	a := &answer{
-		ctx:         ctx,
-		progress:    progress,
-		expected:    o.cfg.ExpectedTokens,
-		model:       o.cfg.Model,
-		lastPercent: 5,
+		return statusError(resp)
 	}
 	if err := readEvents(resp.Body, func() { idle.Reset(o.cfg.IdleTimeout) }, a.event); err != nil {
-		return Script{}, o.streamError(ctx, actx, err)
+		return o.streamError(ctx, actx, err)
 	}
-	return a.script()
+	if err := a.end(); err != nil {
+		return o.streamError(ctx, actx, err)
+	}
+	return nil
 }
 
 // attemptContext bounds one attempt by the attempt timeout, and by the idle
@@ -298,8 +333,8 @@ func (o *OpenAI) newRequest(ctx context.Context, payload []byte) (*http.Request,
 	return hreq, nil
 }
 
-// streamError classifies a stream that ended in an error: the progress
-// callback's (the job lost its lease or was cancelled: stop, do not retry),
+// streamError classifies a stream that ended in an error: the progress or
+// text callback's (the job lost its lease or was cancelled: stop, do not retry),
 // a chunk's that was refused, or the stream's own.
 func (o *OpenAI) streamError(ctx, actx context.Context, err error) error {
 	var pe progressError
@@ -313,19 +348,15 @@ func (o *OpenAI) streamError(ctx, actx context.Context, err error) error {
 	return o.broken(ctx, actx, fmt.Errorf("stream broke: %w", err))
 }
 
-// answer is what an attempt has read of the streamed answer so far.
+// answer is what one request has read of its streamed answer; its text
+// goes to the call's writer as it comes.
 type answer struct {
-	ctx      context.Context
-	progress ProgressFunc
-	expected int // tokens, to measure progress against
-
-	text        strings.Builder
-	usage       Usage
-	model       string
-	deltas      int
-	lastPercent int
-	finished    bool // a choice gave its finish reason
-	done        bool // the server sent [DONE]; what follows is ignored
+	w        *writer
+	usage    *Usage // as the server reported it
+	model    string
+	deltas   int
+	finished bool // a choice gave its finish reason
+	done     bool // the server sent [DONE]; what follows is ignored
 }
 
 // event takes the data of one server-sent event.
@@ -344,62 +375,44 @@ func (a *answer) event(data string) error {
 	if c.Error != nil {
 		return &attemptError{err: fmt.Errorf("model API error in stream: %s", c.Error.Message), retryable: true}
 	}
-	a.add(c)
-	return a.report()
-}
-
-// add takes a chunk's text, model, usage and finish reasons.
-func (a *answer) add(c chatChunk) {
 	if c.Model != "" {
 		a.model = c.Model
 	}
 	if c.Usage != nil {
-		a.usage = Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
+		a.usage = &Usage{PromptTokens: c.Usage.PromptTokens, CompletionTokens: c.Usage.CompletionTokens}
 	}
 	for _, ch := range c.Choices {
 		if ch.Delta.Content != "" {
-			a.text.WriteString(ch.Delta.Content)
 			a.deltas++
+			if err := a.w.add(ch.Delta.Content); err != nil {
+				return err
+			}
 		}
 		if ch.FinishReason != nil && *ch.FinishReason != "" {
 			a.finished = true
 		}
 	}
-}
-
-// report tells progress every five percent; deltas are about a token each.
-func (a *answer) report() error {
-	pct := 10 + 85*min(a.deltas, a.expected)/a.expected
-	if pct < a.lastPercent+5 {
-		return nil
-	}
-	a.lastPercent = pct
-	writing := Progress{
-		Percent: pct,
-		Stage:   "writing",
-		Message: fmt.Sprintf("received %d tokens", a.deltas),
-	}
-	if err := a.progress(a.ctx, writing); err != nil {
-		return progressError{err}
-	}
 	return nil
 }
 
-// script is the answer once the stream has ended, or why it is none.
-func (a *answer) script() (Script, error) {
-	switch {
-	case !a.done && !a.finished:
-		return Script{}, &attemptError{err: errors.New("stream ended before the answer was complete"), retryable: true}
-	case strings.TrimSpace(a.text.String()) == "":
-		return Script{}, &attemptError{err: errors.New("model returned no text"), retryable: true}
+// end finishes the answer once its stream has ended, or says why it is none.
+func (a *answer) end() error {
+	if !a.done && !a.finished {
+		return &attemptError{err: errors.New("stream ended before the answer was complete"), retryable: true}
 	}
-	script := strings.TrimSpace(a.text.String()) + "\n"
-	return Script{
-		Script: script,
-		Scenes: countScenes(script),
-		Model:  a.model,
-		Usage:  a.usage,
-	}, nil
+	return a.w.end()
+}
+
+// used is the request's usage: the server's, or an estimate when it gave
+// none (a broken stream).
+func (a *answer) used(resumedFrom int) RequestUsage {
+	switch {
+	case a.usage != nil:
+		return RequestUsage{ResumedFrom: resumedFrom, Usage: *a.usage}
+	case a.deltas == 0:
+		return RequestUsage{ResumedFrom: resumedFrom}
+	}
+	return RequestUsage{ResumedFrom: resumedFrom, Usage: Usage{CompletionTokens: a.deltas}, Estimated: true}
 }
 
 // broken classifies an attempt cut short: by the caller (returned as is), by
@@ -414,7 +427,8 @@ func (o *OpenAI) broken(ctx, actx context.Context, err error) error {
 	return &attemptError{err: err, retryable: true}
 }
 
-// progressError carries the error of the progress callback out of the stream.
+// progressError carries the error of the progress or text callback out of
+// the stream.
 type progressError struct{ err error }
 
 func (e progressError) Error() string { return e.err.Error() }

@@ -62,36 +62,72 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Generate writes the script in four stages — outline, scenes, dialogue,
-// polish — reporting each and pausing StepDelay between them. It returns the
-// error of a cancelled ctx or of progress unchanged, so callers can match it.
+// Generate writes the script in three stages — outline, scenes, polish —
+// reporting each and pausing StepDelay between them, and tells req.Text the
+// text of each as it is reached: the title page after the outline, each
+// scene, then the last lines. The script is the same whatever the stages, so
+// a resumed request skips the stages whose text req.Resume holds already
+// and tells only what follows it; a Resume that is not the start of this
+// request's script (another generator's, or another version's) is set aside:
+// the script is written anew, reported as Restarted, and no text is told. It
+// returns the error of a cancelled ctx, of progress or of req.Text unchanged,
+// so callers can match it.
 func (t *Template) Generate(ctx context.Context, req Request, progress ProgressFunc) (Script, error) {
 	st := stages{ctx: ctx, cfg: t.cfg, progress: progress}
 	p := outline(req)
 	n := len(p.scenes)
-	if err := st.report(10, "outline", fmt.Sprintf("outlining %d scenes for %d characters", n, len(p.cast))); err != nil {
+	for i := range p.scenes {
+		p.writeAction(i)
+	}
+	p.writeDialogue()
+	parts := p.render()
+	script := strings.Join(parts, "")
+	out := Script{Title: req.Episode.Title, Script: script, Scenes: n, Model: templateModel}
+	written := 0 // bytes of script that Resume holds
+	if req.Resume != "" {
+		if strings.HasPrefix(script, req.Resume) {
+			written = len(req.Resume)
+			out.ResumedFrom = utf8.RuneCountInString(req.Resume)
+		} else {
+			out.Restarted = true
+		}
+	}
+	at := 0 // where the current part starts in script
+	stage := func(i int, pct int, name, msg string) error {
+		part := parts[i]
+		start := at
+		at += len(part)
+		if at <= written {
+			return nil // an earlier attempt wrote it
+		}
+		if start < written {
+			msg = fmt.Sprintf("resuming after %d characters: %s", out.ResumedFrom, msg)
+		}
+		if err := st.report(pct, name, msg); err != nil {
+			return err
+		}
+		if req.Text == nil || out.Restarted {
+			return nil
+		}
+		return req.Text(ctx, part[max(written-start, 0):])
+	}
+	if err := stage(0, 10, "outline", fmt.Sprintf("outlining %d scenes for %d characters", n, len(p.cast))); err != nil {
 		return Script{}, err
 	}
 	for i := range p.scenes {
-		pct := 30 + 40*i/max(n-1, 1)
-		if err := st.report(pct, "scenes", fmt.Sprintf("writing scene %d of %d: %s", i+1, n, p.scenes[i].heading)); err != nil {
+		pct := 30 + 50*i/max(n-1, 1)
+		if err := stage(1+i, pct, "scenes", fmt.Sprintf("writing scene %d of %d: %s", i+1, n, p.scenes[i].heading)); err != nil {
 			return Script{}, err
 		}
-		p.writeAction(i)
 	}
-	if err := st.report(80, "dialogue", "writing dialogue"); err != nil {
+	if err := stage(n+1, 95, "polish", "formatting the screenplay"); err != nil {
 		return Script{}, err
 	}
-	p.writeDialogue()
-	if err := st.report(95, "polish", "formatting the screenplay"); err != nil {
-		return Script{}, err
-	}
-	script := p.render()
 	// A job cancelled while the last stage ran hands back nothing to save.
 	if err := ctx.Err(); err != nil {
 		return Script{}, err
 	}
-	return Script{Title: req.Episode.Title, Script: script, Scenes: n, Model: templateModel}, nil
+	return out, nil
 }
 
 // stages reports progress and keeps the pause between two reports.
@@ -305,8 +341,14 @@ func (p *plan) writeDialogue() {
 	}
 }
 
-func (p *plan) render() string {
+// render writes the script in parts: the title page, each scene, the end.
+func (p *plan) render() []string {
 	var b strings.Builder
+	parts := make([]string, 0, len(p.scenes)+2)
+	cut := func() {
+		parts = append(parts, b.String())
+		b.Reset()
+	}
 	fmt.Fprintf(&b, "TITLE: %s\n", p.title)
 	fmt.Fprintf(&b, "Written by: scriptgen (%s)\n", templateModel)
 	b.WriteString("\nCAST\n")
@@ -324,6 +366,7 @@ func (p *plan) render() string {
 		}
 	}
 	b.WriteString("\nFADE IN:\n")
+	cut()
 	for i, s := range p.scenes {
 		if i > 0 {
 			fmt.Fprintf(&b, "\n%sCUT TO:\n", indent(40))
@@ -339,9 +382,11 @@ func (p *plan) render() string {
 			}
 			fmt.Fprintf(&b, "%s%s\n", indent(10), d.text)
 		}
+		cut()
 	}
 	b.WriteString("\nFADE OUT.\n\nTHE END\n")
-	return b.String()
+	cut()
+	return parts
 }
 
 // dice is splitmix64: a fixed sequence of draws from one seed.

@@ -84,7 +84,7 @@ func TestTemplateDeterministic(t *testing.T) {
 	for name, req := range requests {
 		t.Run(name, func(t *testing.T) {
 			first, second := generate(t, req), generate(t, req)
-			if first != second {
+			if first.Script != second.Script || first.Scenes != second.Scenes {
 				t.Fatalf("same request, different scripts:\n%s\n---\n%s", first.Script, second.Script)
 			}
 			if first.Model != "template-v1" || first.Usage != (Usage{}) || first.Title != req.Episode.Title {
@@ -206,14 +206,14 @@ func TestTemplateProgress(t *testing.T) {
 			t.Errorf("progress %+v has no message", p)
 		}
 	}
-	if got, want := strings.Join(stages, ","), "outline,scenes,dialogue,polish"; got != want {
+	if got, want := strings.Join(stages, ","), "outline,scenes,polish"; got != want {
 		t.Errorf("stages = %s, want %s", got, want)
 	}
 	n := len(r.got)
-	if n != s.Scenes+3 {
+	if n != s.Scenes+2 {
 		t.Fatalf("got %d reports for %d scenes: %+v", n, s.Scenes, r.got)
 	}
-	if r.got[0].Percent != 10 || r.got[1].Percent != 30 || r.got[n-3].Percent != 70 || r.got[n-2].Percent != 80 || r.got[n-1].Percent != 95 {
+	if r.got[0].Percent != 10 || r.got[1].Percent != 30 || r.got[n-2].Percent != 80 || r.got[n-1].Percent != 95 {
 		t.Errorf("percents = %+v", r.got)
 	}
 	if len(*slept) != n-1 {
@@ -235,11 +235,9 @@ func TestTemplateStops(t *testing.T) {
 	}{
 		{stage: "outline", cancel: true, want: context.Canceled},
 		{stage: "scenes", cancel: true, want: context.Canceled},
-		{stage: "dialogue", cancel: true, want: context.Canceled},
 		{stage: "polish", cancel: true, want: context.Canceled},
 		{stage: "outline", want: errLeaseLost},
 		{stage: "scenes", want: errLeaseLost},
-		{stage: "dialogue", want: errLeaseLost},
 		{stage: "polish", want: errLeaseLost},
 	}
 	for _, tt := range tests {
@@ -261,7 +259,7 @@ func TestTemplateStops(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
-			if s != (Script{}) {
+			if s.Script != "" || s.Title != "" {
 				t.Errorf("stopped generation returned a script: %+v", s)
 			}
 			if last := r.got[len(r.got)-1]; last.Stage != tt.stage || (tt.stage == "scenes" && last.Percent != 30) {
@@ -340,11 +338,29 @@ func TestNoop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
-	if want := (Script{Title: "첫 번째 거짓말", Model: "noop"}); s != want {
-		t.Errorf("got %+v, want %+v", s, want)
+	if s.Title != "첫 번째 거짓말" || s.Model != "noop" || s.Script != "" || s.Usage != (Usage{}) {
+		t.Errorf("got %+v", s)
 	}
 	if len(r.got) != 0 {
 		t.Errorf("noop reported progress: %+v", r.got)
+	}
+
+	// With a text, it tells it at once, or what follows the resumed part.
+	for _, tt := range []struct {
+		resume, told string
+		restarted    bool
+	}{{"", "TITLE: 밤\n", false}, {"TITLE", ": 밤\n", false}, {"TITLE: 밤\n", "", false}, {"other", "", true}} {
+		req := requests["korean"]
+		req.Resume = tt.resume
+		var told []string
+		req.Text = func(_ context.Context, d string) error {
+			told = append(told, d)
+			return nil
+		}
+		s, err := Noop{Text: "TITLE: 밤\n"}.Generate(context.Background(), req, nil)
+		if err != nil || s.Script != "TITLE: 밤\n" || strings.Join(told, "") != tt.told || len(told) > 1 || s.Restarted != tt.restarted {
+			t.Errorf("resume %q: script %q told %q restarted %v (%v)", tt.resume, s.Script, told, s.Restarted, err)
+		}
 	}
 }
 

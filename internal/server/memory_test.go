@@ -14,18 +14,28 @@ import (
 	"github.com/scriptgen/scriptgen/internal/sysmem"
 )
 
-// hogEnv makes the test binary a memory hog (TestMemoryHogHelper): a process
+// hogEnv makes the test binary a memory hog (see TestMain): a process
 // beside this one that holds that many MiB, like the load generator of
 // issue 17.
 const hogEnv = "SCRIPTGEN_TEST_MEMORY_HOG_MIB"
 
-// TestMemoryHogHelper is not a test: run with hogEnv set, it holds that much
-// memory, says "ready" and waits to be killed.
-func TestMemoryHogHelper(t *testing.T) {
-	mib, err := strconv.Atoi(os.Getenv(hogEnv))
-	if err != nil {
-		t.Skip("the helper process of TestMemoryTriggerReadsThisProcess")
+// TestMain runs the tests, or with hogEnv set makes this binary the memory
+// hog of TestMemoryTriggerReadsThisProcess.
+func TestMain(m *testing.M) {
+	if v := os.Getenv(hogEnv); v != "" {
+		mib, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, hogEnv, "must be a number of MiB")
+			os.Exit(2)
+		}
+		holdMemory(mib)
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+// holdMemory holds mib MiB, says "ready" and waits to be killed.
+func holdMemory(mib int) {
 	hog := make([]byte, mib<<20)
 	for i := 0; i < len(hog); i += 4096 {
 		hog[i] = 1
@@ -65,7 +75,7 @@ func TestMemoryTriggerReadsThisProcess(t *testing.T) {
 	const hogMiB = 200
 	before := read()
 	hostBefore, _ := sysmem.SystemUsedPercent()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMemoryHogHelper$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
 	cmd.Env = append(os.Environ(), hogEnv+"="+strconv.Itoa(hogMiB))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

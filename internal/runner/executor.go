@@ -141,13 +141,7 @@ func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
 }
 
 func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, cancel context.CancelCauseFunc, log *slog.Logger) Outcome {
-	report := func(ctx context.Context, p store.Progress) error {
-		err := e.store.ReportProgress(ctx, lease, p)
-		if errors.Is(err, job.ErrStaleLease) {
-			cancel(errLeaseLost)
-		}
-		return err
-	}
+	report := leaseReporter{store: e.store, lease: lease, cancel: cancel}
 	var completion store.Completion
 	var err error
 	if h, ok := e.handlers[j.Kind]; ok {
@@ -235,13 +229,43 @@ func finish(ctx context.Context, write func(context.Context) error) error {
 
 // safeHandle turns a handler's panic into a permanent failure of the job
 // rather than a crash of the runner.
-func (e *Executor) safeHandle(ctx context.Context, h Handler, j job.Job, report ReportFunc) (c store.Completion, err error) {
+func (e *Executor) safeHandle(ctx context.Context, h Handler, j job.Job, report Reporter) (c store.Completion, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: handler panicked: %v", ErrPermanent, r)
 		}
 	}()
-	return h.Handle(ctx, j, report)
+	if lh, ok := h.(LiveHandler); ok {
+		return lh.HandleLive(ctx, j, report)
+	}
+	return h.Handle(ctx, j, report.Progress)
+}
+
+// leaseReporter writes a run's progress and script under its lease, and
+// cancels the run when a write finds the lease lost.
+type leaseReporter struct {
+	store  store.Store
+	lease  job.Lease
+	cancel context.CancelCauseFunc
+}
+
+func (r leaseReporter) Progress(ctx context.Context, p store.Progress) error {
+	return r.lost(r.store.ReportProgress(ctx, r.lease, p))
+}
+
+func (r leaseReporter) Script(ctx context.Context, offset int, text string) error {
+	return r.lost(r.store.CheckpointScript(ctx, r.lease, offset, text))
+}
+
+func (r leaseReporter) ScriptSoFar(ctx context.Context) (string, error) {
+	return r.store.ScriptSoFar(ctx, r.lease.JobID)
+}
+
+func (r leaseReporter) lost(err error) error {
+	if errors.Is(err, job.ErrStaleLease) {
+		r.cancel(errLeaseLost)
+	}
+	return err
 }
 
 func (e *Executor) heartbeat(ctx context.Context, lease job.Lease, cancel context.CancelCauseFunc, log *slog.Logger) {

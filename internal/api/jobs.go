@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
@@ -44,6 +45,11 @@ type JobJSON struct {
 	StartedAt   *time.Time        `json:"started_at"`
 	FinishedAt  *time.Time        `json:"finished_at"`
 	Links       map[string]string `json:"links"`
+	// ScriptSoFar is the length, in characters (Unicode code points), of
+	// the script the job has checkpointed, and Script that text with
+	// ?include=script: GET /api/generation/{id} only.
+	ScriptSoFar *int    `json:"script_so_far,omitempty"`
+	Script      *string `json:"script,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -164,14 +170,31 @@ func (h *jobHandler) job(r *http.Request) (job.Job, error) {
 	return j, ownJob(r, j)
 }
 
-// get answers GET /api/generation/{id}.
+// get answers GET /api/generation/{id}: the job, with the length of its
+// script so far, and that text too with ?include=script.
 func (h *jobHandler) get(w http.ResponseWriter, r *http.Request) {
+	include, given := r.URL.Query()["include"]
+	if given && (len(include) != 1 || include[0] != "script") {
+		h.fail(w, r, &job.ValidationError{Field: "include", Message: "must be script"})
+		return
+	}
 	j, err := h.job(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	response.OK(w, NewJobJSON(r, j))
+	text, err := h.store.ScriptSoFar(r.Context(), j.ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := NewJobJSON(r, j)
+	n := utf8.RuneCountInString(text)
+	out.ScriptSoFar = &n
+	if given {
+		out.Script = &text
+	}
+	response.OK(w, out)
 }
 
 // cancel cancels a job that has not finished, and stops its run here at once.

@@ -179,3 +179,74 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// scripting is a LiveHandler that checkpoints a line of script, waits to be
+// let go, then tries to write another.
+type scripting struct {
+	wrote, release chan struct{}
+	second         chan error // the second write's error, once the run's context has ended
+}
+
+func (s scripting) Handle(context.Context, job.Job, runner.ReportFunc) (store.Completion, error) {
+	return store.Completion{}, errors.New("the executor must call HandleLive")
+}
+
+func (s scripting) HandleLive(ctx context.Context, j job.Job, r runner.Reporter) (store.Completion, error) {
+	if so, err := r.ScriptSoFar(ctx); err != nil || so != "" {
+		return store.Completion{}, fmt.Errorf("script so far %q: %v", so, err)
+	}
+	if err := r.Script(ctx, 0, "1. INT."); err != nil {
+		return store.Completion{}, err
+	}
+	close(s.wrote)
+	<-s.release
+	err := r.Script(ctx, 7, " ROOM")
+	<-ctx.Done()
+	s.second <- err
+	return store.Completion{}, err
+}
+
+// TestReporterWritesUnderTheLease: a LiveHandler checkpoints its script
+// through the executor's Reporter; once the job is cancelled elsewhere its
+// next checkpoint is refused as stale, its run cancelled and dropped, and
+// the script stays as it was.
+func TestReporterWritesUnderTheLease(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.SQLite(t)
+	created, _, err := st.CreateJob(ctx, store.NewJob{
+		Kind:        job.KindGeneration,
+		ProjectID:   "p",
+		Payload:     json.RawMessage(`{"title":"x"}`),
+		RequestHash: "h",
+		Backend:     job.BackendDurable,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.ClaimDispatch(ctx, job.Dispatch{JobID: created.ID, Epoch: created.DispatchEpoch}, "w1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := scripting{wrote: make(chan struct{}), release: make(chan struct{}), second: make(chan error, 1)}
+	exec := runner.NewExecutor(st, map[job.Kind]runner.Handler{job.KindGeneration: h},
+		runner.ExecutorConfig{LeaseFor: time.Minute, Heartbeat: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	done := make(chan runner.Outcome, 1)
+	go func() { done <- exec.Run(ctx, claimed) }()
+	<-h.wrote
+	if so, err := st.ScriptSoFar(ctx, created.ID); err != nil || so != "1. INT." {
+		t.Fatalf("script so far %q (%v)", so, err)
+	}
+	if _, err := st.Cancel(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(h.release)
+	if err := <-h.second; !errors.Is(err, job.ErrStaleLease) {
+		t.Fatalf("checkpoint after the cancel: %v, want ErrStaleLease", err)
+	}
+	if o := <-done; o != runner.OutcomeDropped {
+		t.Fatalf("outcome %v, want dropped", o)
+	}
+	if so, _ := st.ScriptSoFar(ctx, created.ID); so != "1. INT." {
+		t.Fatalf("script after the stale checkpoint %q", so)
+	}
+}

@@ -24,15 +24,20 @@ type streamEvent struct {
 		Progress int    `json:"progress"`
 		Stage    string `json:"stage"`
 		Message  string `json:"message"`
+		Final    bool   `json:"final"`
+		// A script event's data is {"seq", "offset", "text"}.
+		Offset int    `json:"offset"`
+		Text   string `json:"text"`
 	}
 }
 
 func (e streamEvent) key() string {
-	return fmt.Sprintf("%d/%s/%s/%s/%s", e.Data.Seq, e.Data.Type, e.Data.Status, e.Data.Stage, e.Data.Message)
+	return fmt.Sprintf("%d/%s/%s/%s/%s/%d/%q", e.Data.Seq, e.Data.Type, e.Data.Status, e.Data.Stage, e.Data.Message, e.Data.Offset, e.Data.Text)
 }
 
 // openStream reads a job's event stream from after lastID into a channel
-// that is closed when the stream ends (terminal event, shutdown or crash).
+// that is closed when the stream ends (terminal event, shutdown or crash, or
+// at once on 204: the job is finished and lastID is its last event).
 func openStream(t *testing.T, ctx context.Context, base, id string, lastID int64) (<-chan streamEvent, error) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/generation/"+id+"/events", nil)
@@ -42,6 +47,12 @@ func openStream(t *testing.T, ctx context.Context, base, id string, lastID int64
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode == http.StatusNoContent { // a finished job whose last event the client has
+		resp.Body.Close()
+		out := make(chan streamEvent)
+		close(out)
+		return out, nil
 	}
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		resp.Body.Close()
@@ -139,13 +150,16 @@ func TestSSEResumesAcrossRestart(t *testing.T) {
 			}
 
 			for i, ev := range seen {
-				if ev.Data.Seq != int64(i+1) || ev.ID != fmt.Sprint(ev.Data.Seq) || ev.Event != ev.Data.Type {
-					t.Fatalf("event %d is %+v: want seq %d (no gap, no repeat) with matching id and event", i, ev, i+1)
+				// A script event's data has no type; every other event's type is its name.
+				named := ev.Event == ev.Data.Type || (ev.Event == "script" && ev.Data.Type == "")
+				if ev.Data.Seq != int64(i+1) || ev.ID != fmt.Sprint(ev.Data.Seq) || !named || ev.Event == "error" ||
+					ev.Data.Final != (i == len(seen)-1) {
+					t.Fatalf("event %d is %+v: want seq %d (no gap, no repeat) with matching id and event, final only at the end", i, ev, i+1)
 				}
 			}
 			end := seen[len(seen)-1]
-			if end.Data.Status != "succeeded" || end.Event != "result" {
-				t.Fatalf("last event %+v, want the result of a succeeded job", end)
+			if end.Data.Status != "succeeded" || end.Event != "result" || !end.Data.Final {
+				t.Fatalf("last event %+v, want the final result of a succeeded job", end)
 			}
 			// What the client pieced together is the job's whole log.
 			var replay []streamEvent

@@ -401,34 +401,6 @@ func TestStreamHeadersReplayLiveAndEnd(t *testing.T) {
 	}
 }
 
-// A client that resumes a finished job after its last event gets an empty
-// 200 that ends at once, not a 204: the runbook's useGenerationSSE hook
-// reopens a CLOSED EventSource without Last-Event-ID, so a 204 would have it
-// replay the whole log again and again.
-func TestStreamOfAFinishedJobResumedAtItsEnd(t *testing.T) {
-	st := openSQLite(t)
-	srv, _ := newStreamServer(t, st, progress.StreamConfig{})
-	f := newFixture(t, st)
-	f.claim()
-	f.complete()
-	events, err := st.ListEvents(context.Background(), f.job.ID, 0, 100)
-	if err != nil || len(events) == 0 {
-		t.Fatalf("events %v, %v", events, err)
-	}
-	req, _ := http.NewRequest("GET", srv.URL+"/api/generation/"+f.job.ID+"/events", nil)
-	req.Header.Set("Last-Event-ID", strconv.FormatInt(events[len(events)-1].Seq, 10))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rd := &sseReader{r: bufio.NewReader(resp.Body)}
-	ev, err := rd.next()
-	if resp.StatusCode != http.StatusOK || err != io.EOF {
-		t.Fatalf("resume at the end: %d, first read %+v %v; want 200 and the stream's end", resp.StatusCode, ev, err)
-	}
-}
-
 func TestStreamErrors(t *testing.T) {
 	st := openSQLite(t)
 	srv, _ := newStreamServer(t, st, progress.StreamConfig{})

@@ -15,7 +15,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
-// JobGetter tells whether a job exists.
+// JobGetter tells whether a job exists and whether it has finished.
 type JobGetter interface {
 	GetJob(ctx context.Context, id string) (job.Job, error)
 }
@@ -52,9 +52,41 @@ func NewStream(b *Broker, jobs JobGetter, cfg StreamConfig, log *slog.Logger) *S
 	return &Stream{broker: b, jobs: jobs, cfg: cfg, log: log}
 }
 
-// EventJSON is the data of one SSE event.
+// The stream's events. Each SSE event has `id:` its seq in the job's log and
+// `event:` a name from this list; its `data:` is one line of JSON:
+//
+//   - status, progress, result, failed: an EventJSON. result is a succeeded
+//     job's end; failed a failed job's end (stored as job.EventError, "error",
+//     which the stream renames: EventSource fires "error" for its own
+//     connection errors, so a listener for the job's failure would also hear
+//     every dropped connection); a cancelled job ends with a status event.
+//     The terminal event, the last of a finished job's log (status succeeded,
+//     failed or cancelled), carries "final": true.
+//   - script: a ScriptEventJSON, the next piece of the generation's text.
+//
+// Any other type the log may come to hold is sent under its own name with an
+// EventJSON.
+const (
+	// EventFailed names a failed job's terminal event.
+	EventFailed job.EventType = "failed"
+	// EventScript names a piece of the script as it is written; the store
+	// appends it (store.EventScript) with every checkpoint of the text.
+	EventScript job.EventType = "script"
+)
+
+// EventName is the SSE event name of an event of type t: its type, except
+// that job.EventError, never a name on the wire, is EventFailed.
+func EventName(t job.EventType) job.EventType {
+	if t == job.EventError {
+		return EventFailed
+	}
+	return t
+}
+
+// EventJSON is the data of one SSE event other than a script event.
 type EventJSON struct {
-	Seq       int64           `json:"seq"`
+	Seq int64 `json:"seq"`
+	// Type is the event's name (EventName: "failed" for a failure).
 	Type      job.EventType   `json:"type"`
 	Status    job.Status      `json:"status"`
 	Progress  int             `json:"progress"`
@@ -62,6 +94,22 @@ type EventJSON struct {
 	Message   string          `json:"message"`
 	Data      json.RawMessage `json:"data"`
 	CreatedAt time.Time       `json:"created_at"`
+	// Final is true on the job's terminal event, after which the stream
+	// ends and a client resuming after it gets 204 No Content; absent on
+	// every other event.
+	Final bool `json:"final,omitempty"`
+}
+
+// ScriptEventJSON is the data of a script event: Text follows the first
+// Offset characters (Unicode code points, not bytes or UTF-16 units) of the
+// script, so a client appending the texts of the job's script events in seq
+// order holds the script so far. A piece that ends at or before what the
+// client holds repeats it; one that starts beyond it follows a gap the
+// client fills from GET /api/generation/{id}?include=script.
+type ScriptEventJSON struct {
+	Seq    int64  `json:"seq"`
+	Offset int    `json:"offset"`
+	Text   string `json:"text"`
 }
 
 // LastEventID reads where a client resumes: the Last-Event-ID header, or the
@@ -88,7 +136,8 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		response.Error(w, http.StatusBadRequest, "invalid_last_event_id", err.Error())
 		return
 	}
-	if _, err := s.jobs.GetJob(r.Context(), id); err != nil {
+	j, err := s.jobs.GetJob(r.Context(), id)
+	if err != nil {
 		if errors.Is(err, job.ErrNotFound) {
 			response.Error(w, http.StatusNotFound, "not_found", "no job with id "+id)
 			return
@@ -98,6 +147,24 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		response.ServerError(w, r, s.log, fmt.Errorf("event stream: read job %s: %w", id, err))
 		return
+	}
+	// A finished job's client that has its last event is told, with 204 No
+	// Content, to stop: the HTML standard's way to end an EventSource, which
+	// would reconnect after an empty 200 for as long as its tab is open.
+	if after > 0 && j.Status.Terminal() {
+		seqs, err := s.broker.src.EventSeqs(r.Context(), []string{id})
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			response.ServerError(w, r, s.log, fmt.Errorf("event stream: read the last event of job %s: %w", id, err))
+			return
+		}
+		if last, ok := seqs[id]; ok && after >= last {
+			w.Header().Set("Cache-Control", "no-cache")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 	}
 	sub, err := s.broker.Subscribe(id, after)
 	if errors.Is(err, ErrClosed) {
@@ -170,23 +237,38 @@ const writeTimeout = 10 * time.Second
 
 var ping = []byte(": ping\n\n")
 
-// encodeEvent appends e as one SSE event: its seq as the id, its type as the
-// event name, its JSON as the data.
+// encodeEvent appends e as one SSE event: its seq as the id, its name
+// (EventName) as the event, its JSON (EventJSON or ScriptEventJSON) as the
+// data.
 func encodeEvent(buf []byte, e job.Event) []byte {
-	data, _ := json.Marshal(EventJSON{
-		Seq:       e.Seq,
-		Type:      e.Type,
-		Status:    e.Status,
-		Progress:  e.Progress,
-		Stage:     e.Stage,
-		Message:   e.Message,
-		Data:      e.Data,
-		CreatedAt: e.CreatedAt,
-	})
+	name := EventName(e.Type)
+	var data []byte
+	if name == EventScript {
+		var sc struct {
+			Offset *int    `json:"offset"`
+			Text   *string `json:"text"`
+		}
+		if json.Unmarshal(e.Data, &sc) == nil && sc.Offset != nil && sc.Text != nil {
+			data, _ = json.Marshal(ScriptEventJSON{Seq: e.Seq, Offset: *sc.Offset, Text: *sc.Text})
+		}
+	}
+	if data == nil {
+		data, _ = json.Marshal(EventJSON{
+			Seq:       e.Seq,
+			Type:      name,
+			Status:    e.Status,
+			Progress:  e.Progress,
+			Stage:     e.Stage,
+			Message:   e.Message,
+			Data:      e.Data,
+			CreatedAt: e.CreatedAt,
+			Final:     e.Status.Terminal(),
+		})
+	}
 	buf = append(buf, "id: "...)
 	buf = strconv.AppendInt(buf, e.Seq, 10)
 	buf = append(buf, "\nevent: "...)
-	buf = append(buf, e.Type...)
+	buf = append(buf, name...)
 	buf = append(buf, "\ndata: "...)
 	buf = append(buf, data...) // JSON has no raw newlines
 	return append(buf, "\n\n"...)

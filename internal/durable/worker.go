@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
+	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -27,6 +31,124 @@ type WorkerConfig struct {
 	ID              string
 	Concurrency     int
 	ShutdownTimeout time.Duration
+	// TenantMaxRunning, above 0, caps the durable jobs of one tenant running
+	// at once over every worker (TENANT_MAX_RUNNING): a task whose tenant is
+	// at its cap goes back to asynq (tenantBusy) instead of holding a worker,
+	// so that the queue behind it moves on, and comes back when one of the
+	// tenant's runs ends here (pull) or after a delay. 0: no cap. The open
+	// server's projects (no tenant) are not capped.
+	TenantMaxRunning int
+}
+
+// A task refused for its tenant's cap goes to asynq's retry set. asynq
+// schedules retries in whole seconds, so a delay alone would leave a worker
+// that a tenant's run freed idle until the next second a task of it comes due
+// (a third of the throughput with runs of 200 ms). So the worker remembers
+// the tasks it handed back, by tenant, and when one of a tenant's runs ends
+// it moves the oldest of that tenant's back to its queue at once (pull). The
+// delay — a quarter of how long the job has waited, from busyMin to busyMax,
+// jittered — is for the tasks no worker pulls: a long backlog of a tenant at
+// its cap then costs each worker about backlog/busyMax refused claims a
+// second. asynq moves a task whose delay has passed back to its queue every
+// delayedCheck.
+const (
+	busyMin      = 250 * time.Millisecond
+	busyMax      = 10 * time.Second
+	delayedCheck = 250 * time.Millisecond
+	// rememberMax bounds the handed-back tasks remembered per tenant.
+	rememberMax = 1000
+)
+
+// tenantBusy is a task handed back to asynq because its job's tenant runs
+// its cap of jobs. It is no failure: asynq does not count it against the
+// task's retries (IsFailure), and the job's attempts are untouched.
+type tenantBusy struct {
+	delay time.Duration
+}
+
+func (e *tenantBusy) Error() string {
+	return fmt.Sprintf("tenant at its cap of running jobs; again in %s", e.delay.Round(time.Millisecond))
+}
+
+func (e *tenantBusy) Unwrap() error { return store.ErrTenantAtCap }
+
+// busyDelay is when a job refused for its tenant's cap, which has waited
+// since queuedAt, is tried again unless pulled sooner.
+func busyDelay(queuedAt, now time.Time) time.Duration {
+	d := min(max(now.Sub(queuedAt)/4, busyMin), busyMax)
+	return time.Duration(float64(d) * (0.5 + rand.Float64()))
+}
+
+// retryDelay is asynq's delay before a task that failed the n-th time runs
+// again.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var busy *tenantBusy
+	if errors.As(err, &busy) {
+		return busy.delay
+	}
+	// A failed task is retried soon: a failure here is a database hiccup,
+	// not the job's own failure, which the executor records in the row.
+	return time.Duration(min(n, 10)) * time.Second
+}
+
+// handedBack remembers, per tenant, the tasks this worker handed back for the
+// tenant's cap, oldest job first (job ids sort by time).
+type handedBack struct {
+	mu    sync.Mutex
+	tasks map[string][]backTask
+}
+
+type backTask struct{ jobID, queue, taskID string }
+
+func (h *handedBack) add(tenant string, t backTask) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ts := h.tasks[tenant]
+	i, found := slices.BinarySearchFunc(ts, t.jobID, func(b backTask, id string) int { return strings.Compare(b.jobID, id) })
+	if found {
+		ts[i] = t // a newer epoch's task of the same job
+		return
+	}
+	if len(ts) >= rememberMax && i == len(ts) {
+		return // its delay brings it back
+	}
+	ts = slices.Insert(ts, i, t)
+	if len(ts) > rememberMax {
+		ts = ts[:rememberMax]
+	}
+	h.tasks[tenant] = ts
+}
+
+// forget drops a job's task, claimed or stale.
+func (h *handedBack) forget(tenant, jobID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ts := h.tasks[tenant]
+	if i, found := slices.BinarySearchFunc(ts, jobID, func(b backTask, id string) int { return strings.Compare(b.jobID, id) }); found {
+		ts = slices.Delete(ts, i, i+1)
+	}
+	if len(ts) == 0 {
+		delete(h.tasks, tenant)
+	} else {
+		h.tasks[tenant] = ts
+	}
+}
+
+// oldest takes the oldest remembered task of tenant.
+func (h *handedBack) oldest(tenant string) (backTask, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ts := h.tasks[tenant]
+	if len(ts) == 0 {
+		return backTask{}, false
+	}
+	t := ts[0]
+	if len(ts) == 1 {
+		delete(h.tasks, tenant)
+	} else {
+		h.tasks[tenant] = ts[1:]
+	}
+	return t, true
 }
 
 // Worker is the asynq server of `scriptgen worker`: it turns each task into a
@@ -42,11 +164,19 @@ type Worker struct {
 	// it has put back the tasks of its drain timeout, before their handlers
 	// have released their jobs.
 	running sync.WaitGroup
+	// back and insp, under a tenant cap: the tasks handed back, and what
+	// moves them back to their queue.
+	back handedBack
+	insp *asynq.Inspector
 }
 
 // NewWorker builds a worker; Start runs it.
 func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConfig, log *slog.Logger) *Worker {
-	w := &Worker{store: st, exec: exec, disp: disp, cfg: cfg, log: log.With("backend", job.BackendDurable)}
+	w := &Worker{store: st, exec: exec, disp: disp, cfg: cfg, log: log.With("backend", job.BackendDurable),
+		back: handedBack{tasks: map[string][]backTask{}}}
+	if cfg.TenantMaxRunning > 0 {
+		w.insp = asynq.NewInspector(cfg.Redis)
+	}
 	w.srv = asynq.NewServer(cfg.Redis, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		// An idle worker looks for tasks every 50–150 ms instead of asynq's
@@ -57,11 +187,18 @@ func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConf
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		Logger:            asynqLogger{w.log.With("component", "asynq")},
 		LogLevel:          asynq.WarnLevel,
-		// A failed task is retried soon: a failure here is a database hiccup,
-		// not the job's own failure, which the executor records in the row.
-		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration { return time.Duration(min(n, 10)) * time.Second },
+		RetryDelayFunc:    retryDelay,
+		// A task refused for its tenant's cap is not a failure: it keeps its
+		// retries (which would otherwise run out and archive it) and is not
+		// counted in the queue's failures.
+		IsFailure:                func(err error) bool { return !errors.Is(err, store.ErrTenantAtCap) },
+		DelayedTaskCheckInterval: delayedCheck,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
+			if errors.Is(err, store.ErrTenantAtCap) {
+				w.log.Debug("Task handed back", "task_id", id, "reason", err)
+				return
+			}
 			w.log.Warn("Task failed", "task_id", id, "type", t.Type(), "err", err)
 		}),
 	})
@@ -73,7 +210,8 @@ func (w *Worker) Start(context.Context) error {
 	if err := w.srv.Start(asynq.HandlerFunc(w.ProcessTask)); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	w.log.Info("Durable worker started", "concurrency", w.cfg.Concurrency, "queues", []string{QueueGeneration, QueueRAGProcessing})
+	w.log.Info("Durable worker started", "concurrency", w.cfg.Concurrency, "queues", []string{QueueGeneration, QueueRAGProcessing},
+		"tenant_max_running", w.cfg.TenantMaxRunning)
 	return nil
 }
 
@@ -93,6 +231,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	defer wait.Stop()
 	select {
 	case <-done:
+		if w.insp != nil {
+			w.insp.Close()
+		}
 		return nil
 	case <-wait.C:
 	case <-ctx.Done():
@@ -110,19 +251,50 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		w.log.Error("Dead-lettered task", "task_id", taskID, "reason", err.Error())
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
-	j, err := w.store.ClaimDispatch(ctx, d, w.cfg.ID, w.exec.LeaseFor())
+	j, err := w.store.ClaimDispatch(ctx, d, w.cfg.ID, w.exec.LeaseFor(), store.ClaimOptions{TenantMaxRunning: w.cfg.TenantMaxRunning})
 	if errors.Is(err, job.ErrStaleLease) {
 		w.log.Info("Dropped stale dispatch", "job_id", d.JobID, "epoch", d.Epoch)
 		return nil
 	}
+	if errors.Is(err, store.ErrTenantAtCap) {
+		queue, _ := asynq.GetQueueName(ctx)
+		w.back.add(tenantOf(j), backTask{jobID: j.ID, queue: queue, taskID: taskID})
+		return &tenantBusy{delay: busyDelay(j.UpdatedAt, time.Now())}
+	}
 	if err != nil {
 		return fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
+	}
+	if w.insp != nil {
+		w.back.forget(tenantOf(j), j.ID)
+		defer w.pull(tenantOf(j))
 	}
 	switch w.exec.Run(ctx, j) {
 	case runner.OutcomeRetry, runner.OutcomeReleased:
 		w.redispatch(j.ID)
 	}
 	return nil
+}
+
+// tenantOf is the tenant of a job (jobs.tenant_id).
+func tenantOf(j job.Job) string {
+	tenant, _ := access.Split(j.ProjectID)
+	return tenant
+}
+
+// pull moves the oldest task this worker handed back for tenant's cap back
+// to its queue, now that a run of the tenant has ended. A task no longer
+// waiting in the retry set (its delay passed, or it is gone) is skipped for
+// the next.
+func (w *Worker) pull(tenant string) {
+	for range 3 {
+		t, ok := w.back.oldest(tenant)
+		if !ok {
+			return
+		}
+		if err := w.insp.RunTask(t.queue, t.taskID); err == nil {
+			return
+		}
+	}
 }
 
 // redispatch enqueues the job's next epoch at once rather than waiting for

@@ -30,6 +30,9 @@ func (d domainErrors) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ve):
 		writeValidation(w, ve)
 	case errors.As(err, &le):
+		// A client over a limit gets its connection back closed, so that
+		// holding refused connections open costs it, not the server.
+		w.Header().Set("Connection", "close")
 		if le.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(limits.RetryAfterSeconds(le.retryAfter)))
 		}

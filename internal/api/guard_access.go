@@ -97,6 +97,7 @@ func (a *API) denied(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	switch d.Code {
 	case access.CodeTooManyFailures:
+		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", strconv.Itoa(limits.RetryAfterSeconds(d.RetryAfter)))
 		response.Error(w, http.StatusTooManyRequests, d.Code, d.Message)
 	case access.CodeAdminDisabled, access.CodeWrongAdminToken:

@@ -49,7 +49,8 @@ func TestListenerAnswersOverTheCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := LimitListener(inner, 2)
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":"ok"}`) })
+	l := LimitListener(inner, 2, health)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
 	go srv.Serve(l)
 	defer srv.Close()
@@ -83,6 +84,27 @@ func TestListenerAnswersOverTheCap(t *testing.T) {
 		t.Fatalf("over the cap: %d %v %+v", resp.StatusCode, resp.Header, body)
 	}
 	if l.Refused() != 1 {
+		t.Fatalf("refused %d", l.Refused())
+	}
+	// With an Overflow handler, /health is answered over the cap, and
+	// anything else still gets the 503.
+	for path, want := range map[string]int{"/health": 200, "/api/generation": 503} {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s over the cap: %v", path, err)
+		}
+		if resp.StatusCode != want || !resp.Close {
+			t.Fatalf("%s over the cap: %d (close %v), want %d and a closed connection", path, resp.StatusCode, resp.Close, want)
+		}
+		c.Close()
+	}
+	if l.Refused() != 3 {
 		t.Fatalf("refused %d", l.Refused())
 	}
 	// A slot freed is a slot taken again.

@@ -243,8 +243,11 @@ func (s *Server) newRollback() {
 // into the metrics.
 func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
 	srv := &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// A connection that sends no request, or sits idle between two,
+		// is closed soon: under a flood every held connection counts
+		// against MAX_CONNECTIONS.
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	events := s.newProgress(srv)
@@ -317,7 +320,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.announceAccess(ctx)
 	// Over MAX_CONNECTIONS a connection is answered 503 at once, so that a
 	// flood holds neither file descriptors nor memory.
-	ln = limits.LimitListener(ln, s.cfg.MaxConnections)
+	ln = limits.LimitListener(ln, s.cfg.MaxConnections, s.http.Handler)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	var serveErr error

@@ -1,17 +1,32 @@
-// The writer's page: submit an episode, follow its event stream, read the
-// script, browse the project's episodes.
+// The writer's page: submit an episode, follow its event stream and watch
+// the script being written, read, copy and download the finished script,
+// browse the project's episodes.
 "use strict";
 
 const STATUS_KO = { queued: "대기 중", running: "생성 중", succeeded: "완료", failed: "실패", cancelled: "취소됨" };
 const STAGE_KO = { queued: "대기", started: "시작", outline: "개요", scenes: "장면", dialogue: "대사", polish: "다듬기", done: "완료" };
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
-// writer is the page's state; tests read it (seqs, duplicates, gaps, states).
+// writer is the page's state; tests read it (seqs, duplicates, gaps, states,
+// script, connects, final).
 const writer = {
   jobId: "", project: "", lastSeq: 0, seqs: [], duplicates: [], gaps: [],
   es: null, attempts: 0, timer: null, done: false,
   stream: "idle", // idle | live | reconnecting
   reachable: false, states: [],
+  connects: 0, // event streams opened for this job
+  final: false, // the final event came: the stream is over
+  // The script as it is written: the texts of the job's script events, each
+  // at its offset in characters (code points, as the API counts them).
+  script: "", scriptChars: 0,
+  scriptSeqs: [], // script events that added text
+  scriptRepeats: [], // script events whose text was shown already
+  scriptGaps: [], // [chars shown, offset] of script events past the end
+  refetches: 0, // GET ?include=script after a gap
+  pending: [], refetching: false,
+  view: "none", // what #script shows: none | live | episode
+  episode: null, // the episode shown: {project, number, title, script}
+  streamedMatches: null, // the streamed text equals the saved episode
 };
 window.scriptgenWriter = writer;
 
@@ -77,10 +92,16 @@ async function submitEpisode(ev) {
 // --- following the event stream -------------------------------------------
 function watch(jobId, project) {
   stopWatching();
-  Object.assign(writer, { jobId, project, lastSeq: 0, seqs: [], duplicates: [], gaps: [], attempts: 0, done: false });
+  Object.assign(writer, {
+    jobId, project, lastSeq: 0, seqs: [], duplicates: [], gaps: [], attempts: 0, done: false, connects: 0, final: false,
+    script: "", scriptChars: 0, scriptSeqs: [], scriptRepeats: [], scriptGaps: [], refetches: 0, pending: [],
+    refetching: false, streamedMatches: null,
+  });
   sessionStorage.setItem("scriptgen.job", JSON.stringify({ id: jobId, project }));
   $("job-card").hidden = false;
   $("script-card").hidden = true;
+  $("show-live").hidden = true;
+  showLive();
   $("job-id").textContent = jobId;
   $("event-log").replaceChildren();
   $("event-count").textContent = "0";
@@ -103,20 +124,33 @@ function connect() {
   const q = params.toString() ? "?" + params.toString() : "";
   const es = new EventSource("/api/generation/" + encodeURIComponent(writer.jobId) + "/events" + q);
   writer.es = es;
+  writer.connects++;
+  let heard = false;
   es.onopen = () => { writer.stream = "live"; showConn(); };
-  for (const type of ["status", "progress", "result", "error"]) es.addEventListener(type, onEvent);
+  // The stream's events (docs/design.md section 7); "failed" is a failed
+  // job's end ("error" is EventSource's own, for a lost connection).
+  for (const type of ["status", "progress", "result", "failed", "script"]) {
+    es.addEventListener(type, (e) => { heard = true; onEvent(e); });
+  }
   // EventSource would reconnect by itself at a fixed delay; the earlier client's hook (docs/runbook.md, appendix A)
   // backs off 1.5× up to 5 s and resumes from the last event id, so do that.
   es.onerror = () => {
+    // CLOSED: the server answered without a stream — 204 No Content for a
+    // finished job whose last event this page has, or an error status;
+    // CONNECTING: a stream that broke.
+    const refused = es.readyState === EventSource.CLOSED && !heard;
     es.close();
     if (writer.es !== es) return;
     writer.es = null;
     if (writer.done) { writer.stream = "idle"; showConn(); return; }
-    scheduleReconnect();
+    scheduleReconnect(refused);
   };
 }
 
-async function scheduleReconnect() {
+// scheduleReconnect looks at the job after a backoff and follows its stream
+// again from the last event, unless the job is finished and its stream had
+// nothing more for this page (refused): then it ends from the job's state.
+async function scheduleReconnect(refused) {
   const delay = Math.min(1000 * Math.pow(1.5, writer.attempts), 5000);
   writer.attempts++;
   writer.stream = "reconnecting";
@@ -131,7 +165,8 @@ async function scheduleReconnect() {
       $("stage").textContent = "작업을 찾을 수 없습니다 · job not found";
       return;
     }
-    if (r.status === 0 || r.status >= 500) { scheduleReconnect(); return; }
+    if (r.status === 0 || r.status >= 500) { scheduleReconnect(refused); return; }
+    if (refused && r.ok && r.body && TERMINAL.has(r.body.status)) { finishFromJob(r.body); return; }
     connect();
   }, delay);
 }
@@ -145,6 +180,14 @@ function onEvent(e) {
   writer.lastSeq = seq;
   writer.seqs.push(seq);
   writer.attempts = 0;
+  if (e.type === "script") {
+    const n = typeof ev.text === "string" ? Array.from(ev.text).length : 0;
+    $("event-log").append(sg.el("li", { "data-seq": String(seq), "data-type": "script", "data-stage": "" },
+      sg.el("code", {}, "#" + seq), " script · +" + n + "자 @" + ev.offset));
+    $("event-count").textContent = String(writer.seqs.length);
+    applyScript(seq, ev.offset, ev.text);
+    return;
+  }
   const li = sg.el("li", { "data-seq": String(seq), "data-type": ev.type, "data-stage": ev.stage || "" },
     sg.el("code", {}, "#" + seq), " " + ev.type + " · " + ev.status + (ev.stage ? " · " + ev.stage : "") +
     (ev.message ? " — " + ev.message : ""));
@@ -152,14 +195,112 @@ function onEvent(e) {
   $("event-count").textContent = String(writer.seqs.length);
   $("job-status").textContent = ev.status + " · " + (STATUS_KO[ev.status] || "");
   setProgress(ev.progress, ev.stage, ev.message);
-  if (TERMINAL.has(ev.status)) {
-    writer.done = true;
-    stopWatching();
-    writer.stream = "idle";
-    showConn();
-    sessionStorage.removeItem("scriptgen.job");
+  // The final event ends the stream: nothing follows, so no reconnect.
+  if (ev.final || TERMINAL.has(ev.status)) {
+    writer.final = !!ev.final;
+    endStream();
     finished(ev);
   }
+}
+
+function endStream() {
+  writer.done = true;
+  stopWatching();
+  writer.stream = "idle";
+  showConn();
+  sessionStorage.removeItem("scriptgen.job");
+}
+
+// finishFromJob ends the watch from the job's own state, when its stream
+// had nothing more to send (204: this page has its last event).
+function finishFromJob(j) {
+  endStream();
+  $("job-status").textContent = j.status + " · " + (STATUS_KO[j.status] || "");
+  setProgress(j.progress, j.stage, j.error);
+  let data = j.result;
+  if (typeof data === "string") { try { data = JSON.parse(data); } catch (x) { data = null; } }
+  finished({ status: j.status, message: j.error, data });
+}
+
+// --- the script as it is written -------------------------------------------
+// applyScript puts a script event's text at its offset: a text that ends at
+// or before what is shown repeats it and is ignored; one that starts beyond
+// it leaves a gap, filled from GET /api/generation/{id}?include=script.
+function applyScript(seq, offset, text) {
+  if (typeof offset !== "number" || typeof text !== "string") return;
+  const chars = Array.from(text);
+  const end = offset + chars.length;
+  if (end <= writer.scriptChars) { writer.scriptRepeats.push(seq); return; }
+  if (offset > writer.scriptChars) {
+    writer.scriptGaps.push([writer.scriptChars, offset]);
+    writer.pending.push({ seq, offset, text });
+    refetchScript(0);
+    return;
+  }
+  writer.scriptSeqs.push(seq);
+  appendScript(chars.slice(writer.scriptChars - offset).join(""), end);
+}
+
+function appendScript(add, chars) {
+  writer.script += add;
+  writer.scriptChars = chars;
+  if (writer.view !== "live") return;
+  const pre = $("script");
+  const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
+  $("script-card").hidden = false;
+  pre.append(document.createTextNode(add));
+  if (atEnd) pre.scrollTop = pre.scrollHeight;
+  showLiveMeta();
+}
+
+// refetchScript reads the script so far, keeps it if it is longer than what
+// is shown, and applies the events that waited for it.
+function refetchScript(delay) {
+  if (writer.refetching) return;
+  writer.refetching = true;
+  const jobId = writer.jobId;
+  setTimeout(async () => {
+    writer.refetches++;
+    const r = await sg.api("GET", "/api/generation/" + encodeURIComponent(jobId) + "?include=script", undefined, sg.writerAuth());
+    if (writer.jobId !== jobId) return;
+    writer.refetching = false;
+    if (!r.ok || !r.body || typeof r.body.script !== "string") { refetchScript(1000); return; }
+    const chars = Array.from(r.body.script);
+    if (chars.length > writer.scriptChars) {
+      if (r.body.script.startsWith(writer.script)) {
+        appendScript(r.body.script.slice(writer.script.length), chars.length);
+      } else { // the API's text is the script
+        writer.script = r.body.script;
+        writer.scriptChars = chars.length;
+        if (writer.view === "live") { $("script").textContent = writer.script; showLiveMeta(); }
+      }
+    }
+    const pending = writer.pending;
+    writer.pending = [];
+    for (const p of pending) {
+      if (p.offset > writer.scriptChars) { writer.pending.push(p); continue; }
+      applyScript(p.seq, p.offset, p.text);
+    }
+    if (writer.pending.length) refetchScript(500);
+  }, delay);
+}
+
+// showLive shows the script being written in #script.
+function showLive() {
+  writer.view = "live";
+  writer.episode = null;
+  $("script-actions").hidden = true;
+  $("show-live").hidden = true;
+  $("script-title").textContent = "대본 · Script — 작성 중 · writing";
+  $("script").textContent = writer.script;
+  $("script").classList.add("writing");
+  delete $("script").dataset.episode;
+  $("script-card").hidden = writer.scriptChars === 0;
+  showLiveMeta();
+}
+
+function showLiveMeta() {
+  $("script-meta").textContent = writer.project + " · job " + writer.jobId + " · " + writer.scriptChars.toLocaleString() + "자 · characters so far";
 }
 
 function setProgress(pct, stage, message) {
@@ -173,28 +314,79 @@ function setProgress(pct, stage, message) {
 }
 
 async function finished(ev) {
+  $("script").classList.remove("writing");
   if (ev.status !== "succeeded") {
     $("stage").textContent = (STATUS_KO[ev.status] || ev.status) + " · " + ev.status + (ev.message ? " — " + ev.message : "");
+    if (writer.view === "live" && writer.scriptChars > 0) $("script-title").textContent = "대본 (미완성) · Unfinished script";
     return;
   }
   const n = ev.data && ev.data.episode_number;
-  if (n) await showEpisode(writer.project, n);
+  if (n) {
+    await showEpisode(writer.project, n);
+    // The saved episode is the script; what streamed should be the same.
+    if (writer.episode && writer.episode.number === n) writer.streamedMatches = writer.script === writer.episode.script;
+  }
   loadEpisodes();
 }
 
 // --- episodes --------------------------------------------------------------
 async function showEpisode(project, n) {
   const r = await sg.api("GET", "/api/projects/" + encodeURIComponent(project) + "/episodes/" + n, undefined, sg.writerAuth());
+  writer.view = "episode";
+  writer.episode = null;
   $("script-card").hidden = false;
+  $("script").classList.remove("writing");
+  $("script-actions").hidden = true;
+  $("copy-state").textContent = "";
+  // A job still being written can be shown again.
+  $("show-live").hidden = writer.done || !writer.jobId;
   if (!r.ok) {
     $("script-title").textContent = "대본 · Script";
     $("script").textContent = r.error;
     return;
   }
+  writer.episode = { project, number: r.body.number, title: r.body.title, script: r.body.script };
   $("script-title").textContent = "제" + r.body.number + "화 · Episode " + r.body.number + ": " + r.body.title;
   $("script-meta").textContent = project + " · " + sg.fmtTime(r.body.created_at) + " · job " + r.body.job_id;
   $("script").textContent = r.body.script;
   $("script").dataset.episode = String(r.body.number);
+  $("script-actions").hidden = false;
+}
+
+// --- copy and download -----------------------------------------------------
+// The copy and the .txt are the episode's script as the API sent it; the
+// .fountain is that script converted (fountain.js).
+function exportName(ext) {
+  const e = writer.episode;
+  return (e.project + "-ep" + e.number).replace(/[^A-Za-z0-9._-]/g, "_") + ext;
+}
+
+function download(name, text) {
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+  const a = sg.el("a", { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function copyScript() {
+  if (!writer.episode) return;
+  const text = writer.episode.script;
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    ok = true;
+  } catch (e) { // no clipboard API (an insecure origin): select and copy
+    const ta = sg.el("textarea", { value: text, readOnly: true });
+    ta.style.position = "fixed";
+    ta.style.opacity = "0";
+    document.body.append(ta);
+    ta.select();
+    try { ok = document.execCommand("copy"); } catch (x) { ok = false; }
+    ta.remove();
+  }
+  $("copy-state").textContent = ok ? "복사됨 · copied" : "복사 실패 · copy failed";
 }
 
 async function loadEpisodes() {
@@ -217,6 +409,12 @@ async function loadEpisodes() {
 
 // --- start -----------------------------------------------------------------
 $("episode-form").addEventListener("submit", submitEpisode);
+$("copy-script").addEventListener("click", copyScript);
+$("download-txt").addEventListener("click", () => { if (writer.episode) download(exportName(".txt"), writer.episode.script); });
+$("download-fountain").addEventListener("click", () => {
+  if (writer.episode) download(exportName(".fountain"), sgFountain.toFountain(writer.episode.script, writer.episode.title));
+});
+$("show-live").addEventListener("click", showLive);
 $("load-episodes").addEventListener("click", loadEpisodes);
 window.addEventListener("online", showConn);
 window.addEventListener("offline", showConn);

@@ -196,6 +196,25 @@ func (c *tenantCounts) finished(j job.Job) bool {
 	return wasAtCap
 }
 
+// needless reports whether a claim for n can do without the cap: counted in
+// the pool alone (local), it runs nothing of any capped tenant and n is
+// within the cap, so that no tenant can pass it. A plain claim costs the
+// database less (the open server's jobs, which no cap holds, take that way
+// as before).
+func (c *tenantCounts) needless(n int, local bool) bool {
+	if !local || n > c.max {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for t := range c.running {
+		if c.capped(t) {
+			return false
+		}
+	}
+	return true
+}
+
 // anyAtCap reports whether the pool runs any tenant's cap of jobs.
 func (c *tenantCounts) anyAtCap() bool {
 	if c.max <= 0 {
@@ -369,7 +388,11 @@ func (p *Pool) claim() {
 		if rescan || time.Since(rescanned) >= p.cfg.Rescan {
 			after, rescanned = "", time.Now()
 		}
-		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after, p.caps)
+		caps := p.caps
+		if p.tenants.needless(n, caps.PerOwner) {
+			caps = store.ClaimOptions{}
+		}
+		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after, caps)
 		if err == nil {
 			p.tenants.claimed(jobs, n, announced)
 		}

@@ -62,7 +62,8 @@ func (c *checkpointer) add(ctx context.Context, delta string) error {
 	c.told.WriteString(delta)
 	c.pending.WriteString(delta)
 	c.waiting += utf8.RuneCountInString(delta)
-	if c.waiting >= c.chars && !c.failing {
+	// The script's first text is written at once: its reader sees it start as the model does.
+	if (c.waiting >= c.chars || c.offset == 0) && !c.failing {
 		return c.flush(ctx)
 	}
 	if c.timer == nil {

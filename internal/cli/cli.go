@@ -45,7 +45,7 @@ var (
 	opsSettings    = []string{"DATABASE_URL", "REDIS_URL"}
 	clientSettings = []string{"ADMIN_TOKEN"}
 	workerSettings = []string{"DATABASE_URL", "REDIS_URL", "MAX_WORKERS", "GENERATOR", "GENERATOR_STEP_DELAY",
-		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "LOG_LEVEL", "LOG_FORMAT"}
+		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "TENANT_MAX_RUNNING", "LOG_LEVEL", "LOG_FORMAT"}
 )
 
 // commands is scriptgen's command line, in the order 'scriptgen help' lists it.

@@ -51,6 +51,9 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 			ID:              id,
 			Concurrency:     cfg.MaxWorkers,
 			ShutdownTimeout: cfg.DrainTimeout,
+			// Jobs of one tenant running at once on the durable side,
+			// counted over every worker (0: no cap).
+			TenantMaxRunning: cfg.TenantMaxRunning,
 		}, log),
 		reconciler.New(st, adapter, reconcileInterval(cfg.LeaseDuration), log, durable.Redispatch(st, disp, side.Inspector, redispatchGrace, cfg.LeaseDuration, time.Now)),
 	}

@@ -73,6 +73,8 @@ type Request struct {
 	Prompt int
 	// Mismatch: the partial answer was not the start of the answer.
 	Mismatch bool
+	// At is when the request came.
+	At time.Time
 }
 
 // NewFake builds a fake model.
@@ -140,6 +142,17 @@ func (f *Fake) SentAt(title string, i int) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, k.sent[i])
+}
+
+// SentTimes is when each token of title's answer was last sent (zero:
+// never), in unix nanoseconds.
+func (f *Fake) SentTimes(title string) []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := f.keys[title]; k != nil {
+		return append([]int64(nil), k.sent...)
+	}
+	return nil
 }
 
 // WhenServed is closed once n tokens of title's answer have been served.
@@ -223,6 +236,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"message":"want a streamed chat completion"}}`, http.StatusBadRequest)
 		return
 	}
+	at := time.Now()
 	f.requests.Add(1)
 	title, partial, promptWords := "", "", 0
 	for i, m := range req.Messages {
@@ -253,7 +267,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	k := f.key(title)
-	k.requests = append(k.requests, Request{From: from, Partial: len([]rune(partial)), Prompt: promptWords, Mismatch: mismatch})
+	k.requests = append(k.requests, Request{From: from, Partial: len([]rune(partial)), Prompt: promptWords, Mismatch: mismatch, At: at})
 	reqNo := len(k.requests) - 1
 	f.mu.Unlock()
 

@@ -37,8 +37,9 @@ type Follower struct {
 	DropEvery int
 	// Retry is the wait before a reconnect (default 100 ms).
 	Retry time.Duration
-	// OnScript is told each script event when it has been read.
-	OnScript func(offset int, text string, at time.Time)
+	// OnScript is told each script event (its seq, offset and text) when it
+	// has been read.
+	OnScript func(seq int64, offset int, text string, at time.Time)
 	// Chars, when set, holds the length of the script pieced together so
 	// far, in characters.
 	Chars *atomic.Int64
@@ -238,7 +239,7 @@ func (f *Follower) event(ev sseEvent, out *Followed, p *piece) {
 			}
 		}
 		if f.OnScript != nil {
-			f.OnScript(offset, text, at)
+			f.OnScript(d.Seq, offset, text, at)
 		}
 		return
 	}

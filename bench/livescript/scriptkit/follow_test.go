@@ -84,7 +84,7 @@ func TestFollower(t *testing.T) {
 			defer cancel()
 			var seen []int
 			f := &Follower{Base: srv.URL, JobID: "j1", DropEvery: tc.drop, Retry: time.Millisecond,
-				OnScript: func(offset int, text string, _ time.Time) { seen = append(seen, offset) }}
+				OnScript: func(_ int64, offset int, text string, _ time.Time) { seen = append(seen, offset) }}
 			got, err := f.Run(ctx)
 			if err != nil {
 				t.Fatal(err)

@@ -126,7 +126,9 @@ function connect() {
   writer.es = es;
   writer.connects++;
   let heard = false;
-  es.onopen = () => { writer.stream = "live"; showConn(); };
+  // An open stream proves the server answers, whatever the last look at
+  // system-info said (it may have been taken while the server was down).
+  es.onopen = () => { writer.stream = "live"; writer.reachable = true; showConn(); };
   // The stream's events (docs/design.md section 7); "failed" is a failed
   // job's end ("error" is EventSource's own, for a lost connection).
   for (const type of ["status", "progress", "result", "failed", "script"]) {

@@ -63,7 +63,15 @@ var (
 	tokens     int
 	firstToken time.Duration
 	storeFlag  string
+	profileDir string
+	serveExtra stringList
 )
+
+// stringList is a flag that may be given many times.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	mode := flag.String("mode", "all", "first, kill, rollback, fanout, or all of them")
@@ -81,6 +89,8 @@ func main() {
 	gens := flag.Int("generations", 200, "fanout: generations at once")
 	subs := flag.Int("subscribers", 1000, "fanout: SSE clients, spread evenly over the generations")
 	fanEvery := flag.Duration("fanout-every", 20*time.Millisecond, "fanout: the model's time between tokens")
+	flag.Var(&serveExtra, "serve-env", "NAME=VALUE added to serve's (and the workers') environment; may be repeated")
+	flag.StringVar(&profileDir, "profile", "", "fanout: save serve's heap profile every 10 s and a 10 s CPU profile from a third of the run in this directory")
 	flag.Parse()
 
 	var err error
@@ -137,7 +147,7 @@ func serveEnv(dbURL, modelURL string, extra ...string) []string {
 		fmt.Sprintf("LISTEN_ADDR=127.0.0.1:%d", freePort()), "DATABASE_URL=" + dbURL,
 		"GENERATOR=openai", "OPENAI_BASE_URL=" + modelURL, "OPENAI_MODEL=fake-model", "OPENAI_API_KEY=",
 		"ADMIN_TOKEN=" + adminToken, "LOG_LEVEL=warn",
-	}, extra...)
+	}, append(extra, serveExtra...)...)
 }
 
 func sqliteURL(name string) string { return "sqlite:" + filepath.Join(tmp, name+".db") }
@@ -522,6 +532,35 @@ func interruptOnce(mode string, c *cluster, fake *scriptkit.Fake, killAt int) er
 	return nil
 }
 
+// profile saves in -profile a CPU profile of serve over the 10 s from
+// `at`, and its heap profile every 10 s from the start until ctx ends.
+func profile(ctx context.Context, base string, begin, at time.Time) {
+	os.MkdirAll(profileDir, 0o755)
+	get := func(path, file string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		os.WriteFile(filepath.Join(profileDir, file), b, 0o644)
+	}
+	go func() {
+		time.Sleep(time.Until(at))
+		get("/debug/pprof/profile?seconds=10", "cpu.pb.gz")
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Second):
+		}
+		get("/debug/pprof/heap", fmt.Sprintf("heap-%03.0fs.pb.gz", time.Since(begin).Seconds()))
+	}
+}
+
 // delivery is one script event a client read.
 type delivery struct {
 	seq    int64
@@ -549,7 +588,7 @@ func runFanout(gens, subs int, every time.Duration) error {
 	fmt.Printf("\n== fanout: %d generations at once, %d tokens %s apart (first after %s), %d SSE clients each (%d in all); serve on %s\n",
 		gens, tokens, every, firstToken, per, per*gens, storeFlag)
 	rssCtx, rssStop := context.WithCancel(context.Background())
-	peakRSS := sampleRSS(rssCtx, serve.pid())
+	mem := sampleMemory(rssCtx, serve.pid(), serve.URL, adminToken)
 	serveCPU0, selfCPU0 := cpuOf(serve.pid()), selfCPU()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}
 	type sub struct {
@@ -562,6 +601,9 @@ func runFanout(gens, subs int, every time.Duration) error {
 	all := make([][]*sub, gens)
 	var wg sync.WaitGroup
 	begin := time.Now()
+	if profileDir != "" {
+		go profile(rssCtx, serve.URL, begin, begin.Add((firstToken+time.Duration(tokens)*every)/3))
+	}
 	var submitErr error
 	var mu sync.Mutex
 	sem := make(chan struct{}, 16)
@@ -603,7 +645,7 @@ func runFanout(gens, subs int, every time.Duration) error {
 	elapsed := time.Since(begin)
 	serveCPU, selfCPUUsed := cpuOf(serve.pid())-serveCPU0, selfCPU()-selfCPU0
 	rssStop()
-	peak := peakRSS()
+	peak := mem()
 	if submitErr != nil {
 		return submitErr
 	}
@@ -653,8 +695,9 @@ func runFanout(gens, subs int, every time.Duration) error {
 	for g := range gens {
 		events += all[g][0].got.ScriptEvents
 	}
-	fmt.Printf("all %d generations done in %.1f s (%.1f s of tokens each); %d script events a generation, %.0f committed a second; serve's peak RSS %.1f MiB\n",
-		gens, elapsed.Seconds(), (firstToken + time.Duration(tokens-1)*every).Seconds(), events/gens, float64(events)/elapsed.Seconds(), float64(peak)/1024)
+	fmt.Printf("all %d generations done in %.1f s (%.1f s of tokens each); %d script events a generation, %.0f committed a second\n",
+		gens, elapsed.Seconds(), (firstToken + time.Duration(tokens-1)*every).Seconds(), events/gens, float64(events)/elapsed.Seconds())
+	fmt.Printf("serve: %s\n", peak)
 	fmt.Printf("CPU over the run: serve %.0f %% of one core, this process (model and clients) %.0f %%\n",
 		100*serveCPU.Seconds()/elapsed.Seconds(), 100*selfCPUUsed.Seconds()/elapsed.Seconds())
 	fmt.Printf("token sent → a client read the script event holding it: %s\n", lag)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -114,24 +115,67 @@ func rssKB(pid int) int {
 	return 0
 }
 
-// sampleRSS records the highest RSS of pid every 100 ms until ctx ends.
-func sampleRSS(ctx context.Context, pid int) func() int {
-	peak := make(chan int, 1)
+// memory is serve's peak RSS and, from the /metrics sample nearest to it,
+// what Go's runtime held then.
+type memory struct {
+	peakKB  int
+	atPeak  map[string]float64 // go_memstats_* at the sample with the highest RSS
+	rssThen int
+}
+
+func (m memory) String() string {
+	mib := func(name string) float64 { return m.atPeak[name] / (1 << 20) }
+	return fmt.Sprintf("peak RSS %.1f MiB; at the sample of %.1f MiB: Go heap in use %.1f MiB (next GC at %.1f), stacks %.1f MiB, all the runtime took from the OS %.1f MiB, %.0f goroutines",
+		float64(m.peakKB)/1024, float64(m.rssThen)/1024, mib("go_memstats_heap_inuse_bytes"), mib("go_memstats_next_gc_bytes"),
+		mib("go_memstats_stack_inuse_bytes"), mib("go_memstats_sys_bytes"), m.atPeak["go_goroutines"])
+}
+
+// sampleMemory records pid's highest RSS every 100 ms and its runtime's
+// figures (GET base/metrics) every 500 ms until ctx ends.
+func sampleMemory(ctx context.Context, pid int, base, token string) func() memory {
+	out := make(chan memory, 1)
 	go func() {
-		m := 0
+		var m memory
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for {
-			m = max(m, rssKB(pid))
+		for n := 0; ; n++ {
+			rss := rssKB(pid)
+			m.peakKB = max(m.peakKB, rss)
+			if n%5 == 0 && rss > m.rssThen {
+				if figures := goFigures(base, token); figures != nil {
+					m.atPeak, m.rssThen = figures, rss
+				}
+			}
 			select {
 			case <-ctx.Done():
-				peak <- m
+				out <- m
 				return
 			case <-t.C:
 			}
 		}
 	}()
-	return func() int { return <-peak }
+	return func() memory { return <-out }
+}
+
+// goFigures reads the go_* gauges of a Prometheus scrape.
+func goFigures(base, token string) map[string]float64 {
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 2 && strings.HasPrefix(f[0], "go_") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+		}
+	}
+	return out
 }
 
 func freePort() int {

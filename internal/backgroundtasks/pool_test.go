@@ -164,13 +164,5 @@ func TestStopIsBoundedByAHandlerThatIgnoresItsContext(t *testing.T) {
 // still does not after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, timeout)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, timeout, cond, "no %s", what)
 }

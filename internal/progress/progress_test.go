@@ -108,15 +108,7 @@ func drain(t *testing.T, sub *progress.Subscription, limit time.Duration) []int6
 // still does not after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (waited %s)", what, timeout)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, timeout, cond, "no %s", what)
 }
 
 func checkSeqs(t *testing.T, seqs []int64, from, to int64) {

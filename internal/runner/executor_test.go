@@ -169,15 +169,7 @@ func TestFinishingWritesOutlastABlink(t *testing.T) {
 // still does not after 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 5 s", what)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, 5*time.Second, cond, "no %s", what)
 }
 
 // scripting is a LiveHandler that checkpoints a line of script, waits to be

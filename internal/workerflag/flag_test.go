@@ -11,6 +11,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 type fixed store.WorkerSetting
@@ -129,13 +130,5 @@ func TestARefreshThatHangsDoesNotFreezeTheFlag(t *testing.T) {
 // still does not after 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 5 s", what)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, 5*time.Second, cond, "no %s", what)
 }

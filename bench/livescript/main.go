@@ -97,7 +97,6 @@ func main() {
 	if tmp, err = os.MkdirTemp("", "livescript"); err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(tmp)
 	if binary == "" {
 		binary = filepath.Join(tmp, "scriptgen")
 		build := exec.Command("go", "build", "-o", binary, "./cmd/scriptgen")
@@ -127,10 +126,14 @@ func main() {
 		}
 		fmt.Printf("load average %s\n", loadavg())
 	}
+	os.RemoveAll(tmp)
 }
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "livescript:", err)
+	if tmp != "" {
+		os.RemoveAll(tmp)
+	}
 	os.Exit(1)
 }
 
@@ -654,7 +657,8 @@ func runFanout(gens, subs int, every time.Duration) error {
 		want := fake.Answer(titles[g]).Text
 		for _, s := range all[g] {
 			if err := checkFollowed(ids[g], s.got, s.err, want); err != nil {
-				return err
+				v, _ := getJob(serve.URL, ids[g])
+				return fmt.Errorf("%w (the job: %s, %q)", err, v.Status, v.Error)
 			}
 		}
 	}

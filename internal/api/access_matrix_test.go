@@ -213,6 +213,7 @@ func TestAccessMatrix(t *testing.T) {
 		{"POST", "/api/projects/{project_id}/documents/{id}/reprocess", "/api/projects/p1/documents/" + docID + "/reprocess", "", [5]int{401, 404, 404, 404, 202}},
 		{"DELETE", "/api/projects/{project_id}/documents/{id}", "/api/projects/p1/documents/" + docID, "", [5]int{401, 404, 404, 404, 200}},
 		{"GET", "/api/usage", "/api/usage", "", [5]int{401, 200, 200, 200, 200}},
+		{"GET", "/api/openapi.yaml", "/api/openapi.yaml", "", [5]int{200, 200, 200, 200, 200}},
 		{"GET", "/health", "/health", "", [5]int{200, 200, 200, 200, 200}},
 		{"GET", "/{$}", "/", "", [5]int{200, 200, 200, 200, 200}},
 		{"GET", "/operator", "/operator", "", [5]int{200, 200, 200, 200, 200}},

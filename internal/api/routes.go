@@ -80,6 +80,7 @@ func (a *API) writerRoutes() []Route {
 		{"GET", "/api/projects/{project_id}/search", docs.search, Writer},
 
 		{"GET", "/api/usage", status.usage, Writer},
+		{"GET", "/api/openapi.yaml", a.openAPI, Public}, // this API's description (api/openapi.yaml)
 
 		{"GET", "/health", status.health, Public},
 	}

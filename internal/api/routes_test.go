@@ -37,6 +37,7 @@ var servedRoutes = []string{
 	"POST /api/projects/{project_id}/documents/{id}/reprocess",
 	"GET /api/projects/{project_id}/search",
 	"GET /api/usage",
+	"GET /api/openapi.yaml",
 	"GET /health",
 	"GET /api/admin/worker-system",
 	"PUT /api/admin/worker-system",

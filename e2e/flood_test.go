@@ -494,13 +494,15 @@ func createKey(t *testing.T, bin string, env []string, tenant, name string) stri
 
 // projectIn names a project of tenant whose worker-system bucket is below
 // (or not below) percent, so that its jobs go where the test wants them.
-func projectIn(tenant, prefix string, percent int, below bool) string {
-	for i := 0; ; i++ {
+func projectIn(t *testing.T, tenant, prefix string, percent int, below bool) string {
+	for i := range 1000 {
 		p := fmt.Sprintf("%s-%d", prefix, i)
 		if (workerflag.Bucket(tenant+"/"+p) < percent) == below {
 			return p
 		}
 	}
+	t.Fatalf("no project %s-N of %s in the buckets wanted", prefix, tenant)
+	return ""
 }
 
 // keyedJob is an accepted job and the key of its tenant.
@@ -743,8 +745,8 @@ func TestFlood(t *testing.T) {
 	if code, body := requestWith(t, client, "PUT", srv.URL+"/api/admin/worker-system", flag, admin...); code != 200 {
 		t.Fatalf("set the flag: %d %v", code, body)
 	}
-	attackerProject := projectIn("attacker", "flood", floodRollout, true)
-	writerProject := projectIn("writer", "novel", floodRollout, false)
+	attackerProject := projectIn(t, "attacker", "flood", floodRollout, true)
+	writerProject := projectIn(t, "writer", "novel", floodRollout, false)
 	var jobs, attackerJobs []keyedJob
 	var ids []string
 	for i := range 4 { // the flood takes turns: the credential's 64 streams are met before a job's 32
@@ -756,6 +758,9 @@ func TestFlood(t *testing.T) {
 	}
 
 	stopRSS := make(chan struct{})
+	var stopOnce sync.Once
+	stopSampling := func() { stopOnce.Do(func() { close(stopRSS) }) }
+	t.Cleanup(stopSampling)
 	peak := rssMax(srv.cmd.Process.Pid, stopRSS)
 	floodStart := time.Now()
 	flood := startFlood(t, floodSpec{Addr: addr, Key: attackerKey, Jobs: ids, SSE: floodSSE, Slow: floodSlow,
@@ -831,7 +836,7 @@ func TestFlood(t *testing.T) {
 	time.Sleep(time.Until(floodStart.Add(floodHoldMin)))
 	t.Logf("the flood held for %s", time.Since(floodStart).Round(time.Second))
 	end := flood.stop()
-	close(stopRSS)
+	stopSampling()
 	rss := <-peak
 	logTally(t, "the flood at its end", end)
 

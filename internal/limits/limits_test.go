@@ -2,12 +2,15 @@ package limits
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
 )
 
 func TestStreamCaps(t *testing.T) {
@@ -155,5 +158,58 @@ func TestGCRA(t *testing.T) {
 	}
 	if got := RetryAfterSeconds(1500 * time.Millisecond); got != 2 {
 		t.Fatalf("RetryAfterSeconds %d", got)
+	}
+}
+
+// memBuckets applies GCRA in memory and counts its calls.
+type memBuckets struct {
+	tat   map[string]time.Time
+	calls int
+}
+
+func (m *memBuckets) TakeTokens(_ context.Context, key string, count int, interval time.Duration, burst int, now time.Time) (bool, time.Duration, error) {
+	m.calls++
+	cur := m.tat[key]
+	if cur.Before(now) {
+		cur = now
+	}
+	next := cur.Add(time.Duration(count) * interval)
+	if next.Add(-time.Duration(burst) * interval).After(now) {
+		return false, next.Add(-time.Duration(burst) * interval).Sub(now), nil
+	}
+	m.tat[key] = next
+	return true, 0, nil
+}
+
+// A busy tenant's tokens come in blocks: one write per tenth of a second of
+// its rate, not one per submission; and the rate still holds.
+func TestRateLimiterLeasesBlocks(t *testing.T) {
+	b := &memBuckets{tat: map[string]time.Time{}}
+	c := clock.NewFake(time.Unix(1000, 0))
+	l := NewRateLimiter(b, Rate{PerSecond: 1000, Burst: 2000}, c)
+	allowed := 0
+	for i := 0; i < 2500; i++ {
+		if ok, _, err := l.Allow(context.Background(), "acme"); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			allowed++
+		}
+	}
+	if allowed != 2000 {
+		t.Fatalf("allowed %d of 2,500 at once, want the burst of 2,000", allowed)
+	}
+	if b.calls > 40 {
+		t.Fatalf("%d calls to the shared bucket for 2,500 submissions; want blocks of 100", b.calls)
+	}
+	// A second later, another second's worth.
+	c.Advance(time.Second)
+	allowed = 0
+	for i := 0; i < 1500; i++ {
+		if ok, _, _ := l.Allow(context.Background(), "acme"); ok {
+			allowed++
+		}
+	}
+	if allowed < 900 || allowed > 1000 {
+		t.Fatalf("allowed %d after a second at 1,000/s", allowed)
 	}
 }

@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
@@ -24,24 +25,50 @@ func (r Rate) Interval() time.Duration {
 // GCRA's "theoretical arrival time": one number per key, moved forward by one
 // interval per token taken, never more than Burst intervals ahead of now.
 type Buckets interface {
-	// TakeToken takes one token of key's bucket at now, or answers how long
-	// until one is there.
-	TakeToken(ctx context.Context, key string, interval time.Duration, burst int, now time.Time) (ok bool, retryAfter time.Duration, err error)
+	// TakeTokens takes count tokens of key's bucket at now, all or none, or
+	// answers how long until they are there.
+	TakeTokens(ctx context.Context, key string, count int, interval time.Duration, burst int, now time.Time) (ok bool, retryAfter time.Duration, err error)
 }
 
-// RateLimiter limits calls per key (a tenant) at one Rate.
+// RateLimiter limits calls per key (a tenant) at one Rate. A busy key's
+// tokens are leased from the shared bucket in blocks of about a tenth of a
+// second of its rate (at most a tenth of its burst), so that a tenant at
+// hundreds of submissions a second costs the database one write per block,
+// not one per submission (one row updated per submission was a hot spot
+// every submission of the tenant queued on). A lease unused within leaseFor
+// is given up, so a replica holds at most a block's worth beyond the rate.
 type RateLimiter struct {
 	buckets Buckets
 	rate    Rate
 	clock   clock.Clock
+
+	mu     sync.Mutex
+	leases map[string]*lease
 }
+
+type lease struct {
+	tokens  int
+	expires time.Time
+	// emptyUntil: the shared bucket had no token for this key until then,
+	// so refusals until then cost the database nothing.
+	emptyUntil time.Time
+}
+
+// leaseFor is how long a leased block may be spent.
+const leaseFor = time.Second
 
 // NewRateLimiter returns a limiter over buckets.
 func NewRateLimiter(b Buckets, r Rate, c clock.Clock) *RateLimiter {
 	if c == nil {
 		c = clock.Real{}
 	}
-	return &RateLimiter{buckets: b, rate: r, clock: c}
+	return &RateLimiter{buckets: b, rate: r, clock: c, leases: map[string]*lease{}}
+}
+
+// block is how many tokens a lease takes: a tenth of a second of the rate,
+// at most a tenth of the burst, at least one.
+func (l *RateLimiter) block() int {
+	return max(1, min(int(l.rate.PerSecond/10), l.rate.Burst/10))
 }
 
 // Allow takes a token for key; a refusal comes with the time to wait.
@@ -49,7 +76,44 @@ func (l *RateLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfte
 	if l == nil || l.rate.PerSecond <= 0 {
 		return true, 0, nil
 	}
-	return l.buckets.TakeToken(ctx, "rate:"+key, l.rate.Interval(), max(l.rate.Burst, 1), l.clock.Now())
+	now := l.clock.Now()
+	l.mu.Lock()
+	if ls := l.leases[key]; ls != nil {
+		if ls.tokens > 0 && now.Before(ls.expires) {
+			ls.tokens--
+			l.mu.Unlock()
+			return true, 0, nil
+		}
+		if now.Before(ls.emptyUntil) {
+			l.mu.Unlock()
+			return false, ls.emptyUntil.Sub(now), nil
+		}
+	}
+	l.mu.Unlock()
+	burst := max(l.rate.Burst, 1)
+	if n := l.block(); n > 1 {
+		ok, _, err := l.buckets.TakeTokens(ctx, "rate:"+key, n, l.rate.Interval(), burst, now)
+		if err != nil {
+			return false, 0, err
+		}
+		if ok {
+			l.mu.Lock()
+			if len(l.leases) > 100000 {
+				clear(l.leases)
+			}
+			l.leases[key] = &lease{tokens: n - 1, expires: now.Add(leaseFor)}
+			l.mu.Unlock()
+			return true, 0, nil
+		}
+	}
+	// No block to be had: one token, as the bucket allows.
+	ok, wait, err := l.buckets.TakeTokens(ctx, "rate:"+key, 1, l.rate.Interval(), burst, now)
+	if err == nil && !ok {
+		l.mu.Lock()
+		l.leases[key] = &lease{emptyUntil: now.Add(wait)}
+		l.mu.Unlock()
+	}
+	return ok, wait, err
 }
 
 // GCRA is the rule the stores apply in one statement, here for reference

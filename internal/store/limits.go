@@ -12,8 +12,14 @@ import (
 // limits.GCRA): the bucket's arrival time moves one interval on, unless that
 // puts it more than burst intervals ahead of now. Every replica shares it.
 func (s *SQL) TakeToken(ctx context.Context, key string, interval time.Duration, burst int, now time.Time) (bool, time.Duration, error) {
-	n, iv := now.UnixMicro(), interval.Microseconds()
-	window := iv * int64(burst)
+	return s.TakeTokens(ctx, key, 1, interval, burst, now)
+}
+
+// TakeTokens is TakeToken for count tokens at once (a replica's lease of a
+// block of a tenant's rate): all of them, or none.
+func (s *SQL) TakeTokens(ctx context.Context, key string, count int, interval time.Duration, burst int, now time.Time) (bool, time.Duration, error) {
+	n, iv := now.UnixMicro(), interval.Microseconds()*int64(max(count, 1))
+	window := interval.Microseconds() * int64(burst)
 	var tat int64
 	err := s.W.QueryRowContext(ctx, s.Q(`INSERT INTO rate_buckets (key, tat) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET tat = (CASE WHEN rate_buckets.tat > ? THEN rate_buckets.tat ELSE ? END) + ?

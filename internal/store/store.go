@@ -121,6 +121,7 @@ type KeyStore interface {
 // sees it.
 type LimitStore interface {
 	TakeToken(ctx context.Context, key string, interval time.Duration, burst int, now time.Time) (ok bool, retryAfter time.Duration, err error)
+	TakeTokens(ctx context.Context, key string, count int, interval time.Duration, burst int, now time.Time) (ok bool, retryAfter time.Duration, err error)
 	AddUsage(ctx context.Context, tenant string, periods []string, tokens int64) error
 	GetUsage(ctx context.Context, tenant, period string) (Usage, error)
 	DocumentUsage(ctx context.Context, tenant string) (count, bytes int64, err error)

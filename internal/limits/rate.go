@@ -52,6 +52,10 @@ type lease struct {
 	// emptyUntil: the shared bucket had no token for this key until then,
 	// so refusals until then cost the database nothing.
 	emptyUntil time.Time
+	// refilling is closed when the block being taken for this key has come
+	// (or not): one caller takes a block, the others wait for it instead of
+	// each writing the bucket's row.
+	refilling chan struct{}
 }
 
 // leaseFor is how long a leased block may be spent.
@@ -76,9 +80,17 @@ func (l *RateLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfte
 	if l == nil || l.rate.PerSecond <= 0 {
 		return true, 0, nil
 	}
-	now := l.clock.Now()
-	l.mu.Lock()
-	if ls := l.leases[key]; ls != nil {
+	for attempt := 0; ; attempt++ {
+		now := l.clock.Now()
+		l.mu.Lock()
+		ls := l.leases[key]
+		if ls == nil {
+			if len(l.leases) > 100000 {
+				clear(l.leases)
+			}
+			ls = &lease{}
+			l.leases[key] = ls
+		}
 		if ls.tokens > 0 && now.Before(ls.expires) {
 			ls.tokens--
 			l.mu.Unlock()
@@ -88,8 +100,30 @@ func (l *RateLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfte
 			l.mu.Unlock()
 			return false, ls.emptyUntil.Sub(now), nil
 		}
+		if wait := ls.refilling; wait != nil && attempt == 0 {
+			l.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return false, 0, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		ls.refilling = done
+		l.mu.Unlock()
+		ok, wait, err := l.refill(ctx, key, ls, now)
+		l.mu.Lock()
+		ls.refilling = nil
+		l.mu.Unlock()
+		close(done)
+		return ok, wait, err
 	}
-	l.mu.Unlock()
+}
+
+// refill takes a block (or, failing that, one token) of key's shared bucket
+// for ls; it returns whether the caller got its token.
+func (l *RateLimiter) refill(ctx context.Context, key string, ls *lease, now time.Time) (bool, time.Duration, error) {
 	burst := max(l.rate.Burst, 1)
 	if n := l.block(); n > 1 {
 		ok, _, err := l.buckets.TakeTokens(ctx, "rate:"+key, n, l.rate.Interval(), burst, now)
@@ -98,10 +132,7 @@ func (l *RateLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfte
 		}
 		if ok {
 			l.mu.Lock()
-			if len(l.leases) > 100000 {
-				clear(l.leases)
-			}
-			l.leases[key] = &lease{tokens: n - 1, expires: now.Add(leaseFor)}
+			ls.tokens, ls.expires = n-1, now.Add(leaseFor)
 			l.mu.Unlock()
 			return true, 0, nil
 		}
@@ -110,7 +141,7 @@ func (l *RateLimiter) Allow(ctx context.Context, key string) (ok bool, retryAfte
 	ok, wait, err := l.buckets.TakeTokens(ctx, "rate:"+key, 1, l.rate.Interval(), burst, now)
 	if err == nil && !ok {
 		l.mu.Lock()
-		l.leases[key] = &lease{emptyUntil: now.Add(wait)}
+		ls.emptyUntil = now.Add(wait)
 		l.mu.Unlock()
 	}
 	return ok, wait, err

@@ -91,9 +91,8 @@ func RedisURL(t testing.TB) string {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// Our own started redis-server: the database may hold what an ended
-	// test left.
-	if err := c.FlushDB(ctx).Err(); err != nil {
+	// The database may hold what an ended test left.
+	if err := c.FlushDB(ctx).Err(); err != nil { // our own, started by this binary
 		t.Fatalf("flush database %d of the package's redis-server: %v", db, err)
 	}
 	return srv.URL(db)
@@ -167,9 +166,7 @@ func optInRedisURL(t testing.TB, addr string) string {
 	db := int(n%15) + 1
 	dc := redis.NewClient(&redis.Options{Addr: addr, DB: db})
 	defer dc.Close()
-	// Not our own server: TEST_REDIS_ADDR says its owner let the tests
-	// write and flush it.
-	if err := dc.FlushDB(ctx).Err(); err != nil {
+	if err := dc.FlushDB(ctx).Err(); err != nil { // not our own: its owner opted in with TEST_REDIS_ADDR
 		t.Fatalf("flush database %d of TEST_REDIS_ADDR=%s: %v", db, addr, err)
 	}
 	return fmt.Sprintf("redis://%s/%d", addr, db)

@@ -23,12 +23,7 @@ func openStore(t *testing.T) *sqlite.Store { return testenv.SQLite(t) }
 
 func createDocument(t *testing.T, st store.Store, project, content string) store.Document {
 	t.Helper()
-	d, _, _, err := st.CreateDocument(context.Background(), store.NewDocument{ProjectID: project, Title: "Bible",
-		Format: store.FormatMarkdown, Content: content, RequestHash: "h", Backend: job.BackendBackgroundTasks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return testenv.Document(t, st, project, content)
 }
 
 // run claims the document's current job, runs the handler and completes it,

@@ -56,23 +56,12 @@ func (h *statusHandler) database(ctx context.Context) databaseJSON {
 // Retry-After only when the database does not answer (the replica cannot
 // serve), 200 otherwise, so that a load balancer keeps a replica that can.
 func (h *statusHandler) health(w http.ResponseWriter, r *http.Request) {
-	db := h.database(r.Context())
-	reasons := []string{}
-	if db.Status != "ok" {
-		reasons = append(reasons, "database unreachable")
-	}
-	if d, ok := h.system.(Degrader); ok {
-		for _, reason := range d.Degraded(r.Context()) {
-			if reason != "database unreachable" {
-				reasons = append(reasons, reason)
-			}
-		}
-	}
+	reasons, dbDown := h.reasons(r.Context())
 	status, code := "ok", http.StatusOK
 	if len(reasons) > 0 {
 		status = "degraded"
 	}
-	if db.Status != "ok" {
+	if dbDown {
 		code = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "5")
 	}
@@ -88,10 +77,28 @@ func (h *statusHandler) health(w http.ResponseWriter, r *http.Request) {
 		body["uptime_seconds"] = int(time.Since(h.started).Seconds())
 		body["worker_system"] = ws
 		body["background_tasks"] = h.system.BackgroundTasks(r.Context())
-		body["database"] = db
+		body["database"] = h.database(r.Context())
 		body["process"] = processJSON()
 	}
 	response.JSON(w, code, body)
+}
+
+// dbUnreachable is the reason that makes /health 503.
+const dbUnreachable = "database unreachable"
+
+// reasons are why the service is degraded now: the System's own list when
+// it keeps one (its database ping included), else the database's ping alone.
+func (h *statusHandler) reasons(ctx context.Context) (reasons []string, dbDown bool) {
+	reasons = []string{}
+	if d, ok := h.system.(Degrader); ok {
+		reasons = append(reasons, d.Degraded(ctx)...)
+	} else if h.database(ctx).Status != "ok" {
+		reasons = append(reasons, dbUnreachable)
+	}
+	for _, reason := range reasons {
+		dbDown = dbDown || reason == dbUnreachable
+	}
+	return reasons, dbDown
 }
 
 func processJSON() map[string]any {

@@ -85,6 +85,11 @@ func commands() []command {
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},
+		{name: "purge", args: "--older-than D [--batch N]", settings: storeSettings, run: purgeCmd,
+			summary: "delete finished jobs older than D with their events (works with the server down)",
+			about: "Deletes the jobs that succeeded, failed or were cancelled more than --older-than ago, with their events, " +
+				"scripts so far and migration failures, --batch jobs per transaction; their episodes and documents stay. " +
+				"A purged job's Idempotency-Key may be used again. Serve does the same on its own with JOB_RETENTION."},
 		{name: "keys", args: "create --tenant T --name N [--projects p1,p2] | list [--tenant T] | rotate ID | revoke ID", settings: storeSettings, run: keysCmd,
 			summary: "create, list, rotate and revoke writers' API keys (works with the server down)",
 			about: "A key belongs to a tenant and may be limited to some of its projects. create and rotate print the key once; " +

@@ -21,6 +21,7 @@ var ownFlags = map[string][]string{
 	"report":      nil,
 	"version":     nil,
 	"keys":        {"json", "name", "projects", "tenant"},
+	"purge":       {"batch", "older-than"},
 }
 
 func TestEachCommandsHelpShowsItsOwnFlagsThenTheServerSettings(t *testing.T) {

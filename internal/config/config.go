@@ -23,6 +23,8 @@ type Config struct {
 	RedisURL            string
 	AdminToken          string
 	MaxWorkers          int
+	JobRetention        time.Duration
+	PurgeBatch          int
 	Generator           string
 	GeneratorStepDelay  time.Duration
 	OpenAIBaseURL       string
@@ -180,6 +182,8 @@ var options = []option{
 	{"DRAIN_TIMEOUT", "20s", "on SIGTERM, how long running jobs may finish before they are released", duration(func(c *Config) *time.Duration { return &c.DrainTimeout })},
 	{"LEASE_DURATION", "30s", "how long a runner's lease on a job lasts without renewal", duration(func(c *Config) *time.Duration { return &c.LeaseDuration })},
 	{"POLL_INTERVAL", "500ms", "how often idle runners look for work they were not told about", duration(func(c *Config) *time.Duration { return &c.PollInterval })},
+	{"JOB_RETENTION", "0", "finished jobs older than this are deleted with their events (their episodes and documents stay), in batches of PURGE_BATCH (0: keep every job)", duration(func(c *Config) *time.Duration { return &c.JobRetention })},
+	{"PURGE_BATCH", "1000", "jobs deleted per transaction by the JOB_RETENTION purge", integer(func(c *Config) *int { return &c.PurgeBatch })},
 	{"PID_FILE", "", "where serve writes its pid; set it under systemd so a graceful restart keeps the service", str(func(c *Config) *string { return &c.PIDFile })},
 	{"AUTO_ROLLBACK", "true", "let the controller roll back by itself when a trigger holds (needs REDIS_URL)", str(func(c *Config) *string { return &c.AutoRollback })},
 	{"ROLLBACK_REDIS_DOWN_FOR", "5m", "trigger: Redis unreachable for longer than this", duration(func(c *Config) *time.Duration { return &c.RollbackRedisDown })},
@@ -435,6 +439,13 @@ func (c *Config) validate() error {
 		// Each worker is a goroutine with its own database connection share;
 		// a typo of a few zeros would exhaust the host's memory at start.
 		return fmt.Errorf("MAX_WORKERS=%d: must be at most %d", c.MaxWorkers, MaxWorkersLimit)
+	}
+	if c.JobRetention < 0 || (c.JobRetention > 0 && c.JobRetention < time.Minute) {
+		// A typo in seconds would delete jobs writers are still reading.
+		return fmt.Errorf("JOB_RETENTION=%s: must be 0 (keep every job) or at least 1m", c.JobRetention)
+	}
+	if c.PurgeBatch < 1 || c.PurgeBatch > 10000 {
+		return fmt.Errorf("PURGE_BATCH=%d: must be between 1 and 10000", c.PurgeBatch)
 	}
 	if c.RollbackMemory <= 0 || c.RollbackMemory > 100 {
 		return fmt.Errorf("ROLLBACK_MEMORY_PERCENT=%g: must be above 0 and at most 100", c.RollbackMemory)

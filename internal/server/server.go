@@ -200,6 +200,10 @@ func (s *Server) newRunners(redisOpt asynq.RedisConnOpt) error {
 		passes = append(passes, durable.Redispatch(s.store, s.disp, s.insp, redispatchGrace, cfg.LeaseDuration, time.Now))
 	}
 	passes = append(passes, s.sweepWhileOff)
+	if cfg.JobRetention > 0 {
+		p := &purger{store: s.store, retention: cfg.JobRetention, batch: cfg.PurgeBatch, now: time.Now, logf: s.log.Info}
+		passes = append(passes, p.pass)
+	}
 	s.adapt = runner.NewAdapter(s.flag, s.log, runners...)
 	s.recon = reconciler.New(s.store, s.adapt, reconcileInterval(cfg.LeaseDuration), s.log, passes...)
 	return nil

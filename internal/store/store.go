@@ -38,6 +38,11 @@ type Store interface {
 	// longest was queued (last changed), or the zero time when none waits.
 	OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Time, error)
 	BumpEpoch(ctx context.Context, d job.Dispatch) (job.Job, error)
+	// PurgeFinished deletes up to limit jobs that finished before cutoff,
+	// oldest first, with their events and script (JOB_RETENTION); their
+	// episodes and documents stay. It returns how many it deleted or
+	// found deleted: fewer than limit means none older is left.
+	PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int, error)
 
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.

@@ -7,8 +7,8 @@
 // (completions and the episodes they save), flag.go (the worker setting),
 // leadership.go, migration.go (moving queued jobs between backends, audit
 // records, the migration_failed list), workers.go (the worker
-// registry), documents.go and access.go (API keys, tenants' lists, rate
-// buckets, usage). Every test gets a fresh store of its own from setup, so all of
+// registry), documents.go, access.go (API keys, tenants' lists, rate
+// buckets, usage) and purge.go (JOB_RETENTION). Every test gets a fresh store of its own from setup, so all of
 // them run in parallel.
 package storetest
 
@@ -50,6 +50,7 @@ func areas() [][]test {
 		fairnessTests,
 		eventSeqTests,
 		scriptTests,
+		purgeTests,
 	}
 }
 

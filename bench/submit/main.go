@@ -26,7 +26,8 @@ func main() {
 	clients := flag.Int("c", 50, "concurrent clients")
 	total := flag.Int("n", 10000, "jobs to submit")
 	project := flag.String("project", fmt.Sprintf("bench-%d", time.Now().UnixNano()), "project id")
-	pid := flag.Int("pid", 0, "pid of the server, to sample its RSS")
+	pid := flag.Int("pid", 0, "pid of the server, to sample its RSS (with its child processes')")
+	workerPIDs := flag.String("worker-pids", "", "comma-separated pids of worker processes, to sample their RSS (with their children's) too")
 	wait := flag.Duration("wait", 5*time.Minute, "how long to wait for all jobs to finish")
 	label := flag.String("label", "", "label printed with the figures")
 	projects := flag.Int("projects", 1, "spread the jobs over this many projects (episode numbering is serial within a project)")
@@ -37,10 +38,13 @@ func main() {
 
 	tr := &http.Transport{MaxIdleConns: *clients * 2, MaxIdleConnsPerHost: *clients * 2}
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	var maxRSS atomic.Int64
+	var maxRSS, maxWorkerRSS atomic.Int64
 	stopRSS := make(chan struct{})
 	if *pid > 0 {
-		go sampleRSS(*pid, &maxRSS, stopRSS)
+		go sampleRSS([]int{*pid}, &maxRSS, stopRSS)
+	}
+	if pids := parsePIDs(*workerPIDs); len(pids) > 0 {
+		go sampleRSS(pids, &maxWorkerRSS, stopRSS)
 	}
 
 	// Warm up (connections, statement caches, the runtime) and let the warm-up
@@ -79,6 +83,9 @@ func main() {
 	fmt.Printf("end-to-end: %d jobs succeeded in %s = %.0f jobs/s\n", done, e2e.Round(time.Millisecond), float64(done)/e2e.Seconds())
 	if *pid > 0 {
 		fmt.Printf("server max RSS: %.1f MB\n", float64(maxRSS.Load())/1024)
+	}
+	if *workerPIDs != "" {
+		fmt.Printf("workers max RSS: %.1f MB\n", float64(maxWorkerRSS.Load())/1024)
 	}
 	if done < *total || failed > 0 {
 		os.Exit(1)
@@ -199,23 +206,61 @@ func countSucceeded(c *http.Client, base, project string) int {
 	return 0
 }
 
-func sampleRSS(pid int, maxKB *atomic.Int64, stop chan struct{}) {
+func parsePIDs(list string) []int {
+	var pids []int
+	for _, f := range strings.Split(list, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			pids = append(pids, n)
+		}
+	}
+	return pids
+}
+
+// sampleRSS keeps the peak of the summed VmRSS of pids and all their
+// descendants: a uvicorn with workers, or an RQ worker and its work horse,
+// is several processes.
+func sampleRSS(pids []int, maxKB *atomic.Int64, stop chan struct{}) {
 	for {
 		select {
 		case <-stop:
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
-			continue
+		var sum int64
+		for _, p := range pids {
+			sum += treeRSS(p)
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				if kb, _ := strconv.ParseInt(f[1], 10, 64); kb > maxKB.Load() {
-					maxKB.Store(kb)
-				}
+		if sum > maxKB.Load() {
+			maxKB.Store(sum)
+		}
+	}
+}
+
+// treeRSS is the VmRSS in kB of a process and its descendants (0 when gone).
+func treeRSS(pid int) int64 {
+	kb := rssKB(pid)
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		for _, c := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(c); err == nil {
+				kb += treeRSS(n)
 			}
 		}
 	}
+	return kb
+}
+
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb
+		}
+	}
+	return 0
 }

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Issue 21, targets 3 and 4: what the store's size costs (PostgreSQL).
+#
+# For each size N (default 10000 1000000 5000000), in a fresh schema:
+#   1. `scriptgen serve` (GENERATOR=noop, in-process mode, its defaults) takes
+#      2,000 real jobs through the API (bench/submit), which gives the rows the
+#      seed copies;
+#   2. serve stops, and SQL copies those rows until the store holds N finished
+#      jobs: each copy a succeeded job with the template's events (same count,
+#      same text) and an episode in one of 1,000 projects, with ids that sort
+#      before every real job (older), then ANALYZE (this machine runs
+#      PostgreSQL with autovacuum off; a deployment's autovacuum does this);
+#   3. serve starts again on the grown store, and bench/submit measures submit
+#      p50/p99 and end-to-end jobs/s of 10,000 new jobs from 50 clients;
+#   4. `ab -n 100 -c 10` (and a second, warm run) on GET /api/generation (a page of 50);
+#   5. `scriptgen purge --older-than 1m --batch 1000` deletes every seeded job
+#      (serve stopped) and reports how long it took: jobs purged per second.
+# Usage: bench/run-scale.sh [N ...]   (needs PostgreSQL on 127.0.0.1:5432 and ab, from apache2-utils)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(10000 1000000 5000000)
+tmp=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+go build -o "$tmp/scriptgen" ./cmd/scriptgen
+go build -o "$tmp/submit" ./bench/submit
+psql() { command psql -h 127.0.0.1 -U postgres test -qAtX -v ON_ERROR_STOP=1 "$@"; }
+pid=""
+start() {
+  LISTEN_ADDR=127.0.0.1:$port GENERATOR=noop REDIS_URL= LOG_LEVEL=warn "$tmp/scriptgen" serve 2>>"$tmp/serve.log" &
+  pid=$!
+  for _ in $(seq 1 300); do curl -sf "$base/health" >/dev/null && return; sleep 0.1; done
+  echo "serve did not start"; tail "$tmp/serve.log"; exit 1
+}
+stop() { kill -TERM "$pid"; wait "$pid" || true; }
+
+echo "machine: $(nproc) cores, $(uname -r), $(psql -c 'SHOW server_version')"
+for n in "${sizes[@]}"; do
+  schema=scale_${n}_$$
+  psql -c "CREATE SCHEMA $schema"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
+  start
+  "$tmp/submit" -url "$base" -c 50 -n 2000 -warmup 0 -project template -label "template rows" >/dev/null
+  stop
+  seed=$((n - 2000))
+  t0=$(date +%s.%N)
+  psql <<SQL
+SET search_path = $schema;
+CREATE TEMP TABLE template AS SELECT * FROM jobs WHERE status = 'succeeded' ORDER BY id LIMIT 1;
+INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash, status, backend, dispatch_epoch, attempt,
+    max_attempts, lease_owner, lease_expires_at, progress, stage, result, error, event_seq, created_at, updated_at, started_at, finished_at)
+SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), t.kind, 'seed-' || (g % 1000), t.payload, 'seed-' || g,
+    t.request_hash, t.status, t.backend, t.dispatch_epoch, t.attempt, t.max_attempts, '', 0, t.progress, t.stage,
+    t.result, t.error, t.event_seq, t.created_at - 86400000000, t.updated_at - 86400000000, t.started_at - 86400000000, t.finished_at - 86400000000
+FROM template t, generate_series(1, $seed) g;
+INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), e.seq, e.type, e.status, e.progress, e.stage, e.message, e.data, e.created_at - 86400000000
+FROM template t JOIN job_events e ON e.job_id = t.id, generate_series(1, $seed) g;
+INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
+SELECT 'seed-' || (g % 1000), g / 1000 + 1, ep.title, ep.script, '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), ep.created_at - 86400000000
+FROM template t JOIN episodes ep ON ep.job_id = t.id, generate_series(1, $seed) g;
+INSERT INTO project_counters (project_id, last_episode)
+SELECT project_id, max(number) FROM episodes WHERE project_id LIKE 'seed-%' GROUP BY project_id;
+ANALYZE;
+SQL
+  t1=$(date +%s.%N)
+  echo "== N=$n: seeded $seed jobs in $(echo "$t1 - $t0" | bc) s; jobs=$(psql -c "SELECT count(*) FROM $schema.jobs") events=$(psql -c "SELECT count(*) FROM $schema.job_events") size=$(psql -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = '$schema'"); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  start
+  "$tmp/submit" -url "$base" -c 50 -n 10000 -warmup 1000 -pid "$pid" -project "fresh" -label "N=$n"
+  for r in 1 2; do
+    ab -q -n 100 -c 10 "$base/api/generation" >"$tmp/ab.txt" 2>&1 || { cat "$tmp/ab.txt"; exit 1; }
+    echo "list N=$n run $r: mean $(sed -n 's/^Time per request: *\([0-9.]*\) \[ms\] (mean)$/\1/p' "$tmp/ab.txt" | head -1) ms," \
+      "p50 $(awk '$1 == "50%" {print $2}' "$tmp/ab.txt") ms, p99 $(awk '$1 == "99%" {print $2}' "$tmp/ab.txt") ms," \
+      "failed $(sed -n 's/^Failed requests: *//p' "$tmp/ab.txt"), non-2xx $(sed -n 's/^Non-2xx responses: *//p' "$tmp/ab.txt")"
+  done
+  stop
+  t0=$(date +%s.%N)
+  "$tmp/scriptgen" purge --older-than 1h --batch 1000 | tr '\r' '\n' | tail -1
+  t1=$(date +%s.%N)
+  echo "purge N=$n: $(echo "$seed / ($t1 - $t0)" | bc) jobs/s; left: $(psql -c "SELECT count(*) FROM $schema.jobs") jobs, $(psql -c "SELECT count(*) FROM $schema.episodes") episodes"
+  psql -c "DROP SCHEMA $schema CASCADE" 2>/dev/null
+done

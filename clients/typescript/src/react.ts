@@ -7,7 +7,7 @@
 import { createContext, createElement, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { createClient, isAbort, normalizeMode, type ClientOptions, type Job, type WorkerMode } from "./client.js";
 import { ScriptgenError } from "./errors.js";
-import { followJob, type ConnectionState, type EventSourceConstructor, type FollowResult, type StreamEvent } from "./follow.js";
+import { backoff, followJob, type ConnectionState, type EventSourceConstructor, type FollowResult, type StreamEvent } from "./follow.js";
 import { ScriptText } from "./script.js";
 
 export interface HookOptions extends ClientOptions {
@@ -153,13 +153,23 @@ export function useGenerationJob(id: string | null | undefined, options?: HookOp
     scriptText.current = new ScriptText();
     if (!id) return;
     const abort = new AbortController();
-    client.getJob(id, { signal: abort.signal }).then(
-      (j) => setSnapshot(j),
-      (e: unknown) => {
-        if (!abort.signal.aborted) setReadError(asError(e));
-      },
-    );
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // A server that does not answer yet (restarting, busy) is asked again
+    // after the stream's backoff; an answer that will not change (404…) is the error.
+    const read = (attempt: number) => {
+      client.getJob(id, { signal: abort.signal }).then(
+        (j) => setSnapshot(j),
+        (e: unknown) => {
+          if (abort.signal.aborted) return;
+          const err = asError(e);
+          if (err.transient) timer = setTimeout(() => read(attempt + 1), (opts.backoff ?? backoff)(attempt));
+          else setReadError(err);
+        },
+      );
+    };
+    read(0);
     return () => {
+      clearTimeout(timer);
       abort.abort();
       refetch.current?.abort();
       refetch.current = null;

@@ -126,6 +126,7 @@ describe("followJob on one server", () => {
       expect(result.connects).toBe(2);
       expect(result.duplicates).toBeGreaterThanOrEqual(5);
       await expectWholeLog(stack.url, id, got);
+      await checkExactlyOnce(stack.url, "ts-replay", [id]);
     } finally {
       await forgetful.close();
     }
@@ -150,6 +151,7 @@ describe("followJob on one server", () => {
       `/api/generation/${id}/events?last_event_id=${first.lastSeq}`,
       `/api/generation/${id}`,
     ]);
+    await checkExactlyOnce(stack.url, "ts-204", [id]);
   });
 
   it("rejects with the API's error for a job that does not exist", async () => {
@@ -341,5 +343,9 @@ describe("a job's failure", () => {
     expect(states).not.toContain("reconnecting");
     expect(states[states.length - 1]).toBe("ended");
     await expectWholeLog(stack.url, id, got);
+    // Failed for good: no episode saved.
+    expect((await createClient({ baseUrl: stack.url }).getJob(id)).status).toBe("failed");
+    const episodes = (await (await fetch(`${stack.url}/api/projects/ts-fail/episodes`)).json()) as { items: unknown[] };
+    expect(episodes.items).toEqual([]);
   });
 });

@@ -84,7 +84,11 @@ const CLOSED = 2; // EventSource.CLOSED
  * with a ScriptgenError only when the job cannot be followed (404, 401, 403).
  */
 export function followJob(id: string, options: FollowOptions = {}): Promise<FollowResult> {
-  return new Follower(id, options).run();
+  try {
+    return new Follower(id, options).run();
+  } catch (e) {
+    return Promise.reject(e); // no EventSource: a rejection, as every other way it can fail
+  }
 }
 
 class Follower {

@@ -82,6 +82,11 @@ func commands() []command {
 			about: "Shows the health, queues, response times, triggers and last rollback of the service at --url " +
 				"(its admin figures need ADMIN_TOKEN). Without --watch it exits 1 when the service does not answer, " +
 				"says it is degraded or refuses the token."},
+		{name: "schema", args: "[flags]", settings: storeSettings, run: schemaCmd,
+			summary: "apply the database schema's migrations and exit (a deployment's migration step)",
+			about: "Every process applies them at start too, under a lock, so this is optional; a deployment runs it " +
+				"first (deploy/kubernetes/migrate-job.yaml) so that replicas start on a migrated database. " +
+				"Like serve, it creates an SQLite file that does not exist."},
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/server"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 	"github.com/scriptgen/scriptgen/internal/version"
 )
 
@@ -45,7 +46,7 @@ var (
 	opsSettings    = []string{"DATABASE_URL", "REDIS_URL"}
 	clientSettings = []string{"ADMIN_TOKEN"}
 	workerSettings = []string{"DATABASE_URL", "REDIS_URL", "MAX_WORKERS", "GENERATOR", "GENERATOR_STEP_DELAY",
-		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "TENANT_MAX_RUNNING", "LOG_LEVEL", "LOG_FORMAT"}
+		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "TENANT_MAX_RUNNING", "LOG_LEVEL", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 )
 
 // commands is scriptgen's command line, in the order 'scriptgen help' lists it.
@@ -246,6 +247,11 @@ func serve(ctx context.Context, c *command, args []string, _, stderr io.Writer) 
 	}
 	tuneGC(os.Getenv)
 	log := newLogger(cfg, stderr)
+	stopTracing, err := startTracing(ctx, cfg, "serve", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	// tableflip hands the listening socket to a new process on a graceful
 	// restart (SIGHUP or POST /api/admin/graceful-restart): no connection is
 	// refused, and this process drains like on SIGTERM.
@@ -302,7 +308,33 @@ func worker(ctx context.Context, c *command, args []string, _, stderr io.Writer)
 		return err
 	}
 	tuneGC(os.Getenv)
-	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
+	log := newLogger(cfg, stderr)
+	stopTracing, err := startTracing(ctx, cfg, "worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	return server.RunWorker(ctx, cfg, log)
+}
+
+// startTracing sends traces to OTEL_EXPORTER_OTLP_ENDPOINT when it is set
+// (internal/tracing); the function it returns flushes the last spans.
+func startTracing(ctx context.Context, cfg *config.Config, role string, log *slog.Logger) (func(), error) {
+	shutdown, err := tracing.Setup(ctx, cfg.OTLPEndpoint, role)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.OTLPEndpoint != "" {
+		log.Info("Tracing: one trace per job, sent by OTLP/HTTP", "endpoint", cfg.OTLPEndpoint)
+	}
+	return func() {
+		// The process's own context has ended: the flush gets a few seconds.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			log.Warn("Tracing: the last spans were not sent", "err", err)
+		}
+	}, nil
 }
 
 func versionCmd(_ context.Context, c *command, args []string, stdout, stderr io.Writer) error {

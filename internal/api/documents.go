@@ -286,7 +286,7 @@ func (h *documentHandler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/projects/"+external(r, project)+"/documents/"+doc.ID)
 	if created {
-		h.dispatcher.Dispatch(r.Context(), j)
+		dispatchNew(r, h.dispatcher, j, time.Now())
 	} else {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -374,7 +374,7 @@ func (h *documentHandler) reprocess(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.dispatcher.Dispatch(r.Context(), j)
+	dispatchNew(r, h.dispatcher, j, time.Now())
 	response.Accepted(w, documentAccepted{JobJSON: NewJobJSON(r, j), DocumentID: doc.ID, Document: newDocumentJSON(r, doc, false)})
 }
 

@@ -9,9 +9,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // jobHandler serves the generation jobs: submit, list, read and cancel.
@@ -89,6 +92,7 @@ func NewJobJSON(r *http.Request, j job.Job) JobJSON {
 // queued job, or the job an earlier request with the same Idempotency-Key
 // made.
 func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	key, err := idempotencyKey(r)
 	if err != nil {
 		h.fail(w, r, err)
@@ -139,8 +143,18 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 		response.Accepted(w, NewJobJSON(r, j))
 		return
 	}
-	h.dispatcher.Dispatch(r.Context(), j)
+	dispatchNew(r, h.dispatcher, j, start)
 	response.Accepted(w, NewJobJSON(r, j))
+}
+
+// dispatchNew dispatches a job the request created, under the job's root
+// span: its trace starts with the request (from start) and goes on wherever
+// the job runs (internal/tracing).
+func dispatchNew(r *http.Request, d Dispatcher, j job.Job, start time.Time) {
+	ctx, span := tracing.StartRoot(tracing.Incoming(r), j.ID, tracing.SpanSubmit, trace.WithTimestamp(start),
+		trace.WithAttributes(tracing.AttrKind.String(string(j.Kind)), tracing.AttrProject.String(j.ProjectID)))
+	defer span.End()
+	d.Dispatch(ctx, j)
 }
 
 // idempotencyKey reads the Idempotency-Key header: "" when it is absent, and

@@ -21,6 +21,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // Claimer is the part of the store the pool needs.
@@ -392,9 +393,11 @@ func (p *Pool) claim() {
 		if p.tenants.needless(n, caps.PerOwner) {
 			caps = store.ClaimOptions{}
 		}
+		claimStart := time.Now()
 		jobs, err := p.claimer.ClaimBatch(p.runCtx, job.BackendBackgroundTasks, p.cfg.Owner, p.exec.LeaseFor(), n, after, caps)
 		if err == nil {
 			p.tenants.claimed(jobs, n, announced)
+			recordClaims(p.runCtx, claimStart, p.cfg.Owner, jobs)
 		}
 		if len(jobs) > 0 {
 			last = jobs[len(jobs)-1].ID // oldest first
@@ -421,4 +424,17 @@ func (p *Pool) claim() {
 			polled = true
 		}
 	}
+}
+
+// recordClaims records each claimed job's claim span in its trace, when
+// tracing is on.
+func recordClaims(ctx context.Context, start time.Time, owner string, jobs []job.Job) {
+	if !tracing.Enabled() {
+		return
+	}
+	claimed := make([]tracing.ClaimedJob, len(jobs))
+	for i, j := range jobs {
+		claimed[i] = tracing.ClaimedJob{ID: j.ID, Epoch: j.DispatchEpoch}
+	}
+	tracing.RecordClaims(ctx, start, string(job.BackendBackgroundTasks), owner, claimed...)
 }

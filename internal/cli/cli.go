@@ -19,6 +19,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/config"
 	"github.com/scriptgen/scriptgen/internal/server"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 	"github.com/scriptgen/scriptgen/internal/version"
 )
 
@@ -45,7 +46,7 @@ var (
 	opsSettings    = []string{"DATABASE_URL", "REDIS_URL"}
 	clientSettings = []string{"ADMIN_TOKEN"}
 	workerSettings = []string{"DATABASE_URL", "REDIS_URL", "MAX_WORKERS", "GENERATOR", "GENERATOR_STEP_DELAY",
-		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "TENANT_MAX_RUNNING", "LOG_LEVEL", "LOG_FORMAT"}
+		"OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL", "DRAIN_TIMEOUT", "LEASE_DURATION", "TENANT_MAX_RUNNING", "LOG_LEVEL", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 )
 
 // commands is scriptgen's command line, in the order 'scriptgen help' lists it.
@@ -82,6 +83,11 @@ func commands() []command {
 			about: "Shows the health, queues, response times, triggers and last rollback of the service at --url " +
 				"(its admin figures need ADMIN_TOKEN). Without --watch it exits 1 when the service does not answer, " +
 				"says it is degraded or refuses the token."},
+		{name: "schema", args: "[flags]", settings: storeSettings, run: schemaCmd,
+			summary: "apply the database schema's migrations and exit (a deployment's migration step)",
+			about: "Every process applies them at start too, under a lock, so this is optional; a deployment runs it " +
+				"first (deploy/kubernetes/migrate-job.yaml) so that replicas start on a migrated database. " +
+				"Like serve, it creates an SQLite file that does not exist."},
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},
@@ -246,6 +252,11 @@ func serve(ctx context.Context, c *command, args []string, _, stderr io.Writer) 
 	}
 	tuneGC(os.Getenv)
 	log := newLogger(cfg, stderr)
+	stopTracing, err := startTracing(ctx, cfg, "serve", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	// tableflip hands the listening socket to a new process on a graceful
 	// restart (SIGHUP or POST /api/admin/graceful-restart): no connection is
 	// refused, and this process drains like on SIGTERM.
@@ -302,7 +313,33 @@ func worker(ctx context.Context, c *command, args []string, _, stderr io.Writer)
 		return err
 	}
 	tuneGC(os.Getenv)
-	return server.RunWorker(ctx, cfg, newLogger(cfg, stderr))
+	log := newLogger(cfg, stderr)
+	stopTracing, err := startTracing(ctx, cfg, "worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	return server.RunWorker(ctx, cfg, log)
+}
+
+// startTracing sends traces to OTEL_EXPORTER_OTLP_ENDPOINT when it is set
+// (internal/tracing); the function it returns flushes the last spans.
+func startTracing(ctx context.Context, cfg *config.Config, role string, log *slog.Logger) (func(), error) {
+	shutdown, err := tracing.Setup(ctx, cfg.OTLPEndpoint, role)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.OTLPEndpoint != "" {
+		log.Info("Tracing: one trace per job, sent by OTLP/HTTP", "endpoint", cfg.OTLPEndpoint)
+	}
+	return func() {
+		// The process's own context has ended: the flush gets a few seconds.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			log.Warn("Tracing: the last spans were not sent", "err", err)
+		}
+	}, nil
 }
 
 func versionCmd(_ context.Context, c *command, args []string, stdout, stderr io.Writer) error {

@@ -19,6 +19,7 @@ var ownFlags = map[string][]string{
 	"verify":      {"json", "url"},
 	"status":      {"interval", "url", "watch"},
 	"report":      nil,
+	"schema":      nil,
 	"version":     nil,
 	"keys":        {"json", "name", "projects", "tenant"},
 	"purge":       {"batch", "older-than"},

@@ -37,6 +37,7 @@ type Config struct {
 	PollInterval        time.Duration
 	LogLevel            string
 	LogFormat           string
+	OTLPEndpoint        string
 	PIDFile             string
 	AutoRollback        string
 	RollbackRedisDown   time.Duration
@@ -196,6 +197,7 @@ var options = []option{
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector that receives traces by OTLP/HTTP, one trace per job (e.g. http://otel-collector:4318; the SDK's other OTEL_* variables apply); unset: tracing off", str(func(c *Config) *string { return &c.OTLPEndpoint })},
 }
 
 // FlagName is the kebab-case flag of an environment variable.
@@ -460,6 +462,11 @@ func (c *Config) validate() error {
 	}
 	if c.Auth != "auto" && c.Auth != "off" {
 		return fmt.Errorf("AUTH=%q: must be auto or off", c.Auth)
+	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT=%q: want a URL such as http://otel-collector:4318", c.OTLPEndpoint)
+		}
 	}
 	for _, o := range c.Origins() {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {

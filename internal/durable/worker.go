@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // Store is what the worker needs of the database.
@@ -251,7 +253,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		w.log.Error("Dead-lettered task", "task_id", taskID, "reason", err.Error())
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
+	_, claim := tracing.Start(ctx, d.JobID, tracing.SpanClaim, trace.WithAttributes(
+		tracing.AttrBackend.String(string(job.BackendDurable)), tracing.AttrEpoch.Int64(d.Epoch), tracing.AttrOwner.String(w.cfg.ID)))
 	j, err := w.store.ClaimDispatch(ctx, d, w.cfg.ID, w.exec.LeaseFor(), store.ClaimOptions{TenantMaxRunning: w.cfg.TenantMaxRunning})
+	tracing.EndClaim(claim, err)
 	if errors.Is(err, job.ErrStaleLease) {
 		w.log.Info("Dropped stale dispatch", "job_id", d.JobID, "epoch", d.Epoch)
 		return nil

@@ -10,12 +10,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // Retriever finds passages of a project's documents for an episode.
@@ -117,9 +121,11 @@ func (h Generation) HandleLive(ctx context.Context, j job.Job, r runner.Reporter
 	}
 	cp := newCheckpointer(ctx, r, resume, cmp.Or(h.FlushEvery, DefaultFlushEvery), cmp.Or(h.FlushChars, DefaultFlushChars))
 	req.Text = cp.add
-	script, err := h.Generator.Generate(ctx, req, func(ctx context.Context, p generate.Progress) error {
+	genCtx, span := tracing.Tracer().Start(ctx, tracing.SpanGenerate, trace.WithAttributes(attribute.Int("scriptgen.generate.context_chunks", len(req.Context))))
+	script, err := h.Generator.Generate(genCtx, req, func(ctx context.Context, p generate.Progress) error {
 		return r.Progress(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
 	})
+	tracing.End(span, err)
 	h.recordUsage(ctx, j, script.Usage)
 	if err != nil {
 		// What was written is kept for the next attempt.

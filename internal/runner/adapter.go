@@ -4,7 +4,11 @@ import (
 	"context"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // Router says which backend a new job of a project goes to (the worker-system flag).
@@ -45,7 +49,12 @@ func (a *Adapter) Dispatch(ctx context.Context, j job.Job) {
 	if !ok {
 		return
 	}
+	ctx, span := tracing.Start(ctx, j.ID, tracing.SpanDispatch, trace.WithAttributes(
+		tracing.AttrBackend.String(string(j.Backend)), tracing.AttrEpoch.Int64(j.DispatchEpoch)))
+	defer span.End()
 	if err := r.Dispatch(ctx, j); err != nil {
-		a.log.Warn("Dispatch failed; the reconciler will retry", "job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "err", err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "dispatch failed")
+		a.log.Warn("Dispatch failed; the reconciler will retry", append([]any{"job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "err", err}, tracing.LogAttrs(j.ID)...)...)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/tracing"
 )
 
 // Outcome is how one run of a job ended.
@@ -111,7 +114,11 @@ func (e *Executor) Active() int {
 func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
 	start := time.Now()
 	lease := j.Lease()
-	log := e.log.With("job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "worker", j.LeaseOwner)
+	log := e.log.With(append([]any{"job_id", j.ID, "epoch", j.DispatchEpoch, "backend", j.Backend, "worker", j.LeaseOwner}, tracing.LogAttrs(j.ID)...)...)
+	ctx, span := tracing.Start(ctx, j.ID, tracing.SpanRun, trace.WithAttributes(tracing.AttrKind.String(string(j.Kind)),
+		tracing.AttrBackend.String(string(j.Backend)), tracing.AttrEpoch.Int64(j.DispatchEpoch),
+		tracing.AttrAttempt.Int(j.Attempt), tracing.AttrOwner.String(j.LeaseOwner)))
+	defer span.End()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	run := j.Dispatch()
 	e.mu.Lock()
@@ -132,6 +139,7 @@ func (e *Executor) Run(ctx context.Context, j job.Job) Outcome {
 
 	log.Info("Processing job", "kind", j.Kind, "attempt", j.Attempt)
 	outcome := e.run(ctx, runCtx, j, lease, cancel, log)
+	span.SetAttributes(tracing.AttrOutcome.String(string(outcome)))
 	cancel(nil)
 	<-hbDone
 	if e.observer != nil {
@@ -159,10 +167,13 @@ func (e *Executor) run(ctx, runCtx context.Context, j job.Job, lease job.Lease, 
 		log.Warn("Dropped job: lease lost (cancelled, expired or migrated)")
 		return OutcomeDropped
 	case err == nil:
-		if err := finish(finishCtx, func(ctx context.Context) error {
+		completeCtx, span := tracing.Tracer().Start(finishCtx, tracing.SpanComplete)
+		err := finish(completeCtx, func(ctx context.Context) error {
 			_, err := e.store.Complete(ctx, lease, completion)
 			return err
-		}); err != nil {
+		})
+		tracing.End(span, err)
+		if err != nil {
 			if errors.Is(err, job.ErrStaleLease) {
 				log.Warn("Dropped result: lease lost before completion")
 				return OutcomeDropped

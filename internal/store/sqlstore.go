@@ -25,15 +25,16 @@ type SQL struct {
 	stmts stmtCache
 	reads readStmts
 
-	groupsOnce sync.Once
-	creates    group[createReq, createRes]
-	picks      group[pickReq, pickRes]
-	claims     group[claimReq, claimRes]
-	completes  group[completeReq, completeRes]
-	closing    chan struct{}
-	stopped    chan struct{} // closed once every committer has returned
-	batchers   sync.WaitGroup
-	onEvents   eventHook // onevents.go
+	groupsOnce  sync.Once
+	creates     group[createReq, createRes]
+	picks       group[pickReq, pickRes]
+	claims      group[claimReq, claimRes]
+	completes   group[completeReq, completeRes]
+	checkpoints group[checkpointReq, checkpointRes]
+	closing     chan struct{}
+	stopped     chan struct{} // closed once every committer has returned
+	batchers    sync.WaitGroup
+	onEvents    eventHook // onevents.go
 }
 
 // NewSQL builds the shared store for a driver.

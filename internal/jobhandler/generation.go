@@ -51,10 +51,12 @@ type Generation struct {
 	FlushChars int
 }
 
-// The default coalescing of checkpoints: a job writes about ten a second
-// while text streams in, however many tokens that is.
+// The default coalescing of checkpoints: a job writes at most about twenty a
+// second while text streams in, however many tokens that is, and a token
+// waits at most 50 ms for its checkpoint to start (bench/README.md, issue
+// 18: with 100 ms the wait alone took the p99 of token → reader past 100 ms).
 const (
-	DefaultFlushEvery = 100 * time.Millisecond
+	DefaultFlushEvery = 50 * time.Millisecond
 	DefaultFlushChars = 200
 )
 

@@ -148,7 +148,7 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
 	}
-	s.appended(ex, e.JobID)
+	s.appended(ex, e)
 	return nil
 }
 
@@ -168,7 +168,7 @@ func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
 			return fmt.Errorf("append %d events: %w", len(part), err)
 		}
 		for _, e := range part {
-			s.appended(tx, e.JobID)
+			s.appended(tx, e)
 		}
 	}
 	return nil

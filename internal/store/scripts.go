@@ -180,8 +180,16 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 	if err := s.moveEventSeqs(ctx, tx, held); err != nil {
 		return err
 	}
-	return s.appendEvents(ctx, tx, evs)
+	return s.appendScriptEvents(ctx, tx, evs)
 }
+
+// The batch's statements come in two forms. With array parameters
+// (PostgreSQL) each is one statement over the whole batch, its text the same
+// whatever the batch's size, so it is prepared once; elsewhere (SQLite, one
+// writer in this process, no round trips) each is a prepared statement per
+// row: a statement of hundreds of OR-ed leases or VALUES rows would be
+// parsed anew at every batch, and SQLite's planner compares the terms of a
+// long OR pairwise.
 
 // fenceScripts touches the rows of the jobs whose leases the batch holds,
 // which locks them until the commit, and returns their state by lease.
@@ -194,15 +202,34 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 			leases = append(leases, r.l)
 		}
 	}
-	where, args := rowsWhere(len(leases), func(i int) []any { return leaseArgs(leases[i]) },
-		"id = ? AND dispatch_epoch = ? AND lease_owner = ?")
-	rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ? WHERE status = 'running' AND `+where+
-		` RETURNING id, dispatch_epoch, lease_owner, event_seq, progress, stage`), append([]any{now}, args...)...)
+	held := map[job.Lease]*scriptState{}
+	if !s.rb.d.ArrayParams {
+		for _, l := range leases {
+			st := &scriptState{}
+			err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld+` RETURNING event_seq, progress, stage`),
+				append([]any{now}, leaseArgs(l)...)...).Scan(&st.seq, &st.progress, &st.stage)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fence the checkpoint of job %s: %w", l.JobID, err)
+			}
+			held[l] = st
+		}
+		return held, nil
+	}
+	ids, epochs, owners := make([]string, len(leases)), make([]int64, len(leases)), make([]string, len(leases))
+	for i, l := range leases {
+		ids[i], epochs[i], owners[i] = l.JobID, l.Epoch, l.Owner
+	}
+	rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
+		FROM unnest(?::text[], ?::bigint[], ?::text[]) AS l(id, epoch, owner)
+		WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND jobs.status = 'running'
+		RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ids, epochs, owners)
 	if err != nil {
 		return nil, fmt.Errorf("fence %d checkpoints: %w", len(batch), err)
 	}
 	defer rows.Close()
-	held := map[job.Lease]*scriptState{}
 	for rows.Next() {
 		var l job.Lease
 		st := &scriptState{}
@@ -217,14 +244,23 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 // readScriptEnds reads where the script of each held job ends and how many
 // parts it has.
 func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+	if !s.rb.d.ArrayParams {
+		for l, st := range held {
+			if err := tx.QueryRowContext(ctx, s.Q(`SELECT COALESCE(MAX(start + chars), 0), COUNT(*) FROM job_script_parts WHERE job_id = ?`),
+				l.JobID).Scan(&st.end, &st.parts); err != nil {
+				return fmt.Errorf("read the end of the script of job %s: %w", l.JobID, err)
+			}
+		}
+		return nil
+	}
 	byID := make(map[string]*scriptState, len(held))
-	ids := make([]any, 0, len(held))
+	ids := make([]string, 0, len(held))
 	for l, st := range held {
 		byID[l.JobID] = st
 		ids = append(ids, l.JobID)
 	}
 	rows, err := tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
-		WHERE job_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`) GROUP BY job_id`), ids...)
+		WHERE job_id = ANY(?::text[]) GROUP BY job_id`), ids)
 	if err != nil {
 		return fmt.Errorf("read the ends of %d scripts: %w", len(ids), err)
 	}
@@ -283,12 +319,11 @@ func (s *SQL) storedScript(ctx context.Context, tx *Tx, jobID string, st *script
 	return b.String(), nil
 }
 
-// writeParts inserts the parts the batch adds, in one statement; a job that
-// would have maxScriptParts parts or more has its parts merged into one
-// instead.
+// writeParts inserts the parts the batch adds; a job that would have
+// maxScriptParts parts or more has its parts merged into one instead.
 func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
-	var values []string
-	var args []any
+	var ids, texts []string
+	var starts, chars, epochs []int64
 	for l, st := range held {
 		if len(st.added) == 0 {
 			continue
@@ -300,16 +335,23 @@ func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*script
 			continue
 		}
 		for _, p := range st.added {
-			values = append(values, "(?, ?, ?, ?, ?)")
-			args = append(args, l.JobID, p.start, p.chars, p.epoch, p.text)
+			if !s.rb.d.ArrayParams {
+				if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, ?, ?, ?, ?)`),
+					l.JobID, p.start, p.chars, p.epoch, p.text); err != nil {
+					return fmt.Errorf("insert a script part of job %s: %w", l.JobID, err)
+				}
+				continue
+			}
+			ids, starts, chars, epochs, texts = append(ids, l.JobID), append(starts, int64(p.start)), append(chars, int64(p.chars)),
+				append(epochs, p.epoch), append(texts, p.text)
 		}
 	}
-	if len(values) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES `+
-		strings.Join(values, ", ")), args...); err != nil {
-		return fmt.Errorf("insert %d script parts: %w", len(values), err)
+	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text)
+		SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`), ids, starts, chars, epochs, texts); err != nil {
+		return fmt.Errorf("insert %d script parts: %w", len(ids), err)
 	}
 	return nil
 }
@@ -332,20 +374,60 @@ func (s *SQL) mergeParts(ctx context.Context, tx *Tx, l job.Lease, st *scriptSta
 }
 
 // moveEventSeqs sets the event_seq of every job the batch appended events
-// to, in one statement.
+// to.
 func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
-	var cases, ids []string
-	var caseArgs, idArgs []any
+	var ids []string
+	var seqs []int64
 	for l, st := range held {
 		if len(st.added) == 0 {
 			continue
 		}
-		cases, caseArgs = append(cases, "WHEN ? THEN CAST(? AS BIGINT)"), append(caseArgs, l.JobID, st.seq)
-		ids, idArgs = append(ids, "?"), append(idArgs, l.JobID)
+		if !s.rb.d.ArrayParams {
+			if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = ? WHERE id = ?`), st.seq, l.JobID); err != nil {
+				return fmt.Errorf("number the events of job %s: %w", l.JobID, err)
+			}
+			continue
+		}
+		ids, seqs = append(ids, l.JobID), append(seqs, st.seq)
 	}
-	q := `UPDATE jobs SET event_seq = CASE id ` + strings.Join(cases, " ") + ` END WHERE id IN (` + strings.Join(ids, ", ") + `)`
-	if _, err := tx.ExecContext(ctx, s.Q(q), append(caseArgs, idArgs...)...); err != nil {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v(id, seq)
+		WHERE jobs.id = v.id`), ids, seqs); err != nil {
 		return fmt.Errorf("number the events of %d checkpoints: %w", len(ids), err)
+	}
+	return nil
+}
+
+// appendScriptEvents appends the batch's events, each announced where the
+// dialect announces (appendEvent).
+func (s *SQL) appendScriptEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
+	if !s.rb.d.ArrayParams {
+		for _, e := range evs {
+			if err := s.appendEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(evs)
+	ids, types, statuses, stages := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, progress, created := make([]int64, n), make([]int64, n), make([]int64, n)
+	data := make([]string, n)
+	for i, e := range evs {
+		ids[i], seqs[i], types[i], statuses[i] = e.JobID, e.Seq, string(e.Type), string(e.Status)
+		progress[i], stages[i], data[i], created[i] = int64(e.Progress), e.Stage, string(e.Data), micros(e.CreatedAt)
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(s.announced(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+		SELECT id, seq, type, status, progress, stage, '', data, created_at
+		FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[])
+			AS e(id, seq, type, status, progress, stage, data, created_at)`)),
+		ids, seqs, types, statuses, progress, stages, data, created); err != nil {
+		return fmt.Errorf("append %d script events: %w", n, err)
+	}
+	for _, e := range evs {
+		s.appended(tx, e)
 	}
 	return nil
 }

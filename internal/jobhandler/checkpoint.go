@@ -49,6 +49,7 @@ type checkpointer struct {
 	pending strings.Builder // told, not stored yet
 	waiting int             // its characters
 	told    strings.Builder // everything told this attempt
+	report  *store.Progress // the last progress told once the text began, not written yet
 	started time.Time       // when the last write started
 	writing chan struct{}   // closed when the write under way ends; nil when none is
 	timer   *time.Timer
@@ -91,10 +92,31 @@ func (c *checkpointer) add(ctx context.Context, delta string) error {
 	return c.err
 }
 
+// progress takes a progress report of the generator. Before the text
+// begins it is written at once, in its place among the job's events; once
+// text is told it is written by the checkpoints' goroutine with the next
+// checkpoint (a later report replaces one still waiting), so that the
+// generator does not wait for its commit either.
+func (c *checkpointer) progress(ctx context.Context, p store.Progress) error {
+	c.mu.Lock()
+	if c.err != nil {
+		defer c.mu.Unlock()
+		return c.err
+	}
+	if c.told.Len() == 0 && c.writing == nil {
+		c.mu.Unlock()
+		return c.r.Progress(ctx, p)
+	}
+	defer c.mu.Unlock()
+	c.report = &p
+	c.schedule()
+	return nil
+}
+
 // schedule starts the write of the pending text when it is due, or sets
 // the timer for when it will be; with c.mu held.
 func (c *checkpointer) schedule() {
-	if c.waiting == 0 || c.writing != nil || c.closed || c.err != nil {
+	if (c.waiting == 0 && c.report == nil) || c.writing != nil || c.closed || c.err != nil {
 		return
 	}
 	wait := c.every - time.Since(c.started)
@@ -124,13 +146,25 @@ func (c *checkpointer) start() {
 		c.timer = nil
 	}
 	offset, text, n := c.offset, c.pending.String(), c.waiting
+	report := c.report
 	c.pending.Reset()
 	c.waiting = 0
+	c.report = nil
 	c.started = time.Now()
 	done := make(chan struct{})
 	c.writing = done
 	go func() {
-		err := c.r.Script(c.ctx, offset, text)
+		var err error
+		if report != nil {
+			// A report that fails for a reason that may pass is dropped:
+			// the next one says more.
+			if err = c.r.Progress(c.ctx, *report); err != nil && !stops(err) {
+				err = nil
+			}
+		}
+		if err == nil && n > 0 {
+			err = c.r.Script(c.ctx, offset, text)
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.writing = nil
@@ -148,6 +182,7 @@ func (c *checkpointer) wrote(offset int, text string, n int, err error) {
 		c.offset = offset + n
 	case stops(err):
 		c.err = err
+	case n == 0:
 	default:
 		// Put back before what was told meanwhile, for the next write.
 		rest := c.pending.String()

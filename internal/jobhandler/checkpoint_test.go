@@ -26,9 +26,23 @@ type scripts struct {
 	writes  int
 	refused int
 	fail    func(n int) error
+	// onProgress, when set, is called with each progress report (outside
+	// the lock) and decides its error.
+	onProgress func(store.Progress) error
+	reports    []store.Progress
 }
 
-func (s *scripts) Progress(context.Context, store.Progress) error { return nil }
+func (s *scripts) Progress(_ context.Context, p store.Progress) error {
+	if s.onProgress != nil {
+		if err := s.onProgress(p); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reports = append(s.reports, p)
+	return nil
+}
 
 func (s *scripts) Script(_ context.Context, offset int, text string) error {
 	s.mu.Lock()
@@ -331,4 +345,71 @@ func (g tellThenWait) Generate(ctx context.Context, req generate.Request, _ gene
 	g.cancel()
 	<-ctx.Done()
 	return generate.Script{}, ctx.Err()
+}
+
+// TestProgressOnceTextFlowsDoesNotWait: a progress report told after the
+// text began is written beside the checkpoints, not on the generator's
+// path: a report whose commit hangs does not stop the text; one told before
+// the text is written in its place, at once. Every report is written.
+func TestProgressOnceTextFlowsDoesNotWait(t *testing.T) {
+	release := make(chan struct{})
+	var told atomic.Int64
+	var toldWhileHung int64
+	r := scripts{onProgress: func(p store.Progress) error {
+		if p.Stage == "writing" {
+			<-release
+			toldWhileHung = told.Load()
+		}
+		return nil
+	}}
+	gen := reporter{n: 200, told: &told}
+	done := make(chan error, 1)
+	go func() {
+		_, err := jobhandler.Generation{Generator: gen}.HandleLive(context.Background(), generationJob(), &r)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for told.Load() < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the generator told %d of 200 deltas while a progress report was being committed", told.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, stored := r.counts()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if toldWhileHung != 200 || stored != strings.Repeat("말 ", 200) || len(r.reports) != 2 ||
+		r.reports[0].Stage != "prompt" || r.reports[1].Stage != "writing" {
+		t.Fatalf("told %d while the report hung; stored %d characters; reports %+v", toldWhileHung, utf8.RuneCountInString(stored), r.reports)
+	}
+}
+
+// reporter reports a stage, tells n deltas, and reports progress half-way.
+type reporter struct {
+	n    int
+	told *atomic.Int64
+}
+
+func (g reporter) Generate(ctx context.Context, req generate.Request, progress generate.ProgressFunc) (generate.Script, error) {
+	if err := progress(ctx, generate.Progress{Percent: 5, Stage: "prompt"}); err != nil {
+		return generate.Script{}, err
+	}
+	var b strings.Builder
+	for i := range g.n {
+		if i == g.n/2 {
+			if err := progress(ctx, generate.Progress{Percent: 50, Stage: "writing"}); err != nil {
+				return generate.Script{}, err
+			}
+		}
+		if err := req.Text(ctx, "말 "); err != nil {
+			return generate.Script{}, err
+		}
+		g.told.Add(1)
+		b.WriteString("말 ")
+	}
+	return generate.Script{Title: req.Episode.Title, Script: b.String(), Model: "reporter"}, nil
 }

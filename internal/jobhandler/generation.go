@@ -120,7 +120,7 @@ func (h Generation) HandleLive(ctx context.Context, j job.Job, r runner.Reporter
 	cp := newCheckpointer(ctx, r, resume, cmp.Or(h.FlushEvery, DefaultFlushEvery), cmp.Or(h.FlushChars, DefaultFlushChars))
 	req.Text = cp.add
 	script, err := h.Generator.Generate(ctx, req, func(ctx context.Context, p generate.Progress) error {
-		return r.Progress(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
+		return cp.progress(ctx, store.Progress{Percent: p.Percent, Stage: p.Stage, Message: p.Message})
 	})
 	h.recordUsage(ctx, j, script.Usage)
 	if err != nil {

@@ -210,7 +210,8 @@ func (c *checkpointer) written() string {
 	return c.told.String()
 }
 
-// close waits for the write under way, then writes what is pending — even
+// close waits for the write under way, then writes what is pending (the
+// last progress report, then the text) — even
 // once ctx has ended, for up to closeTimeout, trying again after a failure —
 // and stops the timer. Its error is the last write's, or why the generator
 // was stopped.
@@ -232,6 +233,14 @@ func (c *checkpointer) close(ctx context.Context) error {
 	}
 	if c.err != nil {
 		return c.err
+	}
+	if c.report != nil {
+		p := *c.report
+		c.report = nil
+		if err := c.r.Progress(ctx, p); stops(err) {
+			c.err = err
+			return err
+		}
 	}
 	wait := 50 * time.Millisecond
 	for c.waiting > 0 {

@@ -231,8 +231,14 @@ func newBroker(ctx context.Context, st store.Store, src progress.EventSource, db
 		l.Start(ctx)
 		return broker, "LISTEN/NOTIFY", func() { l.Stop(ctx) }
 	}
-	// An interface rather than the method itself, so that this program
-	// builds on trees from before OnEvents (to measure them).
+	// Interfaces rather than the method itself: the store hands over the
+	// events it committed, or, in trees before e7b6445, tells their jobs'
+	// ids (this program then needs that tree's broker, without Publish).
+	if h, ok := st.(interface{ OnEvents(func(evs ...job.Event)) }); ok {
+		h.OnEvents(broker.Publish)
+		broker.SetLive(true)
+		return broker, "handed its commits", func() {}
+	}
 	if h, ok := st.(interface{ OnEvents(func(jobIDs ...string)) }); ok {
 		h.OnEvents(func(ids ...string) {
 			for _, id := range ids {

@@ -436,7 +436,11 @@ func (e progressError) Error() string { return e.err.Error() }
 // readEvents reads server-sent events, calling onRead after every line and
 // event with the data of each event (its data lines joined by newlines).
 func readEvents(r io.Reader, onRead func(), event func(data string) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+	// ReadString gathers a line longer than the buffer, so the buffer is
+	// sized for the usual line (a delta of a few tokens), not the longest:
+	// one is held by every generation running (200 of 64 KiB were 12.8 MiB
+	// of serve's heap, bench/README.md issue 18).
+	br := bufio.NewReaderSize(r, 4<<10)
 	var data []string
 	flush := func() error {
 		if len(data) == 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -25,9 +26,23 @@ type scripts struct {
 	writes  int
 	refused int
 	fail    func(n int) error
+	// onProgress, when set, is called with each progress report (outside
+	// the lock) and decides its error.
+	onProgress func(store.Progress) error
+	reports    []store.Progress
 }
 
-func (s *scripts) Progress(context.Context, store.Progress) error { return nil }
+func (s *scripts) Progress(_ context.Context, p store.Progress) error {
+	if s.onProgress != nil {
+		if err := s.onProgress(p); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reports = append(s.reports, p)
+	return nil
+}
 
 func (s *scripts) Script(_ context.Context, offset int, text string) error {
 	s.mu.Lock()
@@ -64,7 +79,7 @@ type streamer struct {
 	n     int
 	text  string
 	pause time.Duration
-	told  *int
+	told  *atomic.Int64
 }
 
 func (g streamer) Generate(ctx context.Context, req generate.Request, _ generate.ProgressFunc) (generate.Script, error) {
@@ -78,7 +93,7 @@ func (g streamer) Generate(ctx context.Context, req generate.Request, _ generate
 			return generate.Script{}, err
 		}
 		if g.told != nil {
-			*g.told++
+			g.told.Add(1)
 		}
 		b.WriteString(g.text)
 	}
@@ -128,7 +143,7 @@ func TestCheckpointsAreCoalesced(t *testing.T) {
 // FlushEvery even when nothing follows it.
 func TestCheckpointsWaitForASlowGenerator(t *testing.T) {
 	var r scripts
-	told := 0
+	var told atomic.Int64
 	done := make(chan error, 1)
 	go func() {
 		_, err := jobhandler.Generation{Generator: streamer{n: 2, text: "지수가 ", pause: 400 * time.Millisecond, told: &told}}.HandleLive(context.Background(), generationJob(), &r)
@@ -220,16 +235,65 @@ func (silent) Generate(_ context.Context, req generate.Request, _ generate.Progr
 }
 
 // TestGenerationStopsOnALostLease: a checkpoint that finds the lease lost
-// stops the generator at once; the attempt fails with job.ErrStaleLease.
+// stops the generator at its next delta; the attempt fails with
+// job.ErrStaleLease.
 func TestGenerationStopsOnALostLease(t *testing.T) {
-	r := scripts{fail: func(int) error { return job.ErrStaleLease }}
-	told := 0
-	_, err := jobhandler.Generation{Generator: streamer{n: 2000, text: "토큰 ", told: &told}}.HandleLive(context.Background(), generationJob(), &r)
+	var told atomic.Int64
+	var toldWhenRefused int64
+	r := scripts{fail: func(int) error {
+		toldWhenRefused = told.Load()
+		return job.ErrStaleLease
+	}}
+	_, err := jobhandler.Generation{Generator: streamer{n: 2000, text: "토큰 ", pause: time.Millisecond, told: &told}}.HandleLive(context.Background(), generationJob(), &r)
 	if !errors.Is(err, job.ErrStaleLease) {
 		t.Fatalf("err %v, want ErrStaleLease", err)
 	}
-	if r.writes != 1 || told > jobhandler.DefaultFlushChars/3+1 {
-		t.Fatalf("%d writes, %d deltas told: the generator went on after the lease was lost", r.writes, told)
+	// The refusal reaches the generator at the delta after it: the
+	// generator stops there, long before its end, and nothing is written
+	// again.
+	if r.writes != 1 || told.Load() >= 2000 {
+		t.Fatalf("%d writes, %d deltas told, %d when the lease was found lost: the generator went on", r.writes, told.Load(), toldWhenRefused)
+	}
+	t.Logf("%d deltas told when the lease was found lost, %d in all", toldWhenRefused, told.Load())
+}
+
+// TestGeneratorDoesNotWaitForACommit: a checkpoint that takes long to
+// commit does not hold the generator back: the text told meanwhile waits
+// for the next checkpoint, which writes it in one go once the slow one is
+// done, and the script is stored whole, in order.
+func TestGeneratorDoesNotWaitForACommit(t *testing.T) {
+	release := make(chan struct{})
+	var told atomic.Int64
+	var toldWhileBlocked int64
+	r := scripts{fail: func(n int) error {
+		if n == 1 {
+			<-release // the first commit hangs until the generator has told everything
+			toldWhileBlocked = told.Load()
+		}
+		return nil
+	}}
+	gen := streamer{n: 500, text: "토큰 ", told: &told}
+	done := make(chan error, 1)
+	var c store.Completion
+	go func() {
+		var err error
+		c, err = jobhandler.Generation{Generator: gen}.HandleLive(context.Background(), generationJob(), &r)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for told.Load() < 500 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the generator told %d of 500 deltas while a checkpoint was being committed", told.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	writes, stored := r.counts()
+	if toldWhileBlocked != 500 || stored != c.Episode.Script || stored != strings.Repeat("토큰 ", 500) || writes != 2 {
+		t.Fatalf("told %d while the first commit hung; %d writes, stored %d characters", toldWhileBlocked, writes, utf8.RuneCountInString(stored))
 	}
 }
 
@@ -281,4 +345,71 @@ func (g tellThenWait) Generate(ctx context.Context, req generate.Request, _ gene
 	g.cancel()
 	<-ctx.Done()
 	return generate.Script{}, ctx.Err()
+}
+
+// TestProgressOnceTextFlowsDoesNotWait: a progress report told after the
+// text began is written beside the checkpoints, not on the generator's
+// path: a report whose commit hangs does not stop the text; one told before
+// the text is written in its place, at once. Every report is written.
+func TestProgressOnceTextFlowsDoesNotWait(t *testing.T) {
+	release := make(chan struct{})
+	var told atomic.Int64
+	var toldWhileHung int64
+	r := scripts{onProgress: func(p store.Progress) error {
+		if p.Stage == "writing" {
+			<-release
+			toldWhileHung = told.Load()
+		}
+		return nil
+	}}
+	gen := reporter{n: 200, told: &told}
+	done := make(chan error, 1)
+	go func() {
+		_, err := jobhandler.Generation{Generator: gen}.HandleLive(context.Background(), generationJob(), &r)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for told.Load() < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the generator told %d of 200 deltas while a progress report was being committed", told.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, stored := r.counts()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if toldWhileHung != 200 || stored != strings.Repeat("말 ", 200) || len(r.reports) != 2 ||
+		r.reports[0].Stage != "prompt" || r.reports[1].Stage != "writing" {
+		t.Fatalf("told %d while the report hung; stored %d characters; reports %+v", toldWhileHung, utf8.RuneCountInString(stored), r.reports)
+	}
+}
+
+// reporter reports a stage, tells n deltas, and reports progress half-way.
+type reporter struct {
+	n    int
+	told *atomic.Int64
+}
+
+func (g reporter) Generate(ctx context.Context, req generate.Request, progress generate.ProgressFunc) (generate.Script, error) {
+	if err := progress(ctx, generate.Progress{Percent: 5, Stage: "prompt"}); err != nil {
+		return generate.Script{}, err
+	}
+	var b strings.Builder
+	for i := range g.n {
+		if i == g.n/2 {
+			if err := progress(ctx, generate.Progress{Percent: 50, Stage: "writing"}); err != nil {
+				return generate.Script{}, err
+			}
+		}
+		if err := req.Text(ctx, "말 "); err != nil {
+			return generate.Script{}, err
+		}
+		g.told.Add(1)
+		b.WriteString("말 ")
+	}
+	return generate.Script{Title: req.Episode.Title, Script: b.String(), Model: "reporter"}, nil
 }

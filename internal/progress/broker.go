@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,7 +153,21 @@ func (b *Broker) Wake(jobIDs ...string) {
 	defer b.mu.Unlock()
 	for _, id := range jobIDs {
 		if f := b.feeds[id]; f != nil {
-			f.wake()
+			f.need(math.MaxInt64)
+		}
+	}
+}
+
+// Publish hands the readers of the events' jobs, if any, events just
+// committed (the store's OnEvents on SQLite): a reader appends those that
+// continue its log without reading it back, and reads the log for a gap.
+// The events may be kept; the slice is not.
+func (b *Broker) Publish(evs ...job.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range evs {
+		if f := b.feeds[e.JobID]; f != nil {
+			f.offer(e)
 		}
 	}
 }
@@ -162,7 +177,7 @@ func (b *Broker) WakeAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, f := range b.feeds {
-		f.wake()
+		f.need(math.MaxInt64)
 	}
 }
 
@@ -302,8 +317,8 @@ func (b *Broker) lookOnce(w *watchBuf) bool {
 			w.failing = false
 		}
 		for _, f := range part {
-			if seqs[f.jobID] > f.readSeq() {
-				f.wake()
+			if seq := seqs[f.jobID]; seq > f.readSeq() {
+				f.need(seq)
 			}
 		}
 	}
@@ -320,6 +335,12 @@ type feed struct {
 	ctx    context.Context // of its reads; cancelled with its last subscriber or by Close
 	cancel context.CancelFunc
 	wakec  chan struct{}
+	// wanted is the highest seq known to be in the database (MaxInt64: read
+	// to see); the reader reads the log while it has read less.
+	wanted atomic.Int64
+	// offered are committed events handed in by Publish, not yet taken.
+	offerMu sync.Mutex
+	offered []job.Event
 	// snap is replaced, never changed, when the reader appends: a thousand
 	// subscribers woken at once read it without contending for a lock.
 	snap atomic.Pointer[snapshot]
@@ -336,9 +357,29 @@ type snapshot struct {
 
 func newFeed(b *Broker, jobID string) *feed {
 	f := &feed{b: b, jobID: jobID, wakec: make(chan struct{}, 1)}
+	f.wanted.Store(math.MaxInt64) // its first read
 	f.ctx, f.cancel = context.WithCancel(b.ctx)
 	f.snap.Store(&snapshot{changed: make(chan struct{})})
 	return f
+}
+
+// need tells the reader that the log holds seq: it reads up to there.
+func (f *feed) need(seq int64) {
+	for {
+		cur := f.wanted.Load()
+		if cur >= seq || f.wanted.CompareAndSwap(cur, seq) {
+			break
+		}
+	}
+	f.wake()
+}
+
+// offer hands the reader a committed event.
+func (f *feed) offer(e job.Event) {
+	f.offerMu.Lock()
+	f.offered = append(f.offered, e)
+	f.offerMu.Unlock()
+	f.wake()
 }
 
 func (f *feed) wake() {
@@ -349,13 +390,19 @@ func (f *feed) wake() {
 }
 
 // run reads the job's log when the feed starts and whenever it is woken —
-// by a notification or by the watcher — until its last subscriber leaves or
-// the broker closes. It has no timer of its own.
+// by a notification or by the watcher — and appends the events offered to
+// it, until its last subscriber leaves or the broker closes. It has no timer
+// of its own.
 func (f *feed) run() {
 	defer f.b.wg.Done()
 	defer f.cancel()
 	for {
-		for !f.isTerminal() && f.read(f.ctx) {
+		f.takeOffered()
+		if !f.isTerminal() && f.readSeq() < f.wanted.Load() {
+			// Whatever is asked for from now on, the read below may miss.
+			f.wanted.Store(0)
+			for !f.isTerminal() && f.read(f.ctx) {
+			}
 		}
 		select {
 		case <-f.ctx.Done():
@@ -370,22 +417,54 @@ func (f *feed) isTerminal() bool { return f.snap.Load().terminal }
 // readSeq is the seq of the last event read.
 func (f *feed) readSeq() int64 { return int64(len(f.snap.Load().log)) }
 
+// takeOffered appends the offered events that continue the log; one
+// beyond its end means events it was not offered: the log is read. Only the
+// feed's goroutine calls it.
+func (f *feed) takeOffered() {
+	f.offerMu.Lock()
+	evs := f.offered
+	f.offered = nil
+	f.offerMu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	if _, gap := f.append(evs); gap {
+		f.need(math.MaxInt64)
+	}
+}
+
 // read appends what follows the log's last seq; it reports whether a full
 // batch came back (there may be more). Only the feed's goroutine calls it.
 func (f *feed) read(ctx context.Context) bool {
-	cur := f.snap.Load()
-	evs, err := f.b.src.ListEvents(ctx, f.jobID, int64(len(cur.log)), f.b.cfg.BatchSize)
+	evs, err := f.b.src.ListEvents(ctx, f.jobID, f.readSeq(), f.b.cfg.BatchSize)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.b.log.Warn("Reading job events failed; retrying", "job_id", f.jobID, "err", err)
 		}
 		return false
 	}
-	next := &snapshot{log: cur.log, frames: cur.frames, changed: make(chan struct{})}
-	n := 0
+	n, _ := f.append(evs)
+	return n == len(evs) && len(evs) == f.b.cfg.BatchSize && !f.isTerminal()
+}
+
+// append publishes a snapshot with the events of evs that continue the log,
+// up to the terminal one; it returns how many of evs it took or found
+// there already, and whether it stopped at a gap (an event past the log's
+// end: the log is gapless, so what is missing is read again).
+func (f *feed) append(evs []job.Event) (int, bool) {
+	cur := f.snap.Load()
+	next := &snapshot{log: cur.log, frames: cur.frames, terminal: cur.terminal, changed: make(chan struct{})}
+	n, gap := 0, false
 	for _, e := range evs {
-		// The log is gapless; stop at a gap and read it again next time.
+		if next.terminal {
+			break
+		}
+		if e.Seq <= int64(len(next.log)) {
+			n++ // read already
+			continue
+		}
 		if e.Seq != int64(len(next.log))+1 {
+			gap = true
 			break
 		}
 		next.log = append(next.log, e)
@@ -393,14 +472,13 @@ func (f *feed) read(ctx context.Context) bool {
 		n++
 		if e.Status.Terminal() {
 			next.terminal = true
-			break
 		}
 	}
-	if n > 0 {
+	if len(next.log) > len(cur.log) {
 		f.snap.Store(next)
 		close(cur.changed)
 	}
-	return n == len(evs) && len(evs) == f.b.cfg.BatchSize && !next.terminal
+	return n, gap
 }
 
 // Subscription is one client's view of a job's events.

@@ -190,18 +190,21 @@ func testIdleStreams(t *testing.T, st store.Store, listenURL string, n int) {
 	}
 }
 
-// On SQLite the store tells the broker of its commits (store.SQL.OnEvents,
-// wired as the server does): a commit wakes the job's reader at once. The
-// watcher is as good as off here, so only the commit can have woken it.
+// On SQLite the store hands the broker the events of its commits
+// (store.SQL.OnEvents, wired as the server does): a commit reaches the job's
+// subscriber at once, and without the log being read back — only the
+// reader's first read touches it. The watcher is as good as off here, so
+// only the commit can have brought the events.
 func TestSQLiteCommitWakesTheReader(t *testing.T) {
 	st := openSQLite(t)
-	b := progress.NewBroker(st, progress.BrokerConfig{PollInterval: time.Hour, FloorInterval: time.Hour}, nil)
+	src := &countingSource{EventSource: st}
+	b := progress.NewBroker(src, progress.BrokerConfig{PollInterval: time.Hour, FloorInterval: time.Hour}, nil)
 	defer b.Stop(context.Background())
-	hook, ok := st.(interface{ OnEvents(func(jobIDs ...string)) })
+	hook, ok := st.(interface{ OnEvents(func(evs ...job.Event)) })
 	if !ok {
 		t.Fatalf("%T does not tell of its commits", st)
 	}
-	hook.OnEvents(b.Wake)
+	hook.OnEvents(b.Publish)
 	defer hook.OnEvents(nil)
 	b.SetLive(true)
 	f := newFixture(t, st)
@@ -236,5 +239,43 @@ func TestSQLiteCommitWakesTheReader(t *testing.T) {
 		if lag > 300*time.Millisecond {
 			t.Errorf("%s: %s to the subscriber, want well under the 1 s floor", step.name, lag)
 		}
+	}
+	if r := src.reads.Load(); r != 1 {
+		t.Errorf("%d reads of the log, want the first one only: committed events are handed over", r)
+	}
+}
+
+// An event handed to the broker past the end of what its reader has (one
+// committed before the reader started, say, that it was not handed) makes
+// it read the log: the subscriber gets every event once, in order.
+func TestPublishedGapIsRead(t *testing.T) {
+	st := openSQLite(t)
+	src := &countingSource{EventSource: st}
+	b := progress.NewBroker(src, progress.BrokerConfig{PollInterval: time.Hour, FloorInterval: time.Hour}, nil)
+	defer b.Stop(context.Background())
+	f := newFixture(t, st)
+	sub, err := b.Subscribe(f.job.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitFor(t, 5*time.Second, "no first event", func() bool { evs, _, _ := sub.Next(); return len(evs) == 1 })
+	f.claim()      // seq 2, not handed over
+	f.progress(30) // seq 3
+	evs, err := st.ListEvents(context.Background(), f.job.ID, 2, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events after 2: %v %v", evs, err)
+	}
+	b.Publish(evs...) // 3 only: 2 is missing
+	var got []int64
+	waitFor(t, 5*time.Second, "the gap was not read", func() bool {
+		evs, _, _ := sub.Next()
+		for _, e := range evs {
+			got = append(got, e.Seq)
+		}
+		return len(got) >= 2
+	})
+	if len(got) != 2 || got[0] != 2 || got[1] != 3 {
+		t.Fatalf("the subscriber got seqs %v, want [2 3]", got)
 	}
 }

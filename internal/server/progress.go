@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/progress"
 	"github.com/scriptgen/scriptgen/internal/store/postgres"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
@@ -21,12 +22,12 @@ func (s *Server) newProgress(srv *http.Server) *progress.Stream {
 		// The store opened with this URL already, so it is well formed.
 		u, _, _ = postgres.PoolSize(u)
 		s.components = append(s.components, progress.NewListener(u, postgres.EventChannel, broker, s.log))
-	} else if h, ok := s.store.(interface{ OnEvents(func(jobIDs ...string)) }); ok && s.store.Driver() == sqlite.Dialect.Name {
+	} else if h, ok := s.store.(interface{ OnEvents(func(evs ...job.Event)) }); ok && s.store.Driver() == sqlite.Dialect.Name {
 		// SQLite has one writer, this process: every commit that appends
 		// events wakes their jobs' readers here, so the broker's watcher
 		// looks only at the floor interval (other processes' writes, such
 		// as the CLI's, are seen then).
-		h.OnEvents(broker.Wake)
+		h.OnEvents(broker.Publish)
 		broker.SetLive(true)
 	}
 	// Open streams end when shutdown begins, so that Shutdown does not wait

@@ -199,7 +199,7 @@ func (s *SQL) startCommitters() {
 			go s.committer(wake, sources)
 		}
 		if s.rb.d.SingleWriter {
-			start(&s.creates, &s.picks, &s.claims, &s.completes)
+			start(&s.creates, &s.picks, &s.claims, &s.completes, &s.checkpoints)
 			return
 		}
 		// One committer per group, so that the groups' transactions overlap:
@@ -209,7 +209,7 @@ func (s *SQL) startCommitters() {
 		// the durable path 4–23 % more jobs/s with one claim committer than
 		// with two). Two completion batches of one project would only queue
 		// on its episode counter.
-		for _, g := range []source{&s.creates, &s.picks, &s.claims, &s.completes} {
+		for _, g := range []source{&s.creates, &s.picks, &s.claims, &s.completes, &s.checkpoints} {
 			start(g)
 		}
 	})

@@ -1,25 +1,31 @@
 package store
 
-import "sync/atomic"
+import (
+	"encoding/json"
+	"sync/atomic"
+
+	"github.com/scriptgen/scriptgen/internal/job"
+)
 
 // eventHook is the one function of this process told of committed events.
 type eventHook struct {
-	fn atomic.Pointer[func(jobIDs ...string)]
+	fn atomic.Pointer[func(evs ...job.Event)]
 }
 
 // OnEvents registers fn (nil: none) to be told, after each commit that
-// appended events to jobs' logs, the ids of those jobs: a job once per event,
-// in the order they were appended. It is how a single-process SQLite server
-// wakes its streams at once rather than at their next poll (PostgreSQL
+// appended events to jobs' logs, those events, in the order they were
+// appended. It is how a single-process SQLite server hands its streams what
+// was committed at once, without their reading it back (PostgreSQL
 // announces events to every process with NOTIFY instead). fn runs on the
-// committing goroutine, so it must be quick, and must not keep jobIDs.
+// committing goroutine, so it must be quick; it may keep the events but not
+// the slice, and must not change them.
 //
 // Every event that SQLite appends is appended in a transaction (inTx, the
 // group commits among them), so fn hears of all of them. On PostgreSQL the
 // statements that append and announce events on their own (group-committed
 // submissions, claims and completions) do not tell fn: there NOTIFY is the
 // source, and fn is best left unset.
-func (s *SQL) OnEvents(fn func(jobIDs ...string)) {
+func (s *SQL) OnEvents(fn func(evs ...job.Event)) {
 	if fn == nil {
 		s.onEvents.fn.Store(nil)
 		return
@@ -28,13 +34,18 @@ func (s *SQL) OnEvents(fn func(jobIDs ...string)) {
 }
 
 // appended notes, when someone listens, that ex — a transaction — appended
-// an event of job id.
-func (s *SQL) appended(ex execer, id string) {
+// event e.
+func (s *SQL) appended(ex execer, e job.Event) {
 	if s.onEvents.fn.Load() == nil {
 		return
 	}
 	if tx, ok := ex.(*Tx); ok {
-		tx.events = append(tx.events, id)
+		// As ListEvents would read it back.
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("null")
+		}
+		e.CreatedAt = fromMicros(micros(e.CreatedAt))
+		tx.events = append(tx.events, e)
 	}
 }
 

@@ -68,7 +68,7 @@ func (s *SQL) PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (i
 			return err
 		}
 		gone := "(?" + strings.Repeat(", ?", len(deleted)-1) + ")"
-		for _, table := range []string{"job_events", "job_scripts", "migration_failed"} {
+		for _, table := range []string{"job_events", "job_script_parts", "migration_failed"} {
 			if _, err := tx.ExecContext(ctx, s.Q(`DELETE FROM `+table+` WHERE job_id IN `+gone), deleted...); err != nil {
 				return fmt.Errorf("purge %s: %w", table, err)
 			}

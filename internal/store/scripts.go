@@ -13,11 +13,15 @@ import (
 )
 
 // The live script (issue 18). A generation job's text is checkpointed as it
-// is written, into one row of job_scripts per job holding the whole text so
-// far, and every checkpoint appends an event of type EventScript to the job's
-// log in the same transaction. Offsets and lengths are counted in characters
-// (Unicode code points, what utf8.RuneCountInString counts), never in bytes:
-// the API, the events and the handler all use that unit.
+// is written, as parts: each checkpoint inserts the text it adds as a row of
+// job_script_parts (never rewriting what is stored), and appends an event of
+// type EventScript to the job's log in the same transaction. A job has at
+// most maxScriptParts parts: the checkpoint that would reach that many merges
+// them into one. Checkpoints are group-committed (group.go): the checkpoints
+// of every job of this process waiting at that moment share one transaction,
+// each still fenced by its own lease. Offsets and lengths are counted in
+// characters (Unicode code points, what utf8.RuneCountInString counts), never
+// in bytes: the API, the events and the handler all use that unit.
 
 // EventScript is the type of the event a checkpoint appends. Its data is
 // {"offset": N, "text": "..."}: text follows the first N characters of the
@@ -35,6 +39,15 @@ type ScriptEventData struct {
 // is a few tens of thousands of characters.
 const MaxScriptChars = 1 << 20
 
+// maxScriptParts bounds the rows of a job's script. Merging rewrites the
+// text once every maxScriptParts-1 checkpoints, where a row per job rewrote
+// it at every one; reading the script joins at most this many rows.
+const maxScriptParts = 32
+
+// maxCheckpointBatch bounds the checkpoints of one transaction: every
+// streaming generation of a process, at ~20 checkpoints a second each.
+const maxCheckpointBatch = 256
+
 // ErrScriptConflict is a checkpoint that does not continue the stored text:
 // its offset lies beyond the stored end, or the text it repeats differs from
 // what is stored there. Nothing was written.
@@ -44,8 +57,13 @@ var ErrScriptConflict = errors.New("checkpoint does not continue the stored scri
 // MaxScriptChars. Nothing was written.
 var ErrScriptTooLong = errors.New("script too long")
 
-// errNothingNew rolls back a checkpoint whose text is stored already.
-var errNothingNew = errors.New("nothing new")
+type checkpointReq struct {
+	l      job.Lease
+	offset int
+	text   string
+}
+
+type checkpointRes struct{ err error }
 
 // CheckpointScript appends text to the job's script at offset (characters),
 // while l is held. The only rule is that a script only grows: a checkpoint
@@ -56,7 +74,8 @@ var errNothingNew = errors.New("nothing new")
 // the stored text is ErrScriptConflict; one that finds the lease lost is
 // job.ErrStaleLease, so a stale attempt never appends to a newer one's text.
 // Each checkpoint that appends also appends one EventScript event whose
-// offset is where its text starts.
+// offset is where its text starts. The checkpoint is committed with those of
+// other jobs waiting at the same moment; its answer is its own.
 func (s *SQL) CheckpointScript(ctx context.Context, l job.Lease, offset int, text string) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: negative offset %d", ErrScriptConflict, offset)
@@ -64,35 +83,14 @@ func (s *SQL) CheckpointScript(ctx context.Context, l job.Lease, offset int, tex
 	if text == "" {
 		return nil
 	}
-	now := micros(s.Clock.Now())
-	err := s.inTx(ctx, func(tx *Tx) error {
-		// The fence first: it takes the job's row, so checkpoints of a job
-		// are serialised by its lease.
-		var seq int64
-		var progress int
-		var stage string
-		err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?, event_seq = event_seq + 1`+leaseHeld+
-			` RETURNING event_seq, progress, stage`), append([]any{now}, leaseArgs(l)...)...).Scan(&seq, &progress, &stage)
-		if errors.Is(err, sql.ErrNoRows) {
-			return job.ErrStaleLease
-		}
-		if err != nil {
-			return err
-		}
-		at, added, err := s.appendScript(ctx, tx, l, offset, text, now)
-		if err != nil {
-			return err
-		}
-		data, err := json.Marshal(ScriptEventData{Offset: at, Text: added})
-		if err != nil {
-			return err
-		}
-		return s.appendEvent(ctx, tx, job.Event{JobID: l.JobID, Seq: seq, Type: EventScript, Status: job.StatusRunning,
-			Progress: progress, Stage: stage, Data: data, CreatedAt: s.Clock.Now()})
-	})
+	if n := offset + utf8.RuneCountInString(text); n > MaxScriptChars {
+		return fmt.Errorf("%w: %d characters, at most %d", ErrScriptTooLong, n, MaxScriptChars)
+	}
+	r, err := s.checkpoints.do(s, checkpointReq{l, offset, text})
+	if err == nil {
+		err = r.err
+	}
 	switch {
-	case errors.Is(err, errNothingNew):
-		return nil
 	case err == nil, errors.Is(err, job.ErrStaleLease), errors.Is(err, ErrScriptConflict), errors.Is(err, ErrScriptTooLong):
 		return err
 	default:
@@ -100,61 +98,338 @@ func (s *SQL) CheckpointScript(ctx context.Context, l job.Lease, offset int, tex
 	}
 }
 
-// appendScript appends text at offset to the job's row in tx and returns
-// where the appended part starts and what it is. The usual checkpoint
-// continues the stored end and is one statement; anything else reads the row
-// and reconciles.
-func (s *SQL) appendScript(ctx context.Context, tx *Tx, l job.Lease, offset int, text string, now int64) (int, string, error) {
-	n := utf8.RuneCountInString(text)
-	if offset+n > MaxScriptChars {
-		return 0, "", fmt.Errorf("%w: %d characters, at most %d", ErrScriptTooLong, offset+n, MaxScriptChars)
-	}
-	var res sql.Result
-	var err error
-	if offset == 0 {
-		res, err = tx.ExecContext(ctx, s.Q(`INSERT INTO job_scripts (job_id, epoch, chars, script, updated_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`), l.JobID, l.Epoch, n, text, now)
-	} else {
-		res, err = tx.ExecContext(ctx, s.Q(`UPDATE job_scripts SET epoch = ?, chars = chars + ?, script = script || ?,
-			updated_at = ? WHERE job_id = ? AND chars = ?`), l.Epoch, n, text, now, l.JobID, offset)
-	}
-	if err != nil {
-		return 0, "", err
-	}
-	if k, err := res.RowsAffected(); err != nil {
-		return 0, "", err
-	} else if k == 1 {
-		return offset, text, nil
-	}
+// scriptState is what a batch knows of one job's script: its fenced row and
+// its stored parts, then what the batch adds.
+type scriptState struct {
+	seq      int64 // the job's event_seq, moved by the batch's events
+	progress int
+	stage    string
+	end      int // characters stored (and added by the batch)
+	parts    int // rows stored
+	stored   *string
+	added    []part // parts the batch adds, in order
+	events   int
+}
 
-	// Not at the stored end: see what is stored.
-	var chars int
-	var stored string
-	err = tx.QueryRowContext(ctx, s.Q(`SELECT chars, script FROM job_scripts WHERE job_id = ?`), l.JobID).Scan(&chars, &stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Nothing stored, and offset > 0.
-		return 0, "", fmt.Errorf("%w: checkpoint at %d, nothing stored", ErrScriptConflict, offset)
+type part struct {
+	start, chars int
+	epoch        int64
+	text         string
+}
+
+// checkpointAll commits the batch's checkpoints in tx: one statement fences
+// every lease (and locks the jobs' rows), one reads where each script ends,
+// and multi-row statements insert the new parts and events and move the jobs'
+// event_seq. A request whose lease is not held, or whose text does not
+// continue its script, gets its error and writes nothing; the others of the
+// batch are not affected.
+func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointReq, res []checkpointRes) error {
+	tx, ok := ex.(*Tx)
+	if !ok {
+		return errors.New("checkpoints are committed in a transaction")
 	}
+	now := s.Clock.Now()
+	held, err := s.fenceScripts(ctx, tx, batch, micros(now))
+	if err != nil {
+		return err
+	}
+	if len(held) == 0 {
+		for i := range batch {
+			res[i] = checkpointRes{job.ErrStaleLease}
+		}
+		return nil
+	}
+	if err := s.readScriptEnds(ctx, tx, held); err != nil {
+		return err
+	}
+	var evs []job.Event
+	for i, r := range batch {
+		st := held[r.l]
+		if st == nil {
+			res[i] = checkpointRes{job.ErrStaleLease}
+			continue
+		}
+		at, added, err := s.continueScript(ctx, tx, r, st)
+		if errors.Is(err, ErrScriptConflict) {
+			res[i] = checkpointRes{err}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if added == "" {
+			continue // stored already
+		}
+		n := utf8.RuneCountInString(added)
+		st.added = append(st.added, part{start: at, chars: n, epoch: r.l.Epoch, text: added})
+		st.end += n
+		st.seq++
+		data, err := json.Marshal(ScriptEventData{Offset: at, Text: added})
+		if err != nil {
+			return err
+		}
+		evs = append(evs, job.Event{JobID: r.l.JobID, Seq: st.seq, Type: EventScript, Status: job.StatusRunning,
+			Progress: st.progress, Stage: st.stage, Data: data, CreatedAt: now})
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := s.writeParts(ctx, tx, held); err != nil {
+		return err
+	}
+	if err := s.moveEventSeqs(ctx, tx, held); err != nil {
+		return err
+	}
+	return s.appendScriptEvents(ctx, tx, evs)
+}
+
+// The batch's statements come in two forms. With array parameters
+// (PostgreSQL) each is one statement over the whole batch, its text the same
+// whatever the batch's size, so it is prepared once; elsewhere (SQLite, one
+// writer in this process, no round trips) each is a prepared statement per
+// row: a statement of hundreds of OR-ed leases or VALUES rows would be
+// parsed anew at every batch, and SQLite's planner compares the terms of a
+// long OR pairwise.
+
+// fenceScripts touches the rows of the jobs whose leases the batch holds,
+// which locks them until the commit, and returns their state by lease.
+func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, now int64) (map[job.Lease]*scriptState, error) {
+	seen := map[job.Lease]bool{}
+	var leases []job.Lease
+	for _, r := range batch {
+		if !seen[r.l] {
+			seen[r.l] = true
+			leases = append(leases, r.l)
+		}
+	}
+	held := map[job.Lease]*scriptState{}
+	if !s.rb.d.ArrayParams {
+		for _, l := range leases {
+			st := &scriptState{}
+			err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld+` RETURNING event_seq, progress, stage`),
+				append([]any{now}, leaseArgs(l)...)...).Scan(&st.seq, &st.progress, &st.stage)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("fence the checkpoint of job %s: %w", l.JobID, err)
+			}
+			held[l] = st
+		}
+		return held, nil
+	}
+	ids, epochs, owners := make([]string, len(leases)), make([]int64, len(leases)), make([]string, len(leases))
+	for i, l := range leases {
+		ids[i], epochs[i], owners[i] = l.JobID, l.Epoch, l.Owner
+	}
+	rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
+		FROM unnest(?::text[], ?::bigint[], ?::text[]) AS l(id, epoch, owner)
+		WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND jobs.status = 'running'
+		RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ids, epochs, owners)
+	if err != nil {
+		return nil, fmt.Errorf("fence %d checkpoints: %w", len(batch), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l job.Lease
+		st := &scriptState{}
+		if err := rows.Scan(&l.JobID, &l.Epoch, &l.Owner, &st.seq, &st.progress, &st.stage); err != nil {
+			return nil, err
+		}
+		held[l] = st
+	}
+	return held, rows.Err()
+}
+
+// readScriptEnds reads where the script of each held job ends and how many
+// parts it has.
+func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+	if !s.rb.d.ArrayParams {
+		for l, st := range held {
+			if err := tx.QueryRowContext(ctx, s.Q(`SELECT COALESCE(MAX(start + chars), 0), COUNT(*) FROM job_script_parts WHERE job_id = ?`),
+				l.JobID).Scan(&st.end, &st.parts); err != nil {
+				return fmt.Errorf("read the end of the script of job %s: %w", l.JobID, err)
+			}
+		}
+		return nil
+	}
+	byID := make(map[string]*scriptState, len(held))
+	ids := make([]string, 0, len(held))
+	for l, st := range held {
+		byID[l.JobID] = st
+		ids = append(ids, l.JobID)
+	}
+	rows, err := tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
+		WHERE job_id = ANY(?::text[]) GROUP BY job_id`), ids)
+	if err != nil {
+		return fmt.Errorf("read the ends of %d scripts: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var end, parts int
+		if err := rows.Scan(&id, &end, &parts); err != nil {
+			return err
+		}
+		byID[id].end, byID[id].parts = end, parts
+	}
+	return rows.Err()
+}
+
+// continueScript decides what request r appends to its script: where the
+// appended text starts and what it is ("" when it is all stored), or why
+// nothing may be. The usual checkpoint continues the stored end; anything
+// else is compared with the stored text.
+func (s *SQL) continueScript(ctx context.Context, tx *Tx, r checkpointReq, st *scriptState) (int, string, error) {
+	if r.offset == st.end {
+		return r.offset, r.text, nil
+	}
+	if r.offset > st.end {
+		return 0, "", fmt.Errorf("%w: checkpoint at %d, %d characters stored", ErrScriptConflict, r.offset, st.end)
+	}
+	stored, err := s.storedScript(ctx, tx, r.l.JobID, st)
 	if err != nil {
 		return 0, "", err
 	}
-	if offset > chars {
-		return 0, "", fmt.Errorf("%w: checkpoint at %d, %d characters stored", ErrScriptConflict, offset, chars)
+	tail := stored[byteIndex(stored, r.offset):]
+	if !strings.HasPrefix(r.text, tail) && !strings.HasPrefix(tail, r.text) {
+		return 0, "", fmt.Errorf("%w: checkpoint at %d differs from the %d characters stored", ErrScriptConflict, r.offset, st.end)
 	}
-	tail := stored[byteIndex(stored, offset):]
-	if !strings.HasPrefix(text, tail) && !strings.HasPrefix(tail, text) {
-		return 0, "", fmt.Errorf("%w: checkpoint at %d differs from the %d characters stored", ErrScriptConflict, offset, chars)
+	if len(r.text) <= len(tail) {
+		return 0, "", nil
 	}
-	if len(text) <= len(tail) {
-		return 0, "", errNothingNew
+	return st.end, r.text[len(tail):], nil
+}
+
+// storedScript is the job's script as the batch has it so far: its stored
+// parts (read once) and what the batch added.
+func (s *SQL) storedScript(ctx context.Context, tx *Tx, jobID string, st *scriptState) (string, error) {
+	if st.stored == nil {
+		text, err := s.readScript(jobID, func(q string) (*sql.Rows, error) { return tx.QueryContext(ctx, s.Q(q), jobID) })
+		if err != nil {
+			return "", err
+		}
+		st.stored = &text
 	}
-	added := text[len(tail):]
-	k := utf8.RuneCountInString(added)
-	if _, err := tx.ExecContext(ctx, s.Q(`UPDATE job_scripts SET epoch = ?, chars = chars + ?, script = script || ?,
-		updated_at = ? WHERE job_id = ? AND chars = ?`), l.Epoch, k, added, now, l.JobID, chars); err != nil {
-		return 0, "", err
+	var b strings.Builder
+	b.WriteString(*st.stored)
+	for _, p := range st.added {
+		b.WriteString(p.text)
 	}
-	return chars, added, nil
+	return b.String(), nil
+}
+
+// writeParts inserts the parts the batch adds; a job that would have
+// maxScriptParts parts or more has its parts merged into one instead.
+func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+	var ids, texts []string
+	var starts, chars, epochs []int64
+	for l, st := range held {
+		if len(st.added) == 0 {
+			continue
+		}
+		if st.parts+len(st.added) >= maxScriptParts {
+			if err := s.mergeParts(ctx, tx, l, st); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, p := range st.added {
+			if !s.rb.d.ArrayParams {
+				if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, ?, ?, ?, ?)`),
+					l.JobID, p.start, p.chars, p.epoch, p.text); err != nil {
+					return fmt.Errorf("insert a script part of job %s: %w", l.JobID, err)
+				}
+				continue
+			}
+			ids, starts, chars, epochs, texts = append(ids, l.JobID), append(starts, int64(p.start)), append(chars, int64(p.chars)),
+				append(epochs, p.epoch), append(texts, p.text)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text)
+		SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`), ids, starts, chars, epochs, texts); err != nil {
+		return fmt.Errorf("insert %d script parts: %w", len(ids), err)
+	}
+	return nil
+}
+
+// mergeParts replaces the job's stored parts and those the batch adds by one
+// part holding the whole script.
+func (s *SQL) mergeParts(ctx context.Context, tx *Tx, l job.Lease, st *scriptState) error {
+	text, err := s.storedScript(ctx, tx, l.JobID, st)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`DELETE FROM job_script_parts WHERE job_id = ?`), l.JobID); err != nil {
+		return fmt.Errorf("merge the script parts of job %s: %w", l.JobID, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, 0, ?, ?, ?)`),
+		l.JobID, st.end, l.Epoch, text); err != nil {
+		return fmt.Errorf("merge the script parts of job %s: %w", l.JobID, err)
+	}
+	return nil
+}
+
+// moveEventSeqs sets the event_seq of every job the batch appended events
+// to.
+func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+	var ids []string
+	var seqs []int64
+	for l, st := range held {
+		if len(st.added) == 0 {
+			continue
+		}
+		if !s.rb.d.ArrayParams {
+			if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = ? WHERE id = ?`), st.seq, l.JobID); err != nil {
+				return fmt.Errorf("number the events of job %s: %w", l.JobID, err)
+			}
+			continue
+		}
+		ids, seqs = append(ids, l.JobID), append(seqs, st.seq)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v(id, seq)
+		WHERE jobs.id = v.id`), ids, seqs); err != nil {
+		return fmt.Errorf("number the events of %d checkpoints: %w", len(ids), err)
+	}
+	return nil
+}
+
+// appendScriptEvents appends the batch's events, each announced where the
+// dialect announces (appendEvent).
+func (s *SQL) appendScriptEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
+	if !s.rb.d.ArrayParams {
+		for _, e := range evs {
+			if err := s.appendEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n := len(evs)
+	ids, types, statuses, stages := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, progress, created := make([]int64, n), make([]int64, n), make([]int64, n)
+	data := make([]string, n)
+	for i, e := range evs {
+		ids[i], seqs[i], types[i], statuses[i] = e.JobID, e.Seq, string(e.Type), string(e.Status)
+		progress[i], stages[i], data[i], created[i] = int64(e.Progress), e.Stage, string(e.Data), micros(e.CreatedAt)
+	}
+	if _, err := tx.ExecContext(ctx, s.Q(s.announced(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+		SELECT id, seq, type, status, progress, stage, '', data, created_at
+		FROM unnest(?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::bigint[])
+			AS e(id, seq, type, status, progress, stage, data, created_at)`)),
+		ids, seqs, types, statuses, progress, stages, data, created); err != nil {
+		return fmt.Errorf("append %d script events: %w", n, err)
+	}
+	for _, e := range evs {
+		s.appended(tx, e)
+	}
+	return nil
 }
 
 // byteIndex is the byte offset of the n-th character of s (len(s) past the end).
@@ -168,16 +443,88 @@ func byteIndex(s string, n int) int {
 	return len(s)
 }
 
-// ScriptSoFar is the text checkpointed for a job ("" when none, or no such
-// job).
-func (s *SQL) ScriptSoFar(ctx context.Context, jobID string) (string, error) {
-	var text string
-	err := s.queryRow(ctx, `SELECT script FROM job_scripts WHERE job_id = ?`, jobID).Scan(&text)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
+// scriptQuery reads a job's parts, the job's id its argument.
+const scriptQuery = `SELECT start, chars, text FROM job_script_parts WHERE job_id = ? ORDER BY start`
+
+// readScript joins the job's parts, which query runs (given scriptQuery).
+func (s *SQL) readScript(jobID string, query func(q string) (*sql.Rows, error)) (string, error) {
+	rows, err := query(scriptQuery)
 	if err != nil {
 		return "", fmt.Errorf("read script of job %s: %w", jobID, err)
 	}
-	return text, nil
+	defer rows.Close()
+	var b strings.Builder
+	end := 0
+	for rows.Next() {
+		var start, chars int
+		var text string
+		if err := rows.Scan(&start, &chars, &text); err != nil {
+			return "", fmt.Errorf("read script of job %s: %w", jobID, err)
+		}
+		if start != end {
+			return "", fmt.Errorf("read script of job %s: a part at %d after %d characters", jobID, start, end)
+		}
+		b.WriteString(text)
+		end += chars
+	}
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read script of job %s: %w", jobID, err)
+	}
+	return b.String(), nil
+}
+
+// ScriptSoFar is the text checkpointed for a job ("" when none, or no such
+// job).
+func (s *SQL) ScriptSoFar(ctx context.Context, jobID string) (string, error) {
+	return s.readScript(jobID, func(q string) (*sql.Rows, error) { return s.query(ctx, q, jobID) })
+}
+
+// ScriptCheckpoint is one checkpoint of CheckpointScripts.
+type ScriptCheckpoint struct {
+	Lease  job.Lease
+	Offset int
+	Text   string
+}
+
+// CheckpointScripts commits checkpoints of any jobs in one transaction — what
+// the group commit of CheckpointScript does with the checkpoints waiting at
+// one moment — and returns each one's answer, as CheckpointScript would give
+// it: a stale lease or a text that does not continue its script is refused
+// alone, the others are committed. err is the transaction's failure, which
+// commits none of them.
+func (s *SQL) CheckpointScripts(ctx context.Context, cps []ScriptCheckpoint) (answers []error, err error) {
+	answers = make([]error, len(cps))
+	var reqs []checkpointReq
+	var at []int
+	for i, c := range cps {
+		switch {
+		case c.Offset < 0:
+			answers[i] = fmt.Errorf("%w: negative offset %d", ErrScriptConflict, c.Offset)
+		case c.Offset+utf8.RuneCountInString(c.Text) > MaxScriptChars:
+			answers[i] = fmt.Errorf("%w: at most %d characters", ErrScriptTooLong, MaxScriptChars)
+		case c.Text != "":
+			reqs, at = append(reqs, checkpointReq{c.Lease, c.Offset, c.Text}), append(at, i)
+		}
+	}
+	if len(reqs) == 0 {
+		return answers, nil
+	}
+	res := make([]checkpointRes, len(reqs))
+	if err := s.inTx(ctx, func(tx *Tx) error { return s.checkpointAll(ctx, tx, reqs, res) }); err != nil {
+		return nil, fmt.Errorf("checkpoint %d scripts: %w", len(reqs), err)
+	}
+	for n, i := range at {
+		answers[i] = res[n].err
+	}
+	return answers, nil
+}
+
+// ScriptParts is how many rows hold the job's script (at most
+// maxScriptParts - 1).
+func (s *SQL) ScriptParts(ctx context.Context, jobID string) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM job_script_parts WHERE job_id = ?`, jobID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count the script parts of job %s: %w", jobID, err)
+	}
+	return n, nil
 }

@@ -25,15 +25,16 @@ type SQL struct {
 	stmts stmtCache
 	reads readStmts
 
-	groupsOnce sync.Once
-	creates    group[createReq, createRes]
-	picks      group[pickReq, pickRes]
-	claims     group[claimReq, claimRes]
-	completes  group[completeReq, completeRes]
-	closing    chan struct{}
-	stopped    chan struct{} // closed once every committer has returned
-	batchers   sync.WaitGroup
-	onEvents   eventHook // onevents.go
+	groupsOnce  sync.Once
+	creates     group[createReq, createRes]
+	picks       group[pickReq, pickRes]
+	claims      group[claimReq, claimRes]
+	completes   group[completeReq, completeRes]
+	checkpoints group[checkpointReq, checkpointRes]
+	closing     chan struct{}
+	stopped     chan struct{} // closed once every committer has returned
+	batchers    sync.WaitGroup
+	onEvents    eventHook // onevents.go
 }
 
 // NewSQL builds the shared store for a driver.
@@ -147,7 +148,7 @@ func (s *SQL) appendEvent(ctx context.Context, ex execer, e job.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event to job %s: %w", e.JobID, err)
 	}
-	s.appended(ex, e.JobID)
+	s.appended(ex, e)
 	return nil
 }
 
@@ -167,7 +168,7 @@ func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
 			return fmt.Errorf("append %d events: %w", len(part), err)
 		}
 		for _, e := range part {
-			s.appended(tx, e.JobID)
+			s.appended(tx, e)
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"sync"
+
+	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 // Tx is a write transaction whose statements are prepared once per query
@@ -11,7 +13,7 @@ import (
 type Tx struct {
 	*sql.Tx
 	s      *SQL
-	events []string // the jobs whose events it appended, for OnEvents (onevents.go)
+	events []job.Event // the events it appended, for OnEvents (onevents.go)
 }
 
 // The writer caches statements up to this length — multi-row statements of a

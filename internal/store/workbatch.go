@@ -64,6 +64,11 @@ func (s *SQL) initGroups() {
 			return s.completeAll(ctx, ex, qs, as)
 		},
 		failed: func(err error) completeRes { return completeRes{err: err} }}
+	s.checkpoints = group[checkpointReq, checkpointRes]{max: maxCheckpointBatch,
+		apply: func(ctx context.Context, ex execer, qs []checkpointReq, as []checkpointRes) error {
+			return s.checkpointAll(ctx, ex, qs, as)
+		},
+		failed: func(err error) checkpointRes { return checkpointRes{err: err} }}
 }
 
 // errSplitBatch sends a batch the group commit cannot take as one back to be

@@ -1,9 +1,12 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +20,25 @@ var scriptTests = []test{
 	{"ScriptCheckpointsAppendWithEvents", testScriptCheckpoints},
 	{"ScriptCheckpointOnlyContinues", testScriptCheckpointRules},
 	{"ScriptCheckpointIsFenced", testScriptCheckpointFenced},
+	{"ScriptCheckpointsOfABatchAreFencedEachAlone", testScriptBatchFenced},
+	{"ScriptPartsAreBounded", testScriptPartsBounded},
+	{"ScriptCheckpointsOfManyJobsAtOnce", testScriptConcurrentCheckpoints},
+}
+
+// scriptBatcher is the store's commit of many jobs' checkpoints in one
+// transaction, and its count of a script's rows.
+type scriptBatcher interface {
+	CheckpointScripts(ctx context.Context, cps []store.ScriptCheckpoint) ([]error, error)
+	ScriptParts(ctx context.Context, jobID string) (int, error)
+}
+
+func (f *fixture) batcher() scriptBatcher {
+	f.t.Helper()
+	b, ok := f.s.(scriptBatcher)
+	if !ok {
+		f.t.Fatalf("%T does not commit checkpoints in batches", f.s)
+	}
+	return b
 }
 
 // script reads the job's script so far.
@@ -220,5 +242,164 @@ func testScriptCheckpointFenced(f *fixture) {
 	}
 	if got := joined(f.scriptEvents(second.ID)); got != "1. INT. ROOM - DAY\nFresh.\n" {
 		f.t.Fatalf("events make %q", got)
+	}
+}
+
+// testScriptBatchFenced: checkpoints of several jobs committed in one
+// transaction are each fenced by their own lease and checked against their
+// own script. A stale attempt's checkpoint in the batch, and one that does
+// not continue its script, are refused and write nothing; the others of the
+// batch are committed, each job's events numbered without a gap.
+func testScriptBatchFenced(f *fixture) {
+	b := f.batcher()
+	f.create("p1", "", job.BackendBackgroundTasks)
+	stale := f.claim(job.BackendBackgroundTasks, "dead")
+	if err := f.s.CheckpointScript(f.ctx, stale.Lease(), 0, "A1 "); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clk.Advance(lease + time.Second)
+	if _, err := f.s.ExpireLeases(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	fresh := f.claim(job.BackendBackgroundTasks, "alive")
+	f.create("p1", "", job.BackendBackgroundTasks)
+	other := f.claim(job.BackendBackgroundTasks, "alive")
+	f.create("p1", "", job.BackendBackgroundTasks)
+	third := f.claim(job.BackendBackgroundTasks, "alive")
+	if fresh.ID != stale.ID || other.ID == fresh.ID || third.ID == other.ID {
+		f.t.Fatalf("jobs %s %s %s %s", stale.ID, fresh.ID, other.ID, third.ID)
+	}
+	logs := map[string]int{}
+	for _, id := range []string{fresh.ID, other.ID, third.ID} {
+		logs[id] = len(f.events(id))
+	}
+	answers, err := b.CheckpointScripts(f.ctx, []store.ScriptCheckpoint{
+		{Lease: stale.Lease(), Offset: 3, Text: "stale "},   // the first attempt, still running somewhere
+		{Lease: other.Lease(), Offset: 0, Text: "B1 "},      // another job's first text
+		{Lease: fresh.Lease(), Offset: 3, Text: "A2 "},      // the new attempt continues the job's text
+		{Lease: third.Lease(), Offset: 5, Text: "gap"},      // beyond the stored end
+		{Lease: other.Lease(), Offset: 3, Text: "B2 "},      // the same job again, after its first
+		{Lease: stale.Lease(), Offset: 0, Text: "A1 over "}, // stale anywhere
+		{Lease: fresh.Lease(), Offset: 3, Text: "A2 A3 "},   // repeats A2 and goes on
+	})
+	if err != nil {
+		f.t.Fatalf("the batch failed: %v", err)
+	}
+	want := []error{job.ErrStaleLease, nil, nil, store.ErrScriptConflict, nil, job.ErrStaleLease, nil}
+	for i := range want {
+		if (want[i] == nil) != (answers[i] == nil) || (want[i] != nil && !errors.Is(answers[i], want[i])) {
+			f.t.Fatalf("checkpoint %d of the batch: %v, want %v (all: %v)", i, answers[i], want[i], answers)
+		}
+	}
+	for id, text := range map[string]string{fresh.ID: "A1 A2 A3 ", other.ID: "B1 B2 ", third.ID: ""} {
+		if got := f.script(id); got != text {
+			f.t.Fatalf("job %s: script %q, want %q", id, got, text)
+		}
+		if got := joined(f.scriptEvents(id)); got != text {
+			f.t.Fatalf("job %s: its events make %q, want %q", id, got, text)
+		}
+	}
+	// Gapless: the events' seqs follow one another (f.events checks), and
+	// each appended checkpoint added one event.
+	for id, added := range map[string]int{fresh.ID: 2, other.ID: 2, third.ID: 0} {
+		if n := len(f.events(id)) - logs[id]; n != added {
+			f.t.Fatalf("job %s: %d events appended by the batch, want %d", id, n, added)
+		}
+	}
+	// The jobs' next writes number their events after the batch's.
+	if _, err := f.s.Complete(f.ctx, other.Lease(), f.episode(other)); err != nil {
+		f.t.Fatal(err)
+	}
+	evs := f.events(other.ID)
+	if last := evs[len(evs)-1]; last.Type != job.EventResult || last.Seq != int64(len(evs)) {
+		f.t.Fatalf("the completion after the batch: %+v of %d events", last, len(evs))
+	}
+}
+
+// testScriptPartsBounded: a script checkpointed many times is held in at
+// most 31 rows whatever its length, and reads back whole after each merge.
+func testScriptPartsBounded(f *fixture) {
+	b := f.batcher()
+	f.create("p1", "", job.BackendBackgroundTasks)
+	j := f.claim(job.BackendBackgroundTasks, "w")
+	var want strings.Builder
+	most := 0
+	for i := range 200 {
+		text := fmt.Sprintf("%d. 장면 %d\n", i, i)
+		if err := f.s.CheckpointScript(f.ctx, j.Lease(), utf8.RuneCountInString(want.String()), text); err != nil {
+			f.t.Fatalf("checkpoint %d: %v", i, err)
+		}
+		want.WriteString(text)
+		n, err := b.ScriptParts(f.ctx, j.ID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		most = max(most, n)
+		if i%37 == 0 || n == 1 {
+			if got := f.script(j.ID); got != want.String() {
+				f.t.Fatalf("after checkpoint %d (%d rows): script of %d characters, want %d", i, n, utf8.RuneCountInString(got), utf8.RuneCountInString(want.String()))
+			}
+		}
+	}
+	if most > 31 || most < 2 {
+		f.t.Fatalf("the script took up to %d rows, want at most 31 (and more than one between merges)", most)
+	}
+	if got := f.script(j.ID); got != want.String() || joined(f.scriptEvents(j.ID)) != want.String() {
+		f.t.Fatal("the script, or its events, is not what was checkpointed")
+	}
+	// A checkpoint that repeats text from before the last merge is checked
+	// against the merged text.
+	if err := f.s.CheckpointScript(f.ctx, j.Lease(), 0, "0. 다른 장면"); !errors.Is(err, store.ErrScriptConflict) {
+		f.t.Fatalf("a checkpoint that rewrites the start: %v, want ErrScriptConflict", err)
+	}
+	if err := f.s.CheckpointScript(f.ctx, j.Lease(), 0, want.String()+"끝"); err != nil {
+		f.t.Fatal(err)
+	}
+	if got := f.script(j.ID); got != want.String()+"끝" {
+		f.t.Fatalf("script ends %q", got[len(got)-10:])
+	}
+}
+
+// testScriptConcurrentCheckpoints: many jobs checkpointing at once — the
+// group commit puts them in shared transactions — each get exactly their
+// text, with gapless events.
+func testScriptConcurrentCheckpoints(f *fixture) {
+	const jobs, writes = 12, 25
+	var leases []job.Lease
+	for range jobs {
+		f.create("p1", "", job.BackendBackgroundTasks)
+		j := f.claim(job.BackendBackgroundTasks, "w")
+		leases = append(leases, j.Lease())
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, jobs)
+	for n, l := range leases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			offset := 0
+			for i := range writes {
+				text := fmt.Sprintf("%d:%d ", n, i)
+				if err := f.s.CheckpointScript(f.ctx, l, offset, text); err != nil {
+					errs <- fmt.Errorf("job %d checkpoint %d: %w", n, i, err)
+					return
+				}
+				offset += utf8.RuneCountInString(text)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		f.t.Fatal(err)
+	}
+	for n, l := range leases {
+		var want strings.Builder
+		for i := range writes {
+			fmt.Fprintf(&want, "%d:%d ", n, i)
+		}
+		if got := f.script(l.JobID); got != want.String() || joined(f.scriptEvents(l.JobID)) != want.String() {
+			f.t.Fatalf("job %d: script %q", n, got)
+		}
 	}
 }

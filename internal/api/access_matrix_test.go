@@ -21,6 +21,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // matrixSystem is a worker system that is always background_tasks.
@@ -98,7 +99,7 @@ func newMatrixEnvWith(t *testing.T, gen generate.Generator, configure func(*Conf
 	if configure != nil {
 		configure(&cfg, st)
 	}
-	srv := httptest.NewServer(New(cfg))
+	srv := httptest.NewServer(contract.Handler(t, New(cfg)))
 	t.Cleanup(func() {
 		srv.Close()
 		broker.Close()
@@ -327,7 +328,7 @@ func TestWriterCallsNeedAKeyBeyondLoopback(t *testing.T) {
 	st := testenv.SQLite(t)
 	for _, loopback := range []bool{false, true} {
 		auth := access.New(st, access.Config{Loopback: loopback})
-		srv := httptest.NewServer(New(Config{Store: st, System: matrixSystem{}, Auth: auth}))
+		srv := httptest.NewServer(contract.Handler(t, New(Config{Store: st, System: matrixSystem{}, Auth: auth})))
 		resp, err := http.Get(srv.URL + "/api/generation")
 		if err != nil {
 			t.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 type staticRouter struct{}
@@ -100,7 +101,7 @@ func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.K
 	if configure != nil {
 		configure(&cfg)
 	}
-	srv := httptest.NewServer(api.New(cfg))
+	srv := httptest.NewServer(contract.Handler(t, api.New(cfg)))
 	t.Cleanup(func() {
 		srv.Close()
 		pool.Stop(context.Background())

@@ -17,6 +17,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // secret is the text of the failures below: it must reach the log, and never
@@ -84,7 +85,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 		AdminToken: testAdminToken,
 		Admin:      brokenAdmin{},
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(contract.Handler(t, h))
 	t.Cleanup(srv.Close)
 	for i, tc := range []struct{ method, path, body string }{
 		{"GET", "/api/generation", ""},
@@ -131,7 +132,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 // Every answer carries a request id: the client's when it sent a sane one,
 // else a new one.
 func TestEveryAnswerHasARequestID(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{})))
 	t.Cleanup(srv.Close)
 	ask := func(id string) string {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/nothing", nil)

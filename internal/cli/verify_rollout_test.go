@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scriptgen/scriptgen/client"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
@@ -53,7 +54,7 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 	})
 	mux.HandleFunc("GET /api/generation/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "event: progress\ndata: {\"progress\":50}\n\nevent: status\ndata: {\"status\":\"succeeded\"}\n\n")
+		fmt.Fprint(w, "id: 1\nevent: progress\ndata: {\"seq\":1,\"progress\":50}\n\nid: 2\nevent: result\ndata: {\"seq\":2,\"status\":\"succeeded\",\"final\":true}\n\n")
 	})
 	mux.HandleFunc("GET /api/generation", func(w http.ResponseWriter, r *http.Request) {
 		write(w, 200, map[string]any{"items": []any{}, "next_cursor": ""})
@@ -77,7 +78,7 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 		}
 	}
 	for backend, stamp := range stamps {
-		v := &verifier{base: srv.URL, client: &http.Client{Timeout: 5 * time.Second}, stamp: stamp}
+		v := &verifier{api: client.New(srv.URL, client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), stamp: stamp}
 		v.run(context.Background())
 		found := false
 		for _, c := range v.checks {

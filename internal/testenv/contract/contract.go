@@ -14,6 +14,7 @@ package contract
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,6 +45,19 @@ const OffSpecHeader = "X-Contract-Off-Spec"
 func OffSpec(req *http.Request) *http.Request {
 	req.Header.Set(OffSpecHeader, "1")
 	return req
+}
+
+type offSpecKey struct{}
+
+// OffSpecContext marks every request made with ctx as deliberately invalid,
+// for a client (a typed one) whose requests the test cannot touch: only
+// the Transport sees it.
+func OffSpecContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, offSpecKey{}, true)
+}
+
+func isOffSpec(req *http.Request) bool {
+	return req.Header.Get(OffSpecHeader) != "" || req.Context().Value(offSpecKey{}) != nil
 }
 
 // offRouteStatuses are what any request may get besides its operation's

@@ -4,14 +4,27 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 )
 
+// clients are the tests' checked clients, one per test, however many
+// helpers ask for it.
+var clients sync.Map // testing.TB → *http.Client
+
 // Client is an http.Client whose every exchange the test's checker holds
-// against the description.
+// against the description: one per test.
 func Client(t testing.TB) *http.Client {
 	t.Helper()
-	return &http.Client{Transport: New(t).Transport(nil)}
+	if c, ok := clients.Load(t); ok {
+		return c.(*http.Client)
+	}
+	c := &http.Client{Transport: New(t).Transport(nil)}
+	if prev, loaded := clients.LoadOrStore(t, c); loaded {
+		return prev.(*http.Client)
+	}
+	t.Cleanup(func() { clients.Delete(t) })
+	return c
 }
 
 // Transport wraps base (http.DefaultTransport if nil): every request it
@@ -30,7 +43,7 @@ type transport struct {
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	offSpec := req.Header.Get(OffSpecHeader) != ""
+	offSpec := isOffSpec(req)
 	out := req.Clone(req.Context()) // a RoundTripper must not change req
 	out.Header.Del(OffSpecHeader)
 	reqBody, body, err := readAll(req.Body)

@@ -185,11 +185,11 @@ func (c *Client) MigratePendingJobs(ctx context.Context, source, target string) 
 }
 
 // MigrationFailures lists the migration_failed list (admin).
-func (c *Client) MigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error) {
+func (c *Client) MigrationFailures(ctx context.Context) ([]MigrationFailure, error) {
 	var l struct {
 		Items []MigrationFailure `json:"items"`
 	}
-	_, err := c.do(ctx, call{method: "GET", path: "/api/admin/migration-failed", query: limitQuery(limit)}, &l)
+	_, err := c.do(ctx, call{method: "GET", path: "/api/admin/migration-failed"}, &l)
 	return l.Items, err
 }
 

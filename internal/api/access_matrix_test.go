@@ -28,7 +28,7 @@ import (
 type matrixSystem struct{}
 
 func (matrixSystem) WorkerSystem(context.Context) WorkerSystem {
-	return WorkerSystem{Type: "background_tasks", Reason: "operator's private reason"}
+	return WorkerSystem{Type: "background_tasks", Reason: "operator's private reason", Redis: "unconfigured"}
 }
 func (matrixSystem) BackgroundTasks(context.Context) BackgroundTasks { return BackgroundTasks{Max: 2} }
 
@@ -40,9 +40,20 @@ func (backgroundOnly) BackendFor(string) job.Backend { return job.BackendBackgro
 type matrixAdmin struct{}
 
 func (matrixAdmin) SetWorkerSystem(context.Context, WorkerSystemChange, string) error { return nil }
-func (matrixAdmin) Stats(context.Context) any                                         { return map[string]any{} }
-func (matrixAdmin) Cleanup(context.Context, bool, bool) any                           { return map[string]any{} }
-func (matrixAdmin) GracefulRestart() error                                            { return nil }
+func (matrixAdmin) Stats(context.Context) any {
+	return map[string]any{"worker_system": matrixSystem{}.WorkerSystem(context.Background()),
+		"background_tasks": BackgroundTasks{Max: 2}, "memory": matrixMemory,
+		"durable":               map[string]any{"redis": "unconfigured", "workers_up": 0, "workers_crashed": 0},
+		"average_response_time": 0.0, "p99_response_time": 0.0}
+}
+func (matrixAdmin) Cleanup(context.Context, bool, bool) any {
+	return map[string]any{"before": matrixMemory, "after": matrixMemory, "actions": []string{}, "took_ms": 0}
+}
+
+// matrixMemory is a process's memory as the admin API shows it.
+var matrixMemory = map[string]any{"rss_bytes": 1 << 20, "heap_bytes": 1 << 19, "host_percent": 1.0, "goroutines": 10}
+
+func (matrixAdmin) GracefulRestart() error { return nil }
 
 const matrixAdminToken = "matrix-admin-token-0123456789"
 
@@ -126,6 +137,9 @@ func (e *matrixEnv) do(method, path, cred, body string) (int, string) {
 	if cred != "" {
 		req.Header.Set("Authorization", "Bearer "+cred)
 	}
+	// The matrix is about who may call: its bodies are the least that
+	// reaches each check, not always valid ones. The answers are checked.
+	contract.OffSpec(req)
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {

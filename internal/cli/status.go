@@ -49,10 +49,10 @@ func statusCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 	if cfg.AdminToken != "" {
 		opts = append(opts, client.WithToken(cfg.AdminToken))
 	}
-	c := client.New(base, opts...)
+	api := client.New(base, opts...)
 	for {
 		var b strings.Builder
-		err := render(ctx, &b, c, cfg.AdminToken != "")
+		err := render(ctx, &b, api, cfg.AdminToken != "")
 		if watch {
 			fmt.Fprint(stdout, "\033[H\033[2J")
 		}

@@ -1,14 +1,18 @@
 package client_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -437,4 +441,91 @@ func TestClientAdmin(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.Code != "not_found" {
 		t.Fatalf("a missing episode: %v", err)
 	}
+}
+
+// cutter is a proxy in front of a service that ends every event stream
+// after its first event, as a flaky network or a proxy's timeout would:
+// each cut is a forced disconnect the client must resume across.
+type cutter struct {
+	upstream string
+	mu       sync.Mutex
+	cuts     int
+}
+
+func (c *cutter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, c.upstream+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	if !strings.HasSuffix(r.URL.Path, "/events") || resp.StatusCode != 200 {
+		io.Copy(w, resp.Body)
+		return
+	}
+	br := bufio.NewReader(resp.Body)
+	sawData, final := false, false
+	for {
+		line, err := br.ReadString('\n')
+		io.WriteString(w, line)
+		if err != nil {
+			return // the stream's own end
+		}
+		sawData = sawData || strings.HasPrefix(line, "data:")
+		final = final || strings.HasPrefix(line, "data:") && strings.Contains(line, `"final":true`)
+		if line == "\n" && sawData {
+			if final {
+				return // the job's end, not a cut
+			}
+			http.NewResponseController(w).Flush()
+			c.mu.Lock()
+			c.cuts++
+			c.mu.Unlock()
+			return // cut after one event
+		}
+	}
+}
+
+// TestFollowExactlyOnceAcross100Disconnects: behind a proxy that cuts every
+// stream after one event, Follow resumes each time with Last-Event-ID, and
+// across at least 100 forced disconnects every job's events arrive exactly
+// once, in order, the same as the whole stream read straight from the server.
+func TestFollowExactlyOnceAcross100Disconnects(t *testing.T) {
+	s := startService(t, map[string]string{"GENERATOR_STEP_DELAY": "20ms"})
+	direct := newClient(t, s)
+	cut := &cutter{upstream: s.url()}
+	proxy := httptest.NewServer(cut)
+	defer proxy.Close()
+	viaProxy := client.New(proxy.URL, client.WithToken(adminToken), client.WithHTTPClient(contract.Client(t)))
+	ctx := context.Background()
+	events, jobs := 0, 0
+	for i := 0; cut.cuts < 100; i++ {
+		if i == 50 {
+			t.Fatalf("50 jobs gave only %d disconnects", cut.cuts)
+		}
+		j, err := direct.Submit(ctx, episode("cuts", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := startFollow(viaProxy, j.ID, client.FollowOptions{Backoff: func(int) time.Duration { return time.Millisecond }})
+		if err := <-f.done; err != nil {
+			t.Fatalf("Follow through the cutter: %v", err)
+		}
+		whole := startFollow(direct, j.ID, client.FollowOptions{})
+		if err := <-whole.done; err != nil {
+			t.Fatal(err)
+		}
+		if got, want := f.seqs(), whole.seqs(); !slices.Equal(got, want) {
+			t.Fatalf("job %s through the cutter: seqs %v; its stream is %v", j.ID, got, want)
+		}
+		events += len(f.seqs())
+		jobs++
+	}
+	t.Logf("%d forced disconnects over %d jobs: %d events, each exactly once and in order", cut.cuts, jobs, events)
 }

@@ -215,6 +215,12 @@ func request(t *testing.T, method, url string, body any, headers ...string) (int
 	return resp.StatusCode, out
 }
 
+// offSpec is headers with the mark of a request that breaks the
+// description on purpose (bad input): its answer is still checked.
+func offSpec(headers []string) []string {
+	return append(append([]string(nil), headers...), contract.OffSpecHeader, "1")
+}
+
 func episodeBody(project string, i int) map[string]any {
 	return map[string]any{"project_id": project, "episode_data": map[string]any{
 		"title": fmt.Sprintf("에피소드 %d", i), "synopsis": "A writer meets a deadline.", "characters": []string{"지수", "Minho"}}}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 const adminToken = "e2e-admin-token-0123456789"
@@ -264,7 +265,7 @@ func TestAdminTokenRequired(t *testing.T) {
 	if c.health()["enabled"] != true {
 		t.Fatal("an unauthorised call changed the flag")
 	}
-	code, _ := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", map[string]any{"enabled": false, "rollout_percent": 101},
+	code, _ := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", map[string]any{"enabled": false, "rollout_percent": 101}, contract.OffSpecHeader, "1",
 		"Authorization", "Bearer "+adminToken)
 	if code != 400 || c.health()["enabled"] != true {
 		t.Fatalf("bad rollout: %d; flag %v", code, c.health())
@@ -279,7 +280,7 @@ func TestAdminTokenRequired(t *testing.T) {
 			{"POST", "/api/admin/rollback", `{"reason":"` + reason + `"}`},
 			{"POST", "/api/admin/rollforward", `{"percent":10,"reason":"` + reason + `"}`},
 		} {
-			code, body := request(t, call.method, c.serve.URL+call.path, json.RawMessage(call.body), admin...)
+			code, body := request(t, call.method, c.serve.URL+call.path, json.RawMessage(call.body), offSpec(admin)...)
 			if code != 400 {
 				t.Fatalf("%s %s with reason %.20q: %d %v, want 400", call.method, call.path, reason, code, body)
 			}
@@ -310,7 +311,7 @@ func TestAdminTokenRequired(t *testing.T) {
 	// A body whose meaning depends on which of two keys wins: encoding/json
 	// took the last ("ENABLED" matched enabled) and switched the worker off.
 	for _, body := range []string{`{"enabled":true,"ENABLED":false}`, `{"enabled":true,"enabled":false}`, `{"Enabled":false}`} {
-		if code, res := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", json.RawMessage(body), admin...); code != 400 {
+		if code, res := request(t, "PUT", c.serve.URL+"/api/admin/worker-system", json.RawMessage(body), offSpec(admin)...); code != 400 {
 			t.Fatalf("PUT worker-system %s: %d %v, want 400", body, code, res)
 		}
 	}
@@ -325,12 +326,12 @@ func TestAdminTokenRequired(t *testing.T) {
 			t.Fatalf("cleanup %s: %d %v, want %d actions", tc.body, code, res, tc.actions)
 		}
 	}
-	if code, res := request(t, "POST", c.serve.URL+"/api/admin/cleanup", json.RawMessage(`{"force_gc":"yes"}`), admin...); code != 400 {
+	if code, res := request(t, "POST", c.serve.URL+"/api/admin/cleanup", json.RawMessage(`{"force_gc":"yes"}`), offSpec(admin)...); code != 400 {
 		t.Fatalf("cleanup with a string for a bool: %d %v, want 400", code, res)
 	}
 	for _, path := range []string{"/api/generation/a%00b", "/api/generation/a%FFb/events", "/api/generation?cursor=%00",
 		"/api/admin/rollbacks/a%00b", "/api/projects/p1/documents/a%00b"} {
-		if code, body := request(t, "GET", c.serve.URL+path, nil, admin...); code != 400 {
+		if code, body := request(t, "GET", c.serve.URL+path, nil, offSpec(admin)...); code != 400 {
 			t.Fatalf("GET %s: %d %v, want 400", path, code, body)
 		}
 	}

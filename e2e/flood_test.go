@@ -21,6 +21,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/sysmem"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -735,7 +736,7 @@ func TestFlood(t *testing.T) {
 	srv := startBuilt(t, bin, "serve", env, "serve")
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	admin := []string{"Authorization", "Bearer " + adminToken}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	client := &http.Client{Transport: contract.New(t).Transport(&http.Transport{MaxIdleConnsPerHost: 4})}
 	t.Cleanup(client.CloseIdleConnections)
 
 	// The durable worker on for half the projects: the controller's triggers
@@ -770,7 +771,7 @@ func TestFlood(t *testing.T) {
 	logTally(t, "the flood's streams as answered", ramp)
 
 	// While it holds: /health on fresh connections, as a load balancer asks.
-	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	probe := &http.Client{Transport: contract.New(t).Transport(&http.Transport{DisableKeepAlives: true}), Timeout: 5 * time.Second}
 	var lat []time.Duration
 	probeCodes := map[string]int{}
 	probesDone := make(chan struct{})
@@ -794,7 +795,7 @@ func TestFlood(t *testing.T) {
 	}()
 
 	// The writer: a job accepted, its stream followed to the end.
-	writer := &http.Client{Transport: &http.Transport{}}
+	writer := &http.Client{Transport: contract.New(t).Transport(&http.Transport{})}
 	t.Cleanup(writer.CloseIdleConnections)
 	wj, n, err := writeUnderFlood(writer, srv.URL, writerKey, writerProject)
 	if wj.ID != "" {

@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scriptgen/scriptgen/client"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 var binary string
@@ -133,7 +135,7 @@ func (p *proc) waitHealthy() {
 	p.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(p.URL + "/health")
+		resp, err := contract.Client(p.t).Get(p.URL + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -180,7 +182,15 @@ func (p *proc) restart() {
 	p.start()
 }
 
-// request does an HTTP call and decodes the JSON answer.
+// api is a client of the service at base whose every exchange is held
+// against api/openapi.yaml.
+func api(t *testing.T, base string) *client.Client {
+	return client.New(base, client.WithHTTPClient(contract.Client(t)))
+}
+
+// request does an HTTP call and decodes the JSON answer; the exchange is
+// held against api/openapi.yaml. A test that sends bad input on purpose
+// passes contract.OffSpecHeader, "1" among headers.
 func request(t *testing.T, method, url string, body any, headers ...string) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
@@ -195,7 +205,7 @@ func request(t *testing.T, method, url string, body any, headers ...string) (int
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	resp, err := contract.Client(t).Do(req.WithContext(ctx))
 	if err != nil {
 		return 0, map[string]any{"transport_error": err.Error()}
 	}
@@ -205,9 +215,22 @@ func request(t *testing.T, method, url string, body any, headers ...string) (int
 	return resp.StatusCode, out
 }
 
+// offSpec is headers with the mark of a request that breaks the
+// description on purpose (bad input): its answer is still checked.
+func offSpec(headers []string) []string {
+	return append(append([]string(nil), headers...), contract.OffSpecHeader, "1")
+}
+
 func episodeBody(project string, i int) map[string]any {
 	return map[string]any{"project_id": project, "episode_data": map[string]any{
 		"title": fmt.Sprintf("에피소드 %d", i), "synopsis": "A writer meets a deadline.", "characters": []string{"지수", "Minho"}}}
+}
+
+// episode is episodeBody for the client.
+func episode(project string, i int) client.GenerationRequest {
+	return client.GenerationRequest{ProjectID: project, EpisodeData: client.EpisodeData{
+		Title: fmt.Sprintf("에피소드 %d", i), Synopsis: "A writer meets a deadline.",
+		Characters: []client.Character{{Name: "지수"}, {Name: "Minho"}}}}
 }
 
 // submitted is one accepted job.
@@ -219,11 +242,13 @@ type submitted struct {
 // submit posts one generation job and requires a 202.
 func submit(t *testing.T, base, project string, i int) submitted {
 	t.Helper()
-	code, j := request(t, "POST", base+"/api/generation", episodeBody(project, i), "Idempotency-Key", fmt.Sprintf("%s-%d", project, i))
-	if code != http.StatusAccepted {
-		t.Fatalf("submit %d: %d %v", i, code, j)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	j, err := api(t, base).Submit(ctx, episode(project, i), fmt.Sprintf("%s-%d", project, i))
+	if err != nil {
+		t.Fatalf("submit %d: %v", i, err)
 	}
-	return submitted{ID: j["id"].(string), Project: project}
+	return submitted{ID: j.ID, Project: project}
 }
 
 // waitAllSucceeded polls until every job has succeeded.
@@ -234,19 +259,22 @@ func waitAllSucceeded(t *testing.T, base string, jobs []submitted, limit time.Du
 	for _, j := range jobs {
 		pending[j.ID] = true
 	}
-	var last map[string]any
+	var last *client.Job
+	c := api(t, base)
 	for len(pending) > 0 && time.Now().Before(deadline) {
 		for id := range pending {
-			code, j := request(t, "GET", base+"/api/generation/"+id, nil)
-			if code != 200 {
-				continue
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			j, err := c.Get(ctx, id)
+			cancel()
+			if err != nil {
+				continue // a restart under way
 			}
 			last = j
-			switch j["status"] {
-			case "succeeded":
+			switch j.Status {
+			case client.StatusSucceeded:
 				delete(pending, id)
-			case "failed", "cancelled":
-				t.Fatalf("job %s ended %s: %v", id, j["status"], j["error"])
+			case client.StatusFailed, client.StatusCancelled:
+				t.Fatalf("job %s ended %s: %v", id, j.Status, j.Error)
 			}
 		}
 		if len(pending) > 0 {
@@ -254,7 +282,7 @@ func waitAllSucceeded(t *testing.T, base string, jobs []submitted, limit time.Du
 		}
 	}
 	if len(pending) > 0 {
-		t.Fatalf("%d of %d jobs did not succeed within %s; one of them: %v", len(pending), len(jobs), limit, last)
+		t.Fatalf("%d of %d jobs did not succeed within %s; one of them: %+v", len(pending), len(jobs), limit, last)
 	}
 }
 
@@ -274,20 +302,20 @@ func checkExactlyOnce(t *testing.T, base string, jobs []submitted) {
 		n := 0
 		cursor := ""
 		for {
-			code, page := request(t, "GET", base+"/api/projects/"+project+"/episodes?limit=200&cursor="+cursor, nil)
-			if code != 200 {
-				t.Fatalf("episodes of %s: %d %v", project, code, page)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			page, err := api(t, base).Episodes(ctx, project, 200, cursor)
+			cancel()
+			if err != nil {
+				t.Fatalf("episodes of %s: %v", project, err)
 			}
-			for _, it := range page["items"].([]any) {
-				ep := it.(map[string]any)
+			for _, ep := range page.Items {
 				n++
-				if int(ep["number"].(float64)) != n {
-					t.Fatalf("project %s: episode %v where %d was due (gap or repeat)", project, ep["number"], n)
+				if ep.Number != n {
+					t.Fatalf("project %s: episode %d where %d was due (gap or repeat)", project, ep.Number, n)
 				}
-				seen[ep["job_id"].(string)]++
+				seen[ep.JobID]++
 			}
-			cursor, _ = page["next_cursor"].(string)
-			if cursor == "" {
+			if cursor = page.NextCursor; cursor == "" {
 				break
 			}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/bench/livescript/scriptkit"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // The live-script tests (issue 18) run the real processes with the
@@ -57,7 +58,7 @@ func submitLive(t *testing.T, ctx context.Context, fake *scriptkit.Fake, base, p
 	j := &liveJob{submitted: submit(t, base, project, i), Title: fmt.Sprintf("에피소드 %d", i), done: make(chan struct{})}
 	j.answer = fake.Answer(j.Title)
 	f := &scriptkit.Follower{Base: base, JobID: j.ID, DropEvery: 25, Chars: &j.chars,
-		Client: &http.Client{Transport: &http.Transport{}}}
+		Client: &http.Client{Transport: contract.New(t).Transport(&http.Transport{})}}
 	go func() {
 		defer close(j.done)
 		j.got, j.err = f.Run(ctx)
@@ -108,7 +109,7 @@ type jobView struct {
 
 func getJob(t *testing.T, base, id string) jobView {
 	t.Helper()
-	resp, err := http.Get(base + "/api/generation/" + id + "?include=script")
+	resp, err := contract.Client(t).Get(base + "/api/generation/" + id + "?include=script")
 	if err != nil {
 		t.Fatal(err)
 	}

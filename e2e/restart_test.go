@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // TestGracefulRestartZeroDowntime restarts the serving process through the
@@ -37,7 +38,7 @@ func TestGracefulRestartZeroDowntime(t *testing.T) {
 			defer wg.Done()
 			// A client of its own, as a user's would be: no idle connections
 			// left over from the test's other calls.
-			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+			client := &http.Client{Timeout: 10 * time.Second, Transport: contract.New(t).Transport(&http.Transport{})}
 			for {
 				select {
 				case <-stop:

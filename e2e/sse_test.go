@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // streamEvent is one event of GET /api/generation/{id}/events.
@@ -44,7 +45,7 @@ func openStream(t *testing.T, ctx context.Context, base, id string, lastID int64
 	if lastID > 0 {
 		req.Header.Set("Last-Event-ID", fmt.Sprint(lastID))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contract.Client(t).Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // A second CPU profile or trace while one is being taken is a JSON 409, and
 // the first still delivers its profile.
 func TestProfilesOneAtATime(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{AdminToken: testAdminToken}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{AdminToken: testAdminToken})))
 	t.Cleanup(srv.Close)
 	get := func(path string) (*http.Response, error) {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
@@ -71,7 +72,7 @@ const testAdminToken = "test-admin-token-0123"
 
 // The admin token: the scheme in any case, the token exactly, one header.
 func TestAdminTokenForms(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{AdminToken: "t0k-0123456789abcdef"}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{AdminToken: "t0k-0123456789abcdef"})))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		name    string
@@ -109,7 +110,7 @@ func TestAdminTokenForms(t *testing.T) {
 
 // Without a token the admin API is off: every admin route answers 403.
 func TestAdminAPIOffWithoutToken(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{})))
 	t.Cleanup(srv.Close)
 	req, _ := http.NewRequest("POST", srv.URL+"/api/admin/rollback", strings.NewReader(`{"reason":"x"}`))
 	req.Header.Set("Authorization", "Bearer anything")

@@ -24,6 +24,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 type staticRouter struct{}
@@ -33,7 +34,7 @@ func (staticRouter) BackendFor(string) job.Backend { return job.BackendBackgroun
 type system struct{}
 
 func (system) WorkerSystem(context.Context) api.WorkerSystem {
-	return api.WorkerSystem{Type: "background_tasks"}
+	return api.WorkerSystem{Type: "background_tasks", Redis: "unconfigured"}
 }
 func (system) BackgroundTasks(context.Context) api.BackgroundTasks {
 	return api.BackgroundTasks{Max: 4}
@@ -100,7 +101,7 @@ func startEnv(t *testing.T, workers int, handlers func(st store.Store) map[job.K
 	if configure != nil {
 		configure(&cfg)
 	}
-	srv := httptest.NewServer(api.New(cfg))
+	srv := httptest.NewServer(contract.Handler(t, api.New(cfg)))
 	t.Cleanup(func() {
 		srv.Close()
 		pool.Stop(context.Background())
@@ -334,7 +335,7 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e.t = t
-			code, body := e.do(tt.method, tt.path, tt.body, tt.headers...)
+			code, body := e.do(tt.method, tt.path, tt.body, append(tt.headers, contract.OffSpecHeader, "1")...)
 			errObj, ok := body["error"].(map[string]any)
 			if code != tt.status || !ok || errObj["message"] == "" || errObj["code"] == "" {
 				t.Fatalf("%d %v, want %d with a JSON error", code, body, tt.status)
@@ -345,7 +346,7 @@ func TestBadInputIs4xxAndWritesNothing(t *testing.T) {
 		})
 	}
 	e.t = t
-	if code, body := e.do("GET", "/api/projects/p1/episodes?note=two%0Alines%09tabbed", ""); code != 200 {
+	if code, body := e.do("GET", "/api/projects/p1/episodes?note=two%0Alines%09tabbed", "", contract.OffSpecHeader, "1"); code != 200 {
 		t.Fatalf("a line break and a tab in a query value: %d %v, want 200", code, body)
 	}
 	if code, body := e.do("GET", "/api/projects/p1/episodes?cursor=0&limit=10", ""); code != 200 {
@@ -456,7 +457,7 @@ func TestTwoIdempotencyKeysAreRefused(t *testing.T) {
 func TestWrongMethodIs405WithAllow(t *testing.T) {
 	e := newEnv(t, generate.Noop{})
 	req, _ := http.NewRequest("PATCH", e.srv.URL+"/api/generation", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(contract.OffSpec(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // newDocEnv serves the API with documents of at most maxBytes (0: the
@@ -135,7 +136,7 @@ func TestDocumentBadInputChangesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out := e.do("POST", tt.path, tt.body, "Content-Type", tt.contentType)
+			code, out := e.do("POST", tt.path, tt.body, "Content-Type", tt.contentType, contract.OffSpecHeader, "1")
 			if code != tt.want || out["error"] == nil {
 				t.Fatalf("%d %v, want %d with an error", code, out, tt.want)
 			}
@@ -149,13 +150,13 @@ func TestDocumentBadInputChangesNothing(t *testing.T) {
 	}
 	for _, q := range []string{"", "q=", "q=%20%20", "q=" + url.QueryEscape(`"*()^-:`), "q=%ff", "q=a%00b",
 		"q=" + strings.Repeat("x", 1001), "q=x&limit=0", "q=x&limit=abc"} {
-		code, out := e.do("GET", "/api/projects/p1/search?"+q, "")
+		code, out := e.do("GET", "/api/projects/p1/search?"+q, "", contract.OffSpecHeader, "1")
 		if code != 400 || out["error"] == nil {
 			t.Fatalf("search ?%.40s: %d %v, want 400", q, code, out)
 		}
 	}
 	for _, path := range []string{"/api/projects/p1/documents/nope", "/api/projects/p1/documents/" + strings.Repeat("x", 100)} {
-		if code, _ := e.do("GET", path, ""); code != 404 {
+		if code, _ := e.do("GET", path, "", contract.OffSpecHeader, "1"); code != 404 {
 			t.Fatalf("GET %s: %d, want 404", path, code)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/limits"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // costly is a generator that reports the tokens it used, and can be held
@@ -185,13 +186,13 @@ func TestBrowsersCannotForgeCalls(t *testing.T) {
 	}
 	gen := `{"project_id":"p1","episode_data":{"title":"t"}}`
 	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
-		if status, _, body := call("POST", "/api/generation", ct, gen); status != 415 {
+		if status, _, body := call("POST", "/api/generation", ct, gen, contract.OffSpecHeader, "1"); status != 415 {
 			t.Errorf("POST /api/generation as %q: %d %s", ct, status, body)
 		}
 	}
 	_, _, body := call("POST", "/api/generation", "application/json", gen)
 	id := jsonField(t, body, "id")
-	if status, _, body := call("POST", "/api/generation/"+id+"/cancel", "application/x-www-form-urlencoded", ""); status != 415 {
+	if status, _, body := call("POST", "/api/generation/"+id+"/cancel", "application/x-www-form-urlencoded", "", contract.OffSpecHeader, "1"); status != 415 {
 		t.Errorf("a form's cancel: %d %s", status, body)
 	}
 	status, _, body := call("POST", "/api/generation", "application/json", gen, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")

@@ -14,6 +14,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // TestRollbackOutlivesItsClient: an operator whose client goes away while the
@@ -26,7 +27,7 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 	st := testenv.SQLite(t)
 	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	svc.FlagRefresh = 600 * time.Millisecond
-	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken})))
 	t.Cleanup(srv.Close)
 
 	clientCtx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)

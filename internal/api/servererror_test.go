@@ -17,6 +17,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // secret is the text of the failures below: it must reach the log, and never
@@ -84,7 +85,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 		AdminToken: testAdminToken,
 		Admin:      brokenAdmin{},
 	})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(contract.Handler(t, h))
 	t.Cleanup(srv.Close)
 	for i, tc := range []struct{ method, path, body string }{
 		{"GET", "/api/generation", ""},
@@ -100,6 +101,9 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+testAdminToken)
 		req.Header.Set("X-Request-Id", id)
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -131,10 +135,11 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 // Every answer carries a request id: the client's when it sent a sane one,
 // else a new one.
 func TestEveryAnswerHasARequestID(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{}))
+	srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{})))
 	t.Cleanup(srv.Close)
 	ask := func(id string) string {
 		req, _ := http.NewRequest("GET", srv.URL+"/api/nothing", nil)
+		contract.OffSpec(req) // a route that does not exist
 		if id != "" {
 			req.Header.Set("X-Request-Id", id)
 		}

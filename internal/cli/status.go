@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/scriptgen/scriptgen/client"
 )
 
 // minInterval keeps --watch from hammering the service: each frame is three
@@ -44,35 +45,14 @@ func statusCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 	if every < minInterval {
 		return usagef("--interval %s: must be at least %s", every, minInterval)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	get := func(path string, out any) error {
-		req, err := http.NewRequestWithContext(ctx, "GET", base+path, nil)
-		if err != nil {
-			return err
-		}
-		if cfg.AdminToken != "" {
-			req.Header.Set("Authorization", "Bearer "+cfg.AdminToken)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable && path == "/health" {
-			// A degraded service answers its health with 503 and its figures.
-			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-				return fmt.Errorf("HTTP %d", resp.StatusCode)
-			}
-			return errDegraded
-		}
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return json.NewDecoder(resp.Body).Decode(out)
+	opts := []client.Option{client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})}
+	if cfg.AdminToken != "" {
+		opts = append(opts, client.WithToken(cfg.AdminToken))
 	}
+	api := client.New(base, opts...)
 	for {
 		var b strings.Builder
-		err := render(&b, base, cfg.AdminToken != "", get)
+		err := render(ctx, &b, api, cfg.AdminToken != "")
 		if watch {
 			fmt.Fprint(stdout, "\033[H\033[2J")
 		}
@@ -92,72 +72,48 @@ func statusCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 // render writes one frame of the status view. It returns an error when the
 // service does not answer, or when it refuses the admin token given: without
 // a token the admin figures are left out on purpose.
-func render(w io.Writer, base string, withToken bool, get func(string, any) error) error {
-	fmt.Fprintf(w, "=== scriptgen status — %s — %s ===\n", base, time.Now().Format("15:04:05"))
-	var health struct {
-		Status       string `json:"status"`
-		Version      string `json:"version"`
-		WorkerSystem struct {
-			Enabled        bool   `json:"enabled"`
-			Type           string `json:"type"`
-			RolloutPercent int    `json:"rollout_percent"`
-			Redis          string `json:"redis"`
-			WorkersUp      int    `json:"workers_up"`
-			WorkersCrashed int    `json:"workers_crashed"`
-			KillSwitch     bool   `json:"kill_switch"`
-		} `json:"worker_system"`
-		BackgroundTasks struct {
-			Active, Queued, Max int
-		} `json:"background_tasks"`
-		Process struct {
-			RSS int64 `json:"rss_bytes"`
-		} `json:"process"`
+func render(ctx context.Context, w io.Writer, c *client.Client, withToken bool) error {
+	fmt.Fprintf(w, "=== scriptgen status — %s — %s ===\n", c.BaseURL(), time.Now().Format("15:04:05"))
+	health, err := c.Health(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "Service:          ❌ unreachable (%s)\n", httpText(err))
+		return fmt.Errorf("service unreachable: %s", httpText(err))
 	}
-	healthErr := get("/health", &health)
-	if healthErr != nil && !errors.Is(healthErr, errDegraded) {
-		fmt.Fprintf(w, "Service:          ❌ unreachable (%v)\n", healthErr)
-		return fmt.Errorf("service unreachable: %w", healthErr)
+	var healthErr error
+	if health.Status == "degraded" {
+		healthErr = errDegraded
 	}
 	ws := health.WorkerSystem
+	var tasks client.BackgroundTasks
+	if health.BackgroundTasks != nil {
+		tasks = *health.BackgroundTasks
+	}
+	var rss int64
+	if health.Process != nil {
+		rss = health.Process.RSSBytes
+	}
 	fmt.Fprintf(w, "Service:          %s (version %s)\n", health.Status, health.Version)
 	fmt.Fprintf(w, "Worker system:    enabled=%v type=%s rollout=%d%% kill_switch=%v\n", ws.Enabled, ws.Type, ws.RolloutPercent, ws.KillSwitch)
-	fmt.Fprintf(w, "Active tasks:     %d running, %d queued (max %d)\n", health.BackgroundTasks.Active, health.BackgroundTasks.Queued, health.BackgroundTasks.Max)
+	fmt.Fprintf(w, "Active tasks:     %d running, %d queued (max %d)\n", tasks.Active, tasks.Queued, tasks.Max)
 	fmt.Fprintf(w, "Durable workers:  %d up, %d crashed in 10 min; Redis %s\n", ws.WorkersUp, ws.WorkersCrashed, ws.Redis)
-	fmt.Fprintf(w, "Memory usage:     %.1f MB\n", float64(health.Process.RSS)/(1<<20))
-	var stats struct {
-		Durable struct {
-			Depth   int     `json:"queue_depth"`
-			Latency float64 `json:"latency_seconds"`
-		} `json:"durable"`
-		Avg      float64 `json:"average_response_time"`
-		P99      float64 `json:"p99_response_time"`
-		Triggers []struct {
-			Name, State, Value, Threshold string
-		} `json:"triggers"`
-	}
-	if err := get("/api/admin/stats", &stats); err != nil {
-		fmt.Fprintf(w, "Admin stats:      unavailable (%v; set ADMIN_TOKEN)\n", err)
+	fmt.Fprintf(w, "Memory usage:     %.1f MB\n", float64(rss)/(1<<20))
+	stats, err := c.Stats(ctx)
+	if err != nil {
+		fmt.Fprintf(w, "Admin stats:      unavailable (%s; set ADMIN_TOKEN)\n", httpText(err))
 		if withToken {
-			return errors.Join(healthErr, fmt.Errorf("admin stats unavailable: %w", err))
+			return errors.Join(healthErr, fmt.Errorf("admin stats unavailable: %s", httpText(err)))
 		}
 		return healthErr
 	}
-	fmt.Fprintf(w, "Durable queue:    %d waiting, oldest %.1fs\n", stats.Durable.Depth, stats.Durable.Latency)
-	fmt.Fprintf(w, "Response time:    avg %.1f ms, p99 %.1f ms\n", stats.Avg*1000, stats.P99*1000)
+	fmt.Fprintf(w, "Durable queue:    %d waiting, oldest %.1fs\n", stats.Durable.QueueDepth, stats.Durable.LatencySeconds)
+	fmt.Fprintf(w, "Response time:    avg %.1f ms, p99 %.1f ms\n", stats.AverageResponseTime*1000, stats.P99ResponseTime*1000)
 	if len(stats.Triggers) == 0 {
 		fmt.Fprintln(w, "Triggers:         controller off (AUTO_ROLLBACK or REDIS_URL unset)")
 	}
 	for _, t := range stats.Triggers {
 		fmt.Fprintf(w, "Trigger %-18s %-8s %s (threshold %s)\n", t.Name+":", t.State, t.Value, t.Threshold)
 	}
-	var hist struct {
-		Items []struct {
-			ID, Kind, Trigger, Reason, Status string
-			StartedAt                         time.Time `json:"started_at"`
-			JobsMigrated                      int       `json:"jobs_migrated"`
-		} `json:"items"`
-	}
-	if err := get("/api/admin/rollbacks?limit=1", &hist); err == nil && len(hist.Items) > 0 {
+	if hist, err := c.Rollbacks(ctx, 1); err == nil && len(hist.Items) > 0 {
 		h := hist.Items[0]
 		fmt.Fprintf(w, "Last %s:    %s %s (%s) %s, %d jobs migrated — %s\n", h.Kind, h.StartedAt.Format(time.RFC3339), h.Trigger, h.Status, h.Reason, h.JobsMigrated, h.ID)
 	} else {
@@ -165,6 +121,19 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 	}
 	fmt.Fprintln(w, "=========================")
 	return healthErr
+}
+
+// httpText is an error of the API as an operator reads it: "HTTP 403
+// forbidden: …", or the transport's error.
+func httpText(err error) string {
+	var e *client.Error
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	if strings.HasPrefix(e.Code, "http_") { // not the API's shape (a proxy's)
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
 }
 
 // errDegraded is a service that answers but says it is degraded.

@@ -9,38 +9,56 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
-// fakeService answers what status reads; its admin token is "right". Its
-// health says degraded, with 503, under /degraded/.
-func fakeService(t *testing.T) string {
+// fakeService answers what status reads, in the shapes of api/openapi.yaml
+// (the contract checker holds its answers to them); its admin token is
+// "right". A degraded one says so in its health, with 503.
+func fakeService(t *testing.T, degraded bool) string {
+	const ws = `"worker_system": {"enabled": false, "type": "background_tasks", "rollout_percent": 0, "reason": "",
+		"kill_switch": false, "redis": "unconfigured", "workers_up": 0, "workers_crashed": 0}`
+	answer := func(w http.ResponseWriter, status int, body string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprint(w, `{"status": "ok", "version": "test"}`)
+		if degraded {
+			w.Header().Set("Retry-After", "5")
+			answer(w, 503, `{"status": "degraded", "reasons": ["database unreachable"], "auth": "open", "version": "test", `+ws+`}`)
+			return
+		}
+		answer(w, 200, `{"status": "ok", "reasons": [], "auth": "open", "version": "test", `+ws+`}`)
 	})
-	mux.HandleFunc("GET /degraded/health", func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"status": "degraded", "version": "test"}`)
-	})
-	mux.Handle("GET /degraded/api/", http.StripPrefix("/degraded", mux))
 	mux.HandleFunc("GET /api/admin/", func(w http.ResponseWriter, r *http.Request) {
 		switch r.Header.Get("Authorization") {
 		case "Bearer right":
-			fmt.Fprint(w, `{}`)
+			if r.URL.Path == "/api/admin/rollbacks" {
+				answer(w, 200, `{"items": [], "next_cursor": ""}`)
+				return
+			}
+			answer(w, 200, `{`+ws+`, "background_tasks": {"active": 0, "queued": 0, "max": 4},
+				"memory": {"rss_bytes": 1048576, "heap_bytes": 524288, "host_percent": 1, "goroutines": 9},
+				"durable": {"redis": "unconfigured", "workers_up": 0, "workers_crashed": 0},
+				"average_response_time": 0.001, "p99_response_time": 0.002, "triggers": null}`)
 		case "":
-			w.WriteHeader(http.StatusUnauthorized)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="scriptgen"`)
+			answer(w, 401, `{"error": {"code": "unauthorized", "message": "missing Authorization: Bearer <admin token>"}}`)
 		default:
-			w.WriteHeader(http.StatusForbidden)
+			answer(w, 403, `{"error": {"code": "forbidden", "message": "not the admin token"}}`)
 		}
 	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(contract.Handler(t, mux))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
 
 func TestStatusExitCode(t *testing.T) {
 	cleanEnv(t)
-	base := fakeService(t)
+	base, degraded := fakeService(t, false), fakeService(t, true)
 	tests := []struct {
 		name      string
 		args      []string
@@ -48,10 +66,10 @@ func TestStatusExitCode(t *testing.T) {
 		out, errs string
 	}{
 		{"healthy", []string{"status", "--url", base, "--admin-token", "right"}, 0, "Service:          ok (version test)", ""},
-		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401; set ADMIN_TOKEN)", ""},
+		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401 unauthorized", ""},
 		{"wrong token", []string{"status", "--url", base, "--admin-token", "wrong"}, 1, "unavailable (HTTP 403", "admin stats unavailable: HTTP 403"},
 		{"unreachable", []string{"status", "--url", "http://127.0.0.1:1"}, 1, "❌ unreachable", "service unreachable"},
-		{"degraded", []string{"status", "--url", base + "/degraded", "--admin-token", "right"}, 1, "Service:          degraded (version test)", "degraded"},
+		{"degraded", []string{"status", "--url", degraded, "--admin-token", "right"}, 1, "Service:          degraded (version test)", "degraded"},
 		{"not a URL", []string{"status", "--url", "notaurl"}, 2, "", `--url "notaurl": want http://`},
 		{"empty URL", []string{"status", "--url", ""}, 2, "", `--url "": want http://`},
 		{"not HTTP", []string{"status", "--url", "ftp://x"}, 2, "", `--url "ftp://x": want http://`},
@@ -70,7 +88,7 @@ func TestStatusExitCode(t *testing.T) {
 
 func TestStatusWatchRefusesATinyInterval(t *testing.T) {
 	cleanEnv(t)
-	base := fakeService(t)
+	base := fakeService(t, false)
 	for _, tt := range []struct {
 		interval string
 		code     int

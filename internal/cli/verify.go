@@ -1,18 +1,18 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/client"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -25,57 +25,46 @@ type check struct {
 }
 
 type verifier struct {
-	base, token string
-	client      *http.Client
-	checks      []check
-	stamp       string
+	api    *client.Client
+	checks []check
+	stamp  string
 }
 
 func (v *verifier) add(phase, name string, ok bool, format string, args ...any) {
 	v.checks = append(v.checks, check{Phase: phase, Name: name, OK: ok, Measured: fmt.Sprintf(format, args...)})
 }
 
-func (v *verifier) call(ctx context.Context, method, path string, body any, out any) (int, time.Duration, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.base+path, rd)
-	if err != nil {
-		return 0, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	// The admin token also serves the writer calls (an operator acts in the
-	// namespace of no tenant) and shows /health's details.
-	if v.token != "" {
-		req.Header.Set("Authorization", "Bearer "+v.token)
-	}
-	if method == "POST" {
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("verify-%s-%d", v.stamp, time.Now().UnixNano()))
-	}
+// timed runs one call and says how long it took.
+func timed(f func() error) (time.Duration, error) {
 	start := time.Now()
-	resp, err := v.client.Do(req)
-	took := time.Since(start)
-	if err != nil {
-		return 0, took, err
+	err := f()
+	return time.Since(start), err
+}
+
+// statusOf is a call's HTTP status as the checklist shows it: 200 when it
+// succeeded, the API's status when it answered an error, 0 when it did not
+// answer.
+func statusOf(err error, ok int) int {
+	if err == nil {
+		return ok
 	}
-	defer resp.Body.Close()
-	if out != nil {
-		json.NewDecoder(resp.Body).Decode(out)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-	}
-	return resp.StatusCode, took, nil
+	return client.StatusOf(err)
+}
+
+// key is a fresh Idempotency-Key: each of verify's submissions is new.
+func (v *verifier) key() string {
+	return fmt.Sprintf("verify-%s-%d", v.stamp, time.Now().UnixNano())
 }
 
 // waitJob polls a job until it ends.
-func (v *verifier) waitJob(ctx context.Context, id string, limit time.Duration) map[string]any {
+func (v *verifier) waitJob(ctx context.Context, id string, limit time.Duration) *client.Job {
 	deadline := time.Now().Add(limit)
-	var j map[string]any
+	j := &client.Job{}
 	for time.Now().Before(deadline) {
-		v.call(ctx, "GET", "/api/generation/"+id, nil, &j)
-		if s, _ := j["status"].(string); s == "succeeded" || s == "failed" || s == "cancelled" {
+		if got, err := v.api.Get(ctx, id); err == nil {
+			j = got
+		}
+		if j.Finished() {
 			return j
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -96,7 +85,9 @@ func verifyCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 	if base, err = serviceURL(base); err != nil {
 		return err
 	}
-	v := &verifier{base: base, token: cfg.AdminToken, client: &http.Client{Timeout: 15 * time.Second},
+	// The admin token also serves the writer calls (an operator acts in the
+	// namespace of no tenant) and shows /health's details.
+	v := &verifier{api: client.New(base, client.WithToken(cfg.AdminToken), client.WithHTTPClient(&http.Client{Timeout: 15 * time.Second})),
 		stamp: fmt.Sprint(time.Now().Unix())}
 	v.run(ctx)
 	failed := 0
@@ -138,74 +129,62 @@ func (v *verifier) ok() bool {
 
 func (v *verifier) run(ctx context.Context) {
 	const immediate, functional, performance = "Immediate (2 min)", "Functional (10 min)", "Performance (30 min)"
-	var health struct {
-		WorkerSystem struct {
-			Enabled        bool   `json:"enabled"`
-			Type           string `json:"type"`
-			RolloutPercent int    `json:"rollout_percent"`
-			WorkersUp      int    `json:"workers_up"`
-			Setting        struct {
-				Enabled bool `json:"enabled"`
-			} `json:"setting"`
-		} `json:"worker_system"`
-		Process struct {
-			RSS int64 `json:"rss_bytes"`
-		} `json:"process"`
+	var health *client.Health
+	took, err := timed(func() (err error) { health, err = v.api.Health(ctx); return err })
+	code := statusOf(err, 200)
+	if health != nil && health.Status != "ok" {
+		code = 503
 	}
-	code, took, err := v.call(ctx, "GET", "/health", nil, &health)
 	v.add(immediate, "Generation service answers (< 2 s)", err == nil && code == 200 && took < 2*time.Second, "HTTP %d in %s %v", code, took.Round(time.Millisecond), errText(err))
 	if err != nil {
 		return
 	}
 	ws := health.WorkerSystem
-	rollbackMode := !ws.Setting.Enabled
-	v.add(immediate, "Worker system follows the setting", ws.Enabled == ws.Setting.Enabled || !ws.Enabled,
-		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, ws.Setting.Enabled)
+	settingEnabled := ws.Setting != nil && ws.Setting.Enabled
+	rollbackMode := !settingEnabled
+	v.add(immediate, "Worker system follows the setting", ws.Enabled == settingEnabled || !ws.Enabled,
+		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, settingEnabled)
 	if rollbackMode {
 		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up", ws.WorkersUp)
 	}
 
 	// One job end to end: runs on the expected backend, streams, saves an episode.
 	project := "verify-" + v.stamp
-	var j map[string]any
-	code, _, err = v.call(ctx, "POST", "/api/generation", map[string]any{"project_id": project,
-		"episode_data": map[string]any{"title": "검증 에피소드", "synopsis": "A check of the checklist.", "characters": []string{"지수", "Minho"}}}, &j)
-	id, _ := j["id"].(string)
+	j, err := v.api.Submit(ctx, client.GenerationRequest{ProjectID: project, EpisodeData: client.EpisodeData{
+		Title: "검증 에피소드", Synopsis: "A check of the checklist.", Characters: []client.Character{{Name: "지수"}, {Name: "Minho"}}}}, v.key())
+	if j == nil {
+		j = &client.Job{}
+	}
 	// Routed as the service routes it: during a partial rollout most
 	// projects stay on background_tasks.
 	want := string(workerflag.State{Enabled: ws.Enabled, RolloutPercent: ws.RolloutPercent}.BackendFor(project))
-	v.add(immediate, "New job accepted on "+want, err == nil && code == 202 && j["backend"] == want, "HTTP %d backend=%v", code, j["backend"])
-	if id == "" {
+	v.add(immediate, "New job accepted on "+want, err == nil && j.Backend == want, "HTTP %d backend=%v %s", statusOf(err, 202), j.Backend, errText(err))
+	if j.ID == "" {
 		return
 	}
-	sse := v.sse(ctx, id)
-	done := v.waitJob(ctx, id, 90*time.Second)
+	sse := v.sse(ctx, j.ID)
+	done := v.waitJob(ctx, j.ID, 90*time.Second)
 	v.add(immediate, "SSE stream delivers the job's events", sse.err == nil && sse.events > 0 && sse.terminal,
 		"%d events, terminal=%v %s", sse.events, sse.terminal, errText(sse.err))
-	v.add(functional, "Script generation works", done["status"] == "succeeded", "status=%v %v", done["status"], done["error"])
+	v.add(functional, "Script generation works", done.Status == client.StatusSucceeded, "status=%v %v", done.Status, done.Error)
 	v.add(functional, "Live progress updates", sse.progress > 0, "%d progress events", sse.progress)
-	var ep map[string]any
-	code, _, _ = v.call(ctx, "GET", "/api/projects/"+project+"/episodes/1", nil, &ep)
-	v.add(functional, "Episode saved and numbered", code == 200 && ep["job_id"] == id, "episode 1 → HTTP %d", code)
+	ep, err := v.api.Episode(ctx, project, 1)
+	v.add(functional, "Episode saved and numbered", err == nil && ep.JobID == j.ID, "episode 1 → HTTP %d", statusOf(err, 200))
 
 	// RAG document processing.
-	var doc map[string]any
-	code, _, _ = v.call(ctx, "POST", "/api/projects/"+project+"/documents", map[string]any{"title": "bible",
-		"content": "# 세계관\n\n지수는 서울의 작은 카페에서 일한다. Minho is a barista.", "format": "markdown"}, &doc)
-	docJob, _ := doc["id"].(string)
-	rag := map[string]any{}
-	if docJob != "" {
-		rag = v.waitJob(ctx, docJob, 60*time.Second)
+	doc, err := v.api.CreateDocument(ctx, project, client.DocumentRequest{Title: "bible",
+		Content: "# 세계관\n\n지수는 서울의 작은 카페에서 일한다. Minho is a barista.", Format: "markdown"}, v.key())
+	rag := &client.Job{}
+	if err == nil && doc.ID != "" {
+		rag = v.waitJob(ctx, doc.ID, 60*time.Second)
 	}
-	v.add(functional, "RAG document processing works", code == 202 && rag["status"] == "succeeded", "HTTP %d, job %v", code, rag["status"])
+	v.add(functional, "RAG document processing works", err == nil && rag.Status == client.StatusSucceeded, "HTTP %d, job %v", statusOf(err, 202), rag.Status)
 
 	// Ten jobs in a row without an error.
 	okCount := 0
 	for i := range 10 {
-		var jj map[string]any
-		v.call(ctx, "POST", "/api/generation", map[string]any{"project_id": project,
-			"episode_data": map[string]any{"title": fmt.Sprintf("연속 %d", i)}}, &jj)
-		if id, _ := jj["id"].(string); id != "" && v.waitJob(ctx, id, 60*time.Second)["status"] == "succeeded" {
+		jj, err := v.api.Submit(ctx, client.GenerationRequest{ProjectID: project, EpisodeData: client.EpisodeData{Title: fmt.Sprintf("연속 %d", i)}}, v.key())
+		if err == nil && v.waitJob(ctx, jj.ID, 60*time.Second).Status == client.StatusSucceeded {
 			okCount++
 		}
 	}
@@ -225,8 +204,11 @@ func (v *verifier) run(ctx context.Context) {
 	v.add(performance, "Average response time < 3 s (100 req, c=10)", len(lat) > 0 && avg < 3*time.Second, "%s", avg.Round(time.Microsecond))
 	v.add(performance, "99th percentile < 10 s", len(lat) > 0 && p99 < 10*time.Second, "%s", p99.Round(time.Microsecond))
 	v.add(performance, "Failure rate < 1 %", failures < 1, "%d of 100 failed", failures)
-	code, _, _ = v.call(ctx, "GET", "/health", nil, &health)
-	v.add(performance, "RSS < 500 MB", code == 200 && health.Process.RSS > 0 && health.Process.RSS < 500<<20, "%.1f MB", float64(health.Process.RSS)/(1<<20))
+	var rss int64
+	if health, err = v.api.Health(ctx); err == nil && health.Process != nil {
+		rss = health.Process.RSSBytes
+	}
+	v.add(performance, "RSS < 500 MB", rss > 0 && rss < 500<<20, "%.1f MB", float64(rss)/(1<<20))
 }
 
 func errText(err error) string {
@@ -252,9 +234,9 @@ func (v *verifier) load(ctx context.Context, n, c int) ([]time.Duration, int) {
 		go func() {
 			defer wg.Done()
 			for range work {
-				code, took, err := v.call(ctx, "GET", "/api/generation", nil, nil)
+				took, err := timed(func() error { _, err := v.api.List(ctx, client.ListOptions{}); return err })
 				mu.Lock()
-				if err != nil || code != 200 {
+				if err != nil {
 					failures++
 				} else {
 					lat = append(lat, took)
@@ -273,53 +255,22 @@ type sseResult struct {
 	err              error
 }
 
-// sse reads a job's event stream until its terminal event.
+// sse follows a job's event stream (resuming if it breaks) until its
+// terminal event.
 func (v *verifier) sse(ctx context.Context, id string) sseResult {
 	var r sseResult
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", v.base+"/api/generation/"+id+"/events", nil)
-	if v.token != "" {
-		req.Header.Set("Authorization", "Bearer "+v.token)
-	}
-	resp, err := (&http.Client{}).Do(req)
-	if err != nil {
+	err := v.api.Follow(ctx, id, client.FollowOptions{MaxRetries: 3, OnEvent: func(e client.Event) {
+		r.events++
+		if e.Name == "progress" {
+			r.progress++
+		}
+		r.terminal = r.terminal || e.Final
+	}})
+	var ended *client.JobEndedError
+	if err != nil && !errors.As(err, &ended) {
 		r.err = err
-		return r
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		r.err = fmt.Errorf("content type %q, HTTP %d", ct, resp.StatusCode)
-		return r
-	}
-	buf := make([]byte, 64<<10)
-	var pending string
-	for {
-		n, err := resp.Body.Read(buf)
-		pending += string(buf[:n])
-		for {
-			i := strings.Index(pending, "\n\n")
-			if i < 0 {
-				break
-			}
-			block := pending[:i]
-			pending = pending[i+2:]
-			if !strings.Contains(block, "data:") {
-				continue
-			}
-			r.events++
-			if strings.Contains(block, "event: progress") {
-				r.progress++
-			}
-			if strings.Contains(block, `"succeeded"`) || strings.Contains(block, `"failed"`) || strings.Contains(block, `"cancelled"`) {
-				r.terminal = true
-			}
-		}
-		if err != nil {
-			if err != io.EOF && !r.terminal {
-				r.err = err
-			}
-			return r
-		}
-	}
+	return r
 }

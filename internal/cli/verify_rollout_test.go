@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scriptgen/scriptgen/client"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -36,35 +38,65 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 		w.WriteHeader(code)
 		json.NewEncoder(w).Encode(v)
 	}
+	// The fake answers in the shapes of api/openapi.yaml (the contract
+	// checker holds it to them).
+	const now = "2026-12-06T00:00:00Z"
+	jobJSON := func(id, project, status string, backend job.Backend) map[string]any {
+		return map[string]any{"id": id, "kind": "generation", "project_id": project, "status": status, "stage": "",
+			"progress": 0, "attempt": 0, "max_attempts": 3, "backend": backend, "dispatch_epoch": 1,
+			"payload": map[string]any{"title": "t"}, "result": nil, "error": "", "created_at": now, "started_at": nil,
+			"finished_at": nil, "links": map[string]any{"self": "/api/generation/" + id, "events": "/api/generation/" + id + "/events",
+				"cancel": "/api/generation/" + id + "/cancel"}}
+	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		write(w, 200, map[string]any{"status": "ok", "worker_system": map[string]any{"enabled": true, "type": "durable",
-			"rollout_percent": percent, "workers_up": 2, "setting": map[string]any{"enabled": true, "rollout_percent": percent}},
-			"process": map[string]any{"rss_bytes": 10 << 20}})
+		write(w, 200, map[string]any{"status": "ok", "reasons": []string{}, "auth": "open", "worker_system": map[string]any{
+			"enabled": true, "type": "durable", "rollout_percent": percent, "reason": "", "kill_switch": false, "redis": "up",
+			"workers_up": 2, "workers_crashed": 0, "setting": map[string]any{"enabled": true, "rollout_percent": percent,
+				"reason": "", "updated_by": "test", "updated_at": now}},
+			"process": map[string]any{"pid": 1, "rss_bytes": 10 << 20}})
 	})
 	mux.HandleFunc("POST /api/generation", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			ProjectID string `json:"project_id"`
 		}
 		json.NewDecoder(r.Body).Decode(&body)
-		write(w, 202, map[string]any{"id": "job-1", "status": "queued", "backend": flag(body.ProjectID)})
+		write(w, 202, jobJSON("job-1", body.ProjectID, "queued", flag(body.ProjectID)))
 	})
 	mux.HandleFunc("GET /api/generation/{id}", func(w http.ResponseWriter, r *http.Request) {
-		write(w, 200, map[string]any{"id": r.PathValue("id"), "status": "succeeded"})
+		write(w, 200, jobJSON(r.PathValue("id"), "p1", "succeeded", job.BackendBackgroundTasks))
 	})
 	mux.HandleFunc("GET /api/generation/{id}/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, "event: progress\ndata: {\"progress\":50}\n\nevent: status\ndata: {\"status\":\"succeeded\"}\n\n")
+		w.Header().Set("Cache-Control", "no-cache")
+		event := func(seq int, name, status string, final bool) string {
+			d := map[string]any{"seq": seq, "type": name, "status": status, "progress": 50, "stage": "", "message": "",
+				"data": nil, "created_at": now}
+			if final {
+				d["final"] = true
+			}
+			b, _ := json.Marshal(d)
+			return fmt.Sprintf("id: %d\nevent: %s\ndata: %s\n\n", seq, name, b)
+		}
+		fmt.Fprint(w, event(1, "progress", "running", false)+event(2, "result", "succeeded", true))
 	})
 	mux.HandleFunc("GET /api/generation", func(w http.ResponseWriter, r *http.Request) {
 		write(w, 200, map[string]any{"items": []any{}, "next_cursor": ""})
 	})
 	mux.HandleFunc("GET /api/projects/{p}/episodes/{n}", func(w http.ResponseWriter, r *http.Request) {
-		write(w, 200, map[string]any{"job_id": "job-1", "number": 1})
+		write(w, 200, map[string]any{"project_id": r.PathValue("p"), "job_id": "job-1", "number": 1, "title": "t",
+			"script": "s", "created_at": now})
 	})
 	mux.HandleFunc("POST /api/projects/{p}/documents", func(w http.ResponseWriter, r *http.Request) {
-		write(w, 202, map[string]any{"id": "doc-job"})
+		d := jobJSON("doc-job", r.PathValue("p"), "queued", job.BackendBackgroundTasks)
+		d["kind"] = "rag_document"
+		d["payload"] = map[string]any{"document_id": "d1", "title": "bible", "format": "markdown", "size_bytes": 10}
+		d["document_id"] = "d1"
+		d["document"] = map[string]any{"id": "d1", "project_id": r.PathValue("p"), "title": "bible", "format": "markdown",
+			"size_bytes": 10, "status": "processing", "job_id": "doc-job", "chunk_count": 0, "created_at": now, "updated_at": now,
+			"links": map[string]any{"self": "/d1", "job": "/api/generation/doc-job", "events": "/api/generation/doc-job/events"}}
+		write(w, 202, d)
 	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(contract.Handler(t, mux))
 	defer srv.Close()
 
 	// Stamps like any other: one whose project is outside the 10 % (as ~90 %
@@ -77,7 +109,7 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 		}
 	}
 	for backend, stamp := range stamps {
-		v := &verifier{base: srv.URL, client: &http.Client{Timeout: 5 * time.Second}, stamp: stamp}
+		v := &verifier{api: client.New(srv.URL, client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), stamp: stamp}
 		v.run(context.Background())
 		found := false
 		for _, c := range v.checks {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/scriptgen/scriptgen/internal/config"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // TestNewServesEverySurface: the server New builds answers on each surface
@@ -32,7 +33,7 @@ func TestNewServesEverySurface(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.store.Close() })
-	srv := httptest.NewServer(s.http.Handler)
+	srv := httptest.NewServer(contract.Handler(t, s.http.Handler))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		method, path, token string
@@ -53,6 +54,9 @@ func TestNewServesEverySurface(t *testing.T) {
 		{"GET", "/metrics", "", 200, `route="/api/generation"`},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		if tc.path == "/nothing/here" {
+			contract.OffSpec(req) // a route that does not exist
+		}
 		if tc.token != "" {
 			req.Header.Set("Authorization", "Bearer "+tc.token)
 		}

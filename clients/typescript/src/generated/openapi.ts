@@ -771,6 +771,8 @@ export interface components {
         /** @enum {string} */
         ErrorCode: "admin_disabled" | "auth_not_configured" | "budget_exhausted" | "client_closed" | "cross_origin_refused" | "database_unavailable" | "document_quota_exceeded" | "forbidden" | "idempotency_key_in_flight" | "idempotency_key_reused" | "internal" | "invalid_last_event_id" | "invalid_path" | "invalid_query" | "invalid_request" | "key_revoked" | "method_not_allowed" | "migrate_failed" | "not_cancellable" | "not_found" | "profile_busy" | "rate_limited" | "restart_failed" | "rollback_failed" | "rollback_superseded" | "rollforward_failed" | "rollforward_refused" | "search_busy" | "search_timeout" | "shutting_down" | "still_failing" | "too_large" | "too_many_connections" | "too_many_failures" | "too_many_streams" | "unauthorized" | "unavailable" | "unsupported_media_type";
         ProjectID: string;
+        /** @description A project as the caller names it; an admin token (in the namespace of no tenant) sees a tenant's project as `tenant/project`. */
+        ProjectKey: string;
         /** @enum {string} */
         JobKind: "generation" | "rag_document";
         /** @enum {string} */
@@ -855,7 +857,7 @@ export interface components {
         JobFields: {
             id: string;
             kind: components["schemas"]["JobKind"];
-            project_id: components["schemas"]["ProjectID"];
+            project_id: components["schemas"]["ProjectKey"];
             status: components["schemas"]["JobStatus"];
             stage: string;
             progress: number;
@@ -1159,8 +1161,7 @@ export interface components {
             actor: string;
             /** @enum {string} */
             status: "completed" | "failed";
-            /** @description What the automatic trigger saw. */
-            evidence?: unknown;
+            evidence?: components["schemas"]["Evidence"];
             actions: string[];
             jobs_migrated: number;
             jobs_failed: number;
@@ -1249,15 +1250,24 @@ export interface components {
             /** @description Seconds. */
             p99_response_time: number;
             /** @description The automatic rollback's triggers (with the controller only). */
-            triggers?: {
-                name: string;
-                /** @enum {string} */
-                state: "ok" | "pending" | "firing" | "unknown";
-                since?: components["schemas"]["Timestamp"];
-                value: string;
-                threshold: string;
-                window: string;
-            }[] | null;
+            triggers?: components["schemas"]["TriggerState"][] | null;
+        };
+        /** @description One trigger of the automatic rollback controller (`rollback.TriggerState`). */
+        TriggerState: {
+            name: string;
+            /** @enum {string} */
+            state: "ok" | "pending" | "firing" | "unknown";
+            since?: components["schemas"]["Timestamp"];
+            value: string;
+            threshold: string;
+            window: string;
+        };
+        /** @description What the automatic controller saw when a trigger fired. */
+        Evidence: {
+            /** @description The trigger that fired. */
+            fired: string;
+            triggers: components["schemas"]["TriggerState"][];
+            at: components["schemas"]["Timestamp"];
         };
         CleanupRequest: {
             force_gc?: boolean;
@@ -1461,6 +1471,8 @@ export interface components {
         /** @description The profile or trace, binary. */
         Profile: {
             headers: {
+                "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                "Content-Disposition": components["headers"]["ContentDisposition"];
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
@@ -1488,6 +1500,14 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description `no`: tells a proxy (nginx) not to buffer the event stream. */
+        XAccelBuffering: "no";
+        /** @description `nosniff`, from Go's profile handlers. */
+        XContentTypeOptions: "nosniff";
+        /** @description The profile's file name, from Go's profile handlers. */
+        ContentDisposition: string;
+        /** @description `bytes`, from Go's file server (ranges are served). */
+        AcceptRanges: string;
         /** @description The request's id (the client's own when it sent a sane one); a 500 names it. */
         XRequestId: string;
         /** @description Where the created resource is. */
@@ -1690,6 +1710,7 @@ export interface operations {
             200: {
                 headers: {
                     "Cache-Control"?: "no-cache";
+                    "X-Accel-Buffering": components["headers"]["XAccelBuffering"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -2653,6 +2674,7 @@ export interface operations {
             200: {
                 headers: {
                     "Cache-Control"?: "no-cache";
+                    "Accept-Ranges": components["headers"]["AcceptRanges"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -2686,6 +2708,8 @@ export interface operations {
             /** @description The index. */
             200: {
                 headers: {
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -2717,6 +2741,8 @@ export interface operations {
             /** @description The profile. */
             200: {
                 headers: {
+                    "X-Content-Type-Options": components["headers"]["XContentTypeOptions"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
@@ -2793,6 +2819,8 @@ export interface operations {
             /** @description The scrape (`system_rollback_active`, `background_tasks_active`, …). */
             200: {
                 headers: {
+                    /** @description `gzip` when the scraper accepts it (Prometheus' handler). */
+                    "Content-Encoding"?: "gzip";
                     "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,4 +264,31 @@ func (n *SentinelNode) role() string {
 	}
 	s, _ := r[0].(string)
 	return s
+}
+
+// StartTied starts a process the test needs (an haproxy…) so that the kernel
+// kills it if the test binary dies before the test could.
+func StartTied(cmd *exec.Cmd) error { return startTied(cmd) }
+
+// WaitReplicaSynced waits until a node other than the master replicates it
+// (master_link_status:up), so that killing the master leaves one to promote.
+func (g *SentinelGroup) WaitReplicaSynced() {
+	g.t.Helper()
+	master := g.MasterAddr()
+	Eventually(g.t, 30*time.Second, func() bool {
+		for _, n := range g.Nodes {
+			if n.cmd == nil || n.Addr() == master {
+				continue
+			}
+			c := redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			info, err := c.Info(ctx, "replication").Result()
+			cancel()
+			c.Close()
+			if err == nil && strings.Contains(info, "master_link_status:up") && strings.Contains(info, "master_port:"+master[strings.LastIndexByte(master, ':')+1:]) {
+				return true
+			}
+		}
+		return false
+	}, "no replica of the master %s is in sync", master)
 }

@@ -236,14 +236,15 @@ func (l *replicaLoad) inFlightAt(kills []time.Time) (inFlight, other []failedCal
 	return inFlight, other
 }
 
-// acceptedAfter is a job accepted after t, or "".
-func (l *replicaLoad) acceptedAfter(t time.Time) []string {
+// acceptedAfter is the first n jobs accepted after t, in the order of their
+// acceptance.
+func (l *replicaLoad) acceptedAfter(t time.Time, n int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var ids []string
-	for id, at := range l.acceptAt {
-		if at.After(t) {
-			ids = append(ids, id)
+	for _, j := range l.jobs { // in the order they were accepted
+		if l.acceptAt[j.ID].After(t) && len(ids) < n {
+			ids = append(ids, j.ID)
 		}
 	}
 	return ids

@@ -31,9 +31,9 @@ func startReplicaCluster(t *testing.T, replicas, workers int) *replicaCluster {
 	// Five processes share one PostgreSQL that other tests use too: eight
 	// connections each rather than the default 32 (docs/runbook.md sizes
 	// max_connections for a fleet).
-	c := &replicaCluster{t: t, dbURL: testenv.PostgresURL(t) + "&pool_max_conns=8", redis: testenv.StartSentinelGroup(t)}
-	c.env = []string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=" + adminToken,
-		"GENERATOR_STEP_DELAY=20ms", "LEASE_DURATION=2s", "DRAIN_TIMEOUT=3s", "MAX_WORKERS=2", "POLL_INTERVAL=100ms"}
+	c := &replicaCluster{t: t, dbURL: testenv.PostgresURL(t), redis: testenv.StartSentinelGroup(t)}
+	c.env = []string{"DATABASE_URL=" + c.dbURL + "&pool_max_conns=8", "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=" + adminToken,
+		"GENERATOR_STEP_DELAY=20ms", "LEASE_DURATION=2s", "DRAIN_TIMEOUT=3s", "MAX_WORKERS=4", "POLL_INTERVAL=100ms"}
 	var servers [][2]string
 	for i := range replicas {
 		p := startProc(t, fmt.Sprintf("serve-%d", i+1), serveEnv(t, c.env...), "serve")
@@ -155,7 +155,7 @@ func TestReplicasBehindHAProxyWithSentinel(t *testing.T) {
 	start := time.Now()
 	c := startReplicaCluster(t, 3, 2)
 	t.Logf("cluster up in %s", time.Since(start).Round(time.Millisecond))
-	load := startReplicaLoad(t, c.lb.URL, 3, 200*time.Millisecond)
+	load := startReplicaLoad(t, c.lb.URL, 3, 300*time.Millisecond)
 	load.waitMore(20, "load before the faults")
 
 	// 1. kill -9 one replica; HAProxy takes it out, the load goes on; then

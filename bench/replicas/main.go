@@ -119,7 +119,6 @@ func (r *runner) schema(name string) string {
 	u, _ := url.Parse(*pgBase)
 	q := u.Query()
 	q.Set("search_path", schema)
-	q.Set("pool_max_conns", "8")
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -195,7 +194,9 @@ type cluster struct {
 
 func (r *runner) cluster(name string, n int, direct bool) *cluster {
 	c := &cluster{dbURL: r.schema(name), redis: testenv.StartSentinelGroup(r)}
-	env := []string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=bench-replicas-admin-token",
+	// Eight connections a process: seven processes share a PostgreSQL that
+	// other work uses too (docs/runbook.md section 12).
+	env := []string{"DATABASE_URL=" + c.dbURL + "&pool_max_conns=8", "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=bench-replicas-admin-token",
 		"GENERATOR=noop", "LOG_LEVEL=warn", "AUTO_ROLLBACK=false", "LEASE_DURATION=5s", "MAX_WORKERS=8"}
 	var servers []string
 	for i := range n {
@@ -355,7 +356,9 @@ func (r *runner) exactlyOnce(dbURL string, jobs []accepted) (lost, dup int) {
 	defer db.Close()
 	r.wait(3*time.Minute, func() bool {
 		var n int
-		db.QueryRow(`SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'`).Scan(&n)
+		if err := db.QueryRow(`SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'`).Scan(&n); err != nil {
+			r.Fatalf("count unfinished jobs: %v", err)
+		}
 		return n == 0
 	}, "not every job succeeded")
 	episodes := map[string]int{}
@@ -366,7 +369,9 @@ func (r *runner) exactlyOnce(dbURL string, jobs []accepted) (lost, dup int) {
 	for rows.Next() {
 		var id string
 		var n int
-		rows.Scan(&id, &n)
+		if err := rows.Scan(&id, &n); err != nil {
+			r.Fatalf("episodes: %v", err)
+		}
 		episodes[id] = n
 	}
 	rows.Close()
@@ -380,7 +385,9 @@ func (r *runner) exactlyOnce(dbURL string, jobs []accepted) (lost, dup int) {
 		}
 	}
 	var gaps int
-	db.QueryRow(`SELECT COUNT(*) FROM (SELECT project_id FROM episodes GROUP BY project_id HAVING MAX(number) <> COUNT(*)) g`).Scan(&gaps)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM (SELECT project_id FROM episodes GROUP BY project_id HAVING MAX(number) <> COUNT(*)) g`).Scan(&gaps); err != nil {
+		r.Fatalf("gaps: %v", err)
+	}
 	if lost+dup+gaps > 0 || len(episodes) != len(jobs) {
 		r.Fatalf("%d jobs lost, %d duplicated, %d projects with gaps, %d episodes for %d accepted jobs", lost, dup, gaps, len(episodes), len(jobs))
 	}
@@ -439,7 +446,9 @@ func (r *runner) failover() {
 		var took time.Duration
 		r.wait(2*time.Minute, func() bool {
 			var n int
-			db.QueryRow(`SELECT COUNT(*) FROM jobs WHERE backend = 'durable' AND status = 'succeeded' AND created_at > $1`, t0.UnixMicro()).Scan(&n)
+			if err := db.QueryRow(`SELECT COUNT(*) FROM jobs WHERE backend = 'durable' AND status = 'succeeded' AND created_at > $1`, t0.UnixMicro()).Scan(&n); err != nil {
+				r.Fatalf("count jobs done: %v", err)
+			}
 			took = time.Since(t0)
 			return n > 0
 		}, "no job accepted after the failover succeeded")

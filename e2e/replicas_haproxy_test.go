@@ -139,3 +139,30 @@ func (h *haproxy) waitServer(name, want string, limit time.Duration) {
 	testenv.Eventually(h.t, limit, func() bool { return h.status()[name] == want },
 		"haproxy never saw %s %s: %v", name, want, h.status())
 }
+
+// retried is how many requests HAProxy sent again to another replica
+// (retries and redispatches of the backend, "show stat" fields wretr and
+// wredis): the requests in flight on, or refused by, a replica that died.
+func (h *haproxy) retried() int {
+	c, err := net.DialTimeout("unix", h.sock, time.Second)
+	if err != nil {
+		return -1
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprint(c, "show stat\n")
+	r := csv.NewReader(bufio.NewReader(c))
+	r.FieldsPerRecord = -1
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			return -1
+		}
+		if len(rec) > 16 && rec[0] == "replicas" && rec[1] == "BACKEND" {
+			var retr, redis int
+			fmt.Sscan(rec[15], &retr)
+			fmt.Sscan(rec[16], &redis)
+			return retr + redis
+		}
+	}
+}

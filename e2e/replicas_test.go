@@ -284,6 +284,7 @@ func TestReplicasBehindHAProxyWithSentinel(t *testing.T) {
 		t.Fatalf("replica states %v: want 3 up, the killed one down, the restarted one's old process stopped", states)
 	}
 	t.Logf("%d jobs accepted, all finished once; %d followers (%d resumed after a cut) saw every event once; "+
-		"%d failed calls, all in flight on the killed replica, their retries with the same key accepted (%d keys); %s in all",
-		len(load.jobs), followed, resumed, len(inFlight), len(load.retried), time.Since(start).Round(time.Millisecond))
+		"%d failed calls (5xx or no answer), all in flight on the killed replica, their retries with the same key accepted (%d keys); "+
+		"HAProxy itself sent %d requests again to another replica; %s in all",
+		len(load.jobs), followed, resumed, len(inFlight), len(load.retried), c.lb.retried(), time.Since(start).Round(time.Millisecond))
 }

@@ -259,6 +259,38 @@ func (c *Client) Stats(ctx context.Context) (*Stats, error) {
 	return ok(&s, err)
 }
 
+// Replica is a serving replica as GET /api/admin/replicas shows it.
+type Replica struct {
+	ID              string  `json:"id"`
+	Address         string  `json:"address"`
+	Version         string  `json:"version"`
+	State           string  `json:"state"` // up or gone
+	FlagRevision    int64   `json:"flag_revision"`
+	FlagStale       bool    `json:"flag_stale"`
+	AgeSeconds      float64 `json:"age_seconds"`
+	LastSeenSeconds float64 `json:"last_seen_seconds"`
+}
+
+// ReplicasView lists the replicas against the flag's current revision.
+type ReplicasView struct {
+	FlagRevision int64     `json:"flag_revision"`
+	Up           int       `json:"up"`
+	Stale        int       `json:"stale"`
+	Replicas     []Replica `json:"replicas"`
+}
+
+// Replicas lists the serving replicas (admin); one that has not applied the
+// current flag within staleAfter (0: the server's default) is FlagStale.
+func (c *Client) Replicas(ctx context.Context, staleAfter time.Duration) (*ReplicasView, error) {
+	var v ReplicasView
+	k := call{method: "GET", path: "/api/admin/replicas"}
+	if staleAfter > 0 {
+		k.query = url.Values{"stale_after": {staleAfter.String()}}
+	}
+	_, err := c.do(ctx, k, &v)
+	return ok(&v, err)
+}
+
 // CleanupResult is a cleanup's outcome.
 type CleanupResult struct {
 	Before  Memory   `json:"before"`

@@ -230,7 +230,7 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	ctx := newBrowser(t)
 	const token = "browser-admin-token"
 	srv := startProc(t, "serve", serveEnv(t, "REDIS_URL="+testenv.RedisURL(t), "ADMIN_TOKEN="+token, "AUTO_ROLLBACK=false"), "serve")
-	for _, path := range []string{"/api/admin/worker-system", "/api/admin/stats", "/api/admin/rollbacks"} {
+	for _, path := range []string{"/api/admin/worker-system", "/api/admin/stats", "/api/admin/rollbacks", "/api/admin/replicas"} {
 		if code, body := request(t, "GET", srv.URL+path, nil, "Authorization", "Bearer "+token); code != 200 {
 			t.Fatalf("the operator page needs GET %s, which answers %d %v", path, code, body)
 		}
@@ -291,6 +291,12 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	waitHealth("durable")
 	run(t, ctx, 10*time.Second, "see durable on the page",
 		waitFor(`document.getElementById('ws-type').textContent === 'durable'`, 10*time.Second))
+	// The replicas table shows this replica, up, at the revision just saved.
+	_, flag := request(t, "GET", srv.URL+"/api/admin/worker-system", nil, "Authorization", "Bearer "+token)
+	rev := flag["setting"].(map[string]any)["revision"]
+	run(t, ctx, 15*time.Second, "see this replica at the current flag revision",
+		waitFor(fmt.Sprintf(`[...document.querySelectorAll('#replicas tr[data-id]')].some(tr => tr.textContent.includes('(this)') &&
+			tr.textContent.includes('r%v') && tr.querySelector('.state-up') !== null)`, rev), 15*time.Second))
 	shown := get(t, ctx, 5*time.Second, "read the setting", chromedp.Text(chromedp.CSS("#ws-setting")))
 	if !strings.Contains(shown, "durable on") {
 		t.Fatalf("setting line %q does not show the reason", shown)

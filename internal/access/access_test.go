@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -336,5 +337,28 @@ func TestAccessTokenQueryOnlyWhereAllowed(t *testing.T) {
 	}
 	if p, err := a.Writer(r, true); err != nil || p.Tenant != "acme" {
 		t.Fatalf("query credential on an events route: %+v %v", p, err)
+	}
+}
+
+// downKeys is a key store whose database does not answer.
+type downKeys struct{ memKeys }
+
+var errDown = errors.New("failed to connect: FATAL: sorry, too many clients already (SQLSTATE 53300)")
+
+func (*downKeys) HasActiveKeys(context.Context) (bool, error) { return false, errDown }
+
+// A call without a credential, on a server that is open only while no key
+// exists, gets the store's error when the store cannot tell (the API answers
+// it 503 database_unavailable, to be retried) rather than a 401 "missing
+// credential", which a client of an open server does not retry; the server
+// still does not open (the mode stays "required").
+func TestNoCredentialWhileKeysCannotBeReadIsTheStoresError(t *testing.T) {
+	a := newAuth(t, &downKeys{}, true, clock.NewFake(time.Unix(1e9, 0)))
+	p, err := a.Writer(request(""), false)
+	if !errors.Is(err, errDown) || p.Kind == KindOpen {
+		t.Fatalf("no credential while the keys cannot be read: %+v %v, want the store's error", p, err)
+	}
+	if got := a.Mode(context.Background()); got != "required" {
+		t.Fatalf("mode %q while the keys cannot be read, want required (closed)", got)
 	}
 }

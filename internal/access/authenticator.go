@@ -110,7 +110,7 @@ func (a *Authenticator) Mode(ctx context.Context) string {
 	switch {
 	case a.cfg.Off:
 		return "off"
-	case a.credentialsRequired(ctx):
+	case a.mustRequire(ctx):
 		return "required"
 	case a.cfg.Loopback:
 		return "open"
@@ -130,6 +130,15 @@ func (a *Authenticator) Writer(r *http.Request, query bool) (Principal, error) {
 		return Principal{}, a.fail(r, "", err.Error())
 	}
 	if cred == "" {
+		if !a.cfg.Off && a.cfg.JWT == nil {
+			// Whether this server is open depends on the database; one
+			// that cannot tell is unavailable (503, retry), not a reason
+			// to tell an open server's client its credential is missing
+			// (401, which a client does not retry).
+			if _, err := a.credentialsRequired(r.Context()); err != nil {
+				return Principal{}, fmt.Errorf("tell whether API keys exist: %w", err)
+			}
+		}
 		switch mode := a.Mode(r.Context()); mode {
 		case "open":
 			return Open, nil
@@ -213,30 +222,38 @@ func credential(r *http.Request, query bool) (string, error) {
 	return "", nil
 }
 
-// credentialsRequired: a key in force, or a JWKS, means every writer call
-// needs a credential.
-func (a *Authenticator) credentialsRequired(ctx context.Context) bool {
-	if a.cfg.JWT != nil {
+// mustRequire is credentialsRequired failing closed: a database that does
+// not answer must not open the server to everyone.
+func (a *Authenticator) mustRequire(ctx context.Context) bool {
+	required, err := a.credentialsRequired(ctx)
+	if err != nil {
+		a.cfg.Log.Warn("Could not tell whether API keys exist; requiring a credential", "err", err)
 		return true
+	}
+	return required
+}
+
+// credentialsRequired: a key in force, or a JWKS, means every writer call
+// needs a credential. An error is the key store's (true with it).
+func (a *Authenticator) credentialsRequired(ctx context.Context) (bool, error) {
+	if a.cfg.JWT != nil {
+		return true, nil
 	}
 	now := a.cfg.Clock.Now()
 	a.mu.Lock()
 	if now.Sub(a.anyKeyAt) < a.cfg.CacheFor {
 		defer a.mu.Unlock()
-		return a.anyKey
+		return a.anyKey, nil
 	}
 	a.mu.Unlock()
 	has, err := a.keys.HasActiveKeys(ctx)
 	if err != nil {
-		// Fail closed: a database that does not answer must not open the
-		// server to everyone.
-		a.cfg.Log.Warn("Could not tell whether API keys exist; requiring a credential", "err", err)
-		return true
+		return true, err
 	}
 	a.mu.Lock()
 	a.anyKey, a.anyKeyAt = has, now
 	a.mu.Unlock()
-	return has
+	return has, nil
 }
 
 func (a *Authenticator) lookup(ctx context.Context, plain string) (Key, error) {

@@ -54,6 +54,9 @@ func (matrixAdmin) Cleanup(context.Context, bool, bool) any {
 var matrixMemory = map[string]any{"rss_bytes": 1 << 20, "heap_bytes": 1 << 19, "host_percent": 1.0, "goroutines": 10}
 
 func (matrixAdmin) GracefulRestart() error { return nil }
+func (matrixAdmin) Replicas(context.Context, time.Duration) (ReplicasView, error) {
+	return ReplicasView{Replicas: []Replica{}}, nil
+}
 
 const matrixAdminToken = "matrix-admin-token-0123456789"
 
@@ -252,6 +255,7 @@ func TestAccessMatrix(t *testing.T) {
 		adminRow("GET", "/api/admin/migration-failed", "/api/admin/migration-failed", "", 200),
 		adminRow("POST", "/api/admin/migration-failed/{job_id}/retry", "/api/admin/migration-failed/none/retry", "", -1),
 		adminRow("GET", "/api/admin/stats", "/api/admin/stats", "", 200),
+		adminRow("GET", "/api/admin/replicas", "/api/admin/replicas?stale_after=5s", "", 200),
 		adminRow("POST", "/api/admin/cleanup", "/api/admin/cleanup", `{}`, 200),
 		adminRow("POST", "/api/admin/graceful-restart", "/api/admin/graceful-restart", "", -1),
 		adminRow("POST", "/api/admin/keys", "/api/admin/keys", `{"tenant":"initech","name":"matrix"}`, 201),

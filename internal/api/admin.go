@@ -32,6 +32,7 @@ type WorkerSetting struct {
 	Reason         string    `json:"reason"`
 	UpdatedBy      string    `json:"updated_by"`
 	UpdatedAt      time.Time `json:"updated_at"`
+	Revision       int64     `json:"revision"`
 }
 
 // WorkerSystemChange is the body of PUT /api/admin/worker-system.

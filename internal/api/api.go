@@ -72,6 +72,8 @@ type Admin interface {
 	Cleanup(ctx context.Context, forceGC, clearCaches bool) any
 	// GracefulRestart hands the listening socket to a new process.
 	GracefulRestart() error
+	// Replicas answers GET /api/admin/replicas (replicas.go).
+	Replicas(ctx context.Context, staleAfter time.Duration) (ReplicasView, error)
 }
 
 // Config is what the API needs. A test may leave out what its routes do not

@@ -50,6 +50,7 @@ var servedRoutes = []string{
 	"GET /api/admin/migration-failed",
 	"POST /api/admin/migration-failed/{job_id}/retry",
 	"GET /api/admin/stats",
+	"GET /api/admin/replicas",
 	"POST /api/admin/cleanup",
 	"POST /api/admin/graceful-restart",
 	"POST /api/admin/keys",

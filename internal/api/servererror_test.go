@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/job"
@@ -54,6 +55,9 @@ func (brokenAdmin) SetWorkerSystem(context.Context, api.WorkerSystemChange, stri
 func (brokenAdmin) Stats(context.Context) any               { panic(secret) }
 func (brokenAdmin) Cleanup(context.Context, bool, bool) any { return nil }
 func (brokenAdmin) GracefulRestart() error                  { return nil }
+func (brokenAdmin) Replicas(context.Context, time.Duration) (api.ReplicasView, error) {
+	return api.ReplicasView{}, errSecret
+}
 
 // syncBuffer is a log that handlers may write while the test reads it.
 type syncBuffer struct {
@@ -95,6 +99,7 @@ func TestServerErrorsHideTheirCause(t *testing.T) {
 		{"GET", "/api/admin/rollbacks/r1/report", ""},
 		{"GET", "/api/admin/migration-failed", ""},
 		{"PUT", "/api/admin/worker-system", `{"enabled":false,"reason":"maintenance"}`},
+		{"GET", "/api/admin/replicas", ""},
 		{"GET", "/api/admin/stats", ""}, // panics
 	} {
 		id := "req-" + strings.Repeat("x", i) + "9"

@@ -16,7 +16,7 @@ var ownFlags = map[string][]string{
 	"rollback":    {"json", "reason"},
 	"rollforward": {"percent", "reason"},
 	"migrate":     {"list-failed", "retry-failed", "source", "target"},
-	"verify":      {"json", "url"},
+	"verify":      {"flag-stale-after", "json", "url"},
 	"status":      {"interval", "url", "watch"},
 	"report":      nil,
 	"schema":      nil,

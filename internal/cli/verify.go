@@ -28,6 +28,9 @@ type verifier struct {
 	api    *client.Client
 	checks []check
 	stamp  string
+	// staleAfter is how long a replica may take to apply a new flag.
+	staleAfter time.Duration
+	admin      bool // an admin token was given: the admin checks run
 }
 
 func (v *verifier) add(phase, name string, ok bool, format string, args ...any) {
@@ -75,9 +78,11 @@ func (v *verifier) waitJob(ctx context.Context, id string, limit time.Duration) 
 func verifyCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var base string
 	var asJSON bool
+	var staleAfter time.Duration
 	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&base, "url", "http://127.0.0.1:8002", "the service to verify")
 		fs.BoolVar(&asJSON, "json", false, "print the checklist as JSON")
+		fs.DurationVar(&staleAfter, "flag-stale-after", 10*time.Second, "fail a replica that has not applied the current worker-system flag this long after it changed")
 	})
 	if err != nil {
 		return err
@@ -88,7 +93,7 @@ func verifyCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 	// The admin token also serves the writer calls (an operator acts in the
 	// namespace of no tenant) and shows /health's details.
 	v := &verifier{api: client.New(base, client.WithToken(cfg.AdminToken), client.WithHTTPClient(&http.Client{Timeout: 15 * time.Second})),
-		stamp: fmt.Sprint(time.Now().Unix())}
+		stamp: fmt.Sprint(time.Now().Unix()), staleAfter: staleAfter, admin: cfg.AdminToken != ""}
 	v.run(ctx)
 	failed := 0
 	if asJSON {
@@ -146,6 +151,9 @@ func (v *verifier) run(ctx context.Context) {
 		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, settingEnabled)
 	if rollbackMode {
 		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up", ws.WorkersUp)
+	}
+	if v.admin {
+		v.checkReplicas(ctx, immediate, v.staleAfter)
 	}
 
 	// One job end to end: runs on the expected backend, streams, saves an episode.

@@ -15,29 +15,46 @@ type Registry interface {
 	RegisterWorker(ctx context.Context, w store.WorkerProcess) error
 	PruneWorkers(ctx context.Context, before time.Time) error
 	HeartbeatWorker(ctx context.Context, id string) error
+	HeartbeatReplica(ctx context.Context, id string, flagRevision int64) error
 	StopWorker(ctx context.Context, id string) error
 }
 
 // Heartbeater registers a worker process and beats for it, so that the
 // service knows how many workers are up and which died without a clean stop.
+// A serving replica registers the same way (NewReplicaHeartbeater), and its
+// beats also carry the flag revision it has applied.
 type Heartbeater struct {
 	reg      Registry
-	id       string
+	proc     store.WorkerProcess
 	interval time.Duration
 	log      *slog.Logger
+	// flagRevision is what a replica's beats report; nil for a worker.
+	flagRevision func() int64
 
 	loop loop.Loop
 }
 
-// NewHeartbeater builds a heartbeater for the process id.
+// NewHeartbeater builds a heartbeater for the worker process id.
 func NewHeartbeater(reg Registry, id string, interval time.Duration, log *slog.Logger) *Heartbeater {
-	return &Heartbeater{reg: reg, id: id, interval: interval, log: log}
+	return &Heartbeater{reg: reg, proc: store.WorkerProcess{ID: id, Role: RoleWorker}, interval: interval, log: log}
+}
+
+// NewReplicaHeartbeater builds a heartbeater for the serving replica id,
+// which listens on address, runs build version and reports flagRevision.
+func NewReplicaHeartbeater(reg Registry, id, address, version string, flagRevision func() int64, interval time.Duration, log *slog.Logger) *Heartbeater {
+	p := store.WorkerProcess{ID: id, Role: RoleReplica, Address: address, Version: version}
+	return &Heartbeater{reg: reg, proc: p, interval: interval, log: log, flagRevision: flagRevision}
 }
 
 // Start registers the process and beats until Stop.
 func (h *Heartbeater) Start(ctx context.Context) error {
-	host, _ := os.Hostname()
-	if err := h.reg.RegisterWorker(ctx, store.WorkerProcess{ID: h.id, Role: RoleWorker, Host: host, PID: os.Getpid()}); err != nil {
+	p := h.proc
+	p.Host, _ = os.Hostname()
+	p.PID = os.Getpid()
+	if h.flagRevision != nil {
+		p.FlagRevision = h.flagRevision()
+	}
+	if err := h.reg.RegisterWorker(ctx, p); err != nil {
 		return err
 	}
 	// Each start forgets processes silent for a day, so the registry stays small.
@@ -45,17 +62,24 @@ func (h *Heartbeater) Start(ctx context.Context) error {
 		h.log.Warn("Could not prune the worker registry", "err", err)
 	}
 	h.loop.Start(ctx, h.interval, false, func(ctx context.Context) {
-		if err := h.reg.HeartbeatWorker(ctx, h.id); err != nil && ctx.Err() == nil {
-			h.log.Warn("Heartbeat failed", "worker", h.id, "err", err)
+		if err := h.beat(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("Heartbeat failed", "process", h.proc.ID, "err", err)
 		}
 	})
 	return nil
 }
 
+func (h *Heartbeater) beat(ctx context.Context) error {
+	if h.flagRevision != nil {
+		return h.reg.HeartbeatReplica(ctx, h.proc.ID, h.flagRevision())
+	}
+	return h.reg.HeartbeatWorker(ctx, h.proc.ID)
+}
+
 // Stop records a clean stop.
 func (h *Heartbeater) Stop(ctx context.Context) error {
 	h.loop.Stop()
-	return h.reg.StopWorker(context.WithoutCancel(ctx), h.id)
+	return h.reg.StopWorker(context.WithoutCancel(ctx), h.proc.ID)
 }
 
 // pruneAfter is how long a silent process stays in the registry; the crash
@@ -64,6 +88,9 @@ const pruneAfter = 24 * time.Hour
 
 // RoleWorker is the registry role of `scriptgen worker` processes.
 const RoleWorker = "worker"
+
+// RoleReplica is the registry role of `scriptgen serve` replicas.
+const RoleReplica = "serve"
 
 // HeartbeatInterval is how often workers beat; a worker silent for three
 // intervals is counted as down.

@@ -168,7 +168,13 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := s.broker.Subscribe(id, after)
 	if errors.Is(err, ErrClosed) {
-		response.Error(w, http.StatusServiceUnavailable, "shutting_down", ErrClosed.Error())
+		// The process is shutting down and this request came in on a
+		// connection it had already accepted (a load balancer's pooled
+		// one): the stream ends at once, as the open ones just did, and
+		// the client resumes from its last event id on another process.
+		// A 503 here was an error the client had done nothing to earn,
+		// and a load balancer passes it on.
+		s.endAtOnce(w)
 		return
 	}
 	if err != nil {
@@ -272,4 +278,16 @@ func encodeEvent(buf []byte, e job.Event) []byte {
 	buf = append(buf, "\ndata: "...)
 	buf = append(buf, data...) // JSON has no raw newlines
 	return append(buf, "\n\n"...)
+}
+
+// endAtOnce answers an event stream that ends before its first event: the
+// client (EventSource) reconnects after the retry interval with the same
+// Last-Event-ID.
+func (s *Stream) endAtOnce(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "close")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "retry: %d\n\n", s.cfg.Retry.Milliseconds())
 }

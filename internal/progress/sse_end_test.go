@@ -284,3 +284,20 @@ func TestEventName(t *testing.T) {
 		}
 	}
 }
+
+// A stream asked of a process whose broker is already closed (a request that
+// came in on a pooled connection while the process shut down) ends at once
+// with 200 and the retry interval, no 5xx: the client resumes from its last
+// event id on another process, which the load balancer picks.
+func TestStreamAskedWhileShuttingDownEndsAtOnce(t *testing.T) {
+	st := openSQLite(t)
+	srv, b := newStreamServer(t, st, progress.StreamConfig{Retry: 1500 * time.Millisecond})
+	f := newFixture(t, st)
+	b.Close()
+	resp := openEvents(t, srv.URL, f.job.ID, "1", false)
+	evs, raw := readAll(t, resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") ||
+		len(evs) != 0 || !strings.Contains(raw, "retry: 1500") {
+		t.Fatalf("a stream asked while shutting down: %d %q %q, want 200, no event, the retry interval", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+}

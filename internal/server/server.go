@@ -42,6 +42,8 @@ import (
 
 // Server is one serving process.
 type Server struct {
+	// id names this replica in the registry and its pool's leases.
+	id    string
 	cfg   *config.Config
 	log   *slog.Logger
 	store store.Store
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st}
+	s := &Server{id: OwnerID("serve"), cfg: cfg, log: log, store: st}
 	reg := prometheus.NewRegistry()
 	s.metrics = metrics.New(reg, s) // gauges are read at scrape time, when every field is set
 	s.ResponseTimes = s.metrics.ResponseTimes
@@ -183,7 +185,7 @@ func (s *Server) newRunners(redisOpt asynq.RedisConnOpt) error {
 	s.exec = exec
 	s.pool = backgroundtasks.New(s.store, s.exec, backgroundtasks.Config{
 		Workers:      cfg.MaxWorkers,
-		Owner:        OwnerID("serve"),
+		Owner:        s.id,
 		PollInterval: cfg.PollInterval,
 		DrainTimeout: cfg.DrainTimeout,
 		// 0: all but one of the workers, counted in this pool.
@@ -315,6 +317,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.recon.Start(ctx); err != nil {
 		return err
 	}
+	// The replica registers once it knows its address, and beats after the
+	// flag (a component) has read the setting.
+	s.components = append(s.components, s.replicaHeartbeater(ln.Addr()))
 	for _, c := range s.components {
 		if err := c.Start(ctx); err != nil {
 			return err

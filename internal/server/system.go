@@ -26,6 +26,7 @@ func (s *Server) WorkerSystem(ctx context.Context) api.WorkerSystem {
 			Reason:         st.Setting.Reason,
 			UpdatedBy:      st.Setting.UpdatedBy,
 			UpdatedAt:      st.Setting.UpdatedAt,
+			Revision:       st.Setting.Revision,
 		},
 	}
 	if s.insp != nil {

@@ -15,6 +15,9 @@ type WorkerSetting struct {
 	Reason         string
 	UpdatedBy      string
 	UpdatedAt      time.Time
+	// Revision counts the saves of the setting (0: never saved); every
+	// replica reports the one it applied (WorkerProcess.FlagRevision).
+	Revision int64
 }
 
 // DefaultWorkerSetting applies until an operator changes it: durable for every
@@ -26,8 +29,8 @@ func (s *SQL) GetWorkerSetting(ctx context.Context) (WorkerSetting, error) {
 	var w WorkerSetting
 	var enabled int
 	var updated int64
-	err := s.R.QueryRowContext(ctx, `SELECT enabled, rollout_percent, reason, updated_by, updated_at FROM worker_settings WHERE id = 1`).
-		Scan(&enabled, &w.RolloutPercent, &w.Reason, &w.UpdatedBy, &updated)
+	err := s.R.QueryRowContext(ctx, `SELECT enabled, rollout_percent, reason, updated_by, updated_at, revision FROM worker_settings WHERE id = 1`).
+		Scan(&enabled, &w.RolloutPercent, &w.Reason, &w.UpdatedBy, &updated, &w.Revision)
 	if errors.Is(err, sql.ErrNoRows) {
 		return DefaultWorkerSetting, nil
 	}
@@ -38,17 +41,19 @@ func (s *SQL) GetWorkerSetting(ctx context.Context) (WorkerSetting, error) {
 	return w, nil
 }
 
-// PutWorkerSetting saves the setting.
+// PutWorkerSetting saves the setting and moves its revision on by one; the
+// answer carries the new revision.
 func (s *SQL) PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error) {
 	w.UpdatedAt = s.Clock.Now().UTC().Truncate(time.Microsecond)
 	enabled := 0
 	if w.Enabled {
 		enabled = 1
 	}
-	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at)
-		VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,
+	err := s.W.QueryRowContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at, revision)
+		VALUES (1, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,
 		rollout_percent = excluded.rollout_percent, reason = excluded.reason, updated_by = excluded.updated_by,
-		updated_at = excluded.updated_at`), enabled, w.RolloutPercent, w.Reason, w.UpdatedBy, micros(w.UpdatedAt))
+		updated_at = excluded.updated_at, revision = worker_settings.revision + 1
+		RETURNING revision`), enabled, w.RolloutPercent, w.Reason, w.UpdatedBy, micros(w.UpdatedAt)).Scan(&w.Revision)
 	if err != nil {
 		return w, fmt.Errorf("save worker setting: %w", err)
 	}

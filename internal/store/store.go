@@ -88,6 +88,7 @@ type Store interface {
 
 	RegisterWorker(ctx context.Context, w WorkerProcess) error
 	HeartbeatWorker(ctx context.Context, id string) error
+	HeartbeatReplica(ctx context.Context, id string, flagRevision int64) error
 	StopWorker(ctx context.Context, id string) error
 	ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error)
 	PruneWorkers(ctx context.Context, before time.Time) error

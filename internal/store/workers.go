@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// WorkerProcess is a registered runner process (a `scriptgen worker`).
+// WorkerProcess is a registered process: a `scriptgen worker` (role
+// "worker") or a serving replica (role "serve").
 type WorkerProcess struct {
 	ID          string
 	Role        string
@@ -15,13 +16,18 @@ type WorkerProcess struct {
 	StartedAt   time.Time
 	HeartbeatAt time.Time
 	StoppedAt   time.Time
+	// A replica's: the address it listens on, its build, and the revision
+	// of the worker setting it applied at its last heartbeat.
+	Address      string
+	Version      string
+	FlagRevision int64
 }
 
 // RegisterWorker records a starting process.
 func (s *SQL) RegisterWorker(ctx context.Context, w WorkerProcess) error {
 	now := micros(s.Clock.Now())
-	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO workers (id, role, host, pid, started_at, heartbeat_at, stopped_at)
-		VALUES (?, ?, ?, ?, ?, ?, 0)`), w.ID, w.Role, w.Host, w.PID, now, now)
+	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO workers (id, role, host, pid, started_at, heartbeat_at, stopped_at, address, version, flag_revision)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`), w.ID, w.Role, w.Host, w.PID, now, now, w.Address, w.Version, w.FlagRevision)
 	if err != nil {
 		return fmt.Errorf("register worker %s: %w", w.ID, err)
 	}
@@ -37,6 +43,17 @@ func (s *SQL) HeartbeatWorker(ctx context.Context, id string) error {
 	return nil
 }
 
+// HeartbeatReplica says a serving replica is still alive and which revision
+// of the worker setting it has applied.
+func (s *SQL) HeartbeatReplica(ctx context.Context, id string, flagRevision int64) error {
+	_, err := s.W.ExecContext(ctx, s.Q(`UPDATE workers SET heartbeat_at = ?, flag_revision = ? WHERE id = ?`),
+		micros(s.Clock.Now()), flagRevision, id)
+	if err != nil {
+		return fmt.Errorf("heartbeat of replica %s: %w", id, err)
+	}
+	return nil
+}
+
 // StopWorker records a clean stop.
 func (s *SQL) StopWorker(ctx context.Context, id string) error {
 	_, err := s.W.ExecContext(ctx, s.Q(`UPDATE workers SET stopped_at = ? WHERE id = ?`), micros(s.Clock.Now()), id)
@@ -48,7 +65,7 @@ func (s *SQL) StopWorker(ctx context.Context, id string) error {
 
 // ListWorkers lists the processes of a role seen since a time, newest first.
 func (s *SQL) ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error) {
-	rows, err := s.query(ctx, `SELECT id, role, host, pid, started_at, heartbeat_at, stopped_at
+	rows, err := s.query(ctx, `SELECT id, role, host, pid, started_at, heartbeat_at, stopped_at, address, version, flag_revision
 		FROM workers WHERE role = ? AND heartbeat_at >= ? ORDER BY started_at DESC`, role, micros(since))
 	if err != nil {
 		return nil, fmt.Errorf("list workers: %w", err)
@@ -58,7 +75,7 @@ func (s *SQL) ListWorkers(ctx context.Context, role string, since time.Time) ([]
 	for rows.Next() {
 		var w WorkerProcess
 		var started, hb, stopped int64
-		if err := rows.Scan(&w.ID, &w.Role, &w.Host, &w.PID, &started, &hb, &stopped); err != nil {
+		if err := rows.Scan(&w.ID, &w.Role, &w.Host, &w.PID, &started, &hb, &stopped, &w.Address, &w.Version, &w.FlagRevision); err != nil {
 			return nil, err
 		}
 		w.StartedAt, w.HeartbeatAt, w.StoppedAt = fromMicros(started), fromMicros(hb), fromMicros(stopped)

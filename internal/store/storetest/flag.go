@@ -24,12 +24,12 @@ func testWorkerSetting(f *fixture) {
 		UpdatedBy:      "op",
 	}
 	saved, err := f.s.PutWorkerSetting(f.ctx, off)
-	if err != nil || !saved.UpdatedAt.Equal(f.clk.Now()) {
+	if err != nil || !saved.UpdatedAt.Equal(f.clk.Now()) || saved.Revision != 1 {
 		f.t.Fatalf("save: %+v (%v), want it stamped %v", saved, err, f.clk.Now())
 	}
 	got, err := f.s.GetWorkerSetting(f.ctx)
 	if err != nil || got.Enabled || got.RolloutPercent != 0 || got.Reason != off.Reason || got.UpdatedBy != "op" ||
-		!got.UpdatedAt.Equal(saved.UpdatedAt) {
+		!got.UpdatedAt.Equal(saved.UpdatedAt) || got.Revision != 1 {
 		f.t.Fatalf("setting read back: %+v (%v), want %+v", got, err, saved)
 	}
 	f.clk.Advance(time.Minute)
@@ -39,11 +39,14 @@ func testWorkerSetting(f *fixture) {
 		Reason:         "rollforward: fixed",
 		UpdatedBy:      "other",
 	}
-	if _, err := f.s.PutWorkerSetting(f.ctx, on); err != nil {
-		f.t.Fatal(err)
+	// Each save moves the revision on, so that replicas can say which one
+	// they applied.
+	if saved, err := f.s.PutWorkerSetting(f.ctx, on); err != nil || saved.Revision != 2 {
+		f.t.Fatalf("second save: revision %d (%v), want 2", saved.Revision, err)
 	}
 	got, err = f.s.GetWorkerSetting(f.ctx)
-	if err != nil || !got.Enabled || got.RolloutPercent != 25 || got.UpdatedBy != "other" || !got.UpdatedAt.Equal(f.clk.Now()) {
+	if err != nil || !got.Enabled || got.RolloutPercent != 25 || got.UpdatedBy != "other" || !got.UpdatedAt.Equal(f.clk.Now()) ||
+		got.Revision != 2 {
 		f.t.Fatalf("setting after the second save: %+v (%v), want %+v stamped %v", got, err, on, f.clk.Now())
 	}
 }

@@ -9,6 +9,33 @@ import (
 // workerTests: the registry of worker processes.
 var workerTests = []test{
 	{"WorkerRegistry", testWorkerRegistry},
+	{"ReplicaRegistry", testReplicaRegistry},
+}
+
+// testReplicaRegistry: a serving replica registers with its address and
+// build, reports the flag revision it applied with each heartbeat, and is
+// listed under its own role only.
+func testReplicaRegistry(f *fixture) {
+	r := store.WorkerProcess{ID: "serve-1", Role: "serve", Host: "h", PID: 2, Address: "10.0.0.7:8002", Version: "v1.2.3", FlagRevision: 4}
+	if err := f.s.RegisterWorker(f.ctx, r); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.s.RegisterWorker(f.ctx, store.WorkerProcess{ID: "worker-1", Role: "worker", Host: "h", PID: 3}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clk.Advance(time.Second)
+	if err := f.s.HeartbeatReplica(f.ctx, "serve-1", 5); err != nil {
+		f.t.Fatal(err)
+	}
+	ws, err := f.s.ListWorkers(f.ctx, "serve", time.Time{})
+	if err != nil || len(ws) != 1 {
+		f.t.Fatalf("replicas: %+v %v, want serve-1 alone", ws, err)
+	}
+	got := ws[0]
+	if got.ID != "serve-1" || got.Address != r.Address || got.Version != r.Version || got.FlagRevision != 5 ||
+		!got.HeartbeatAt.Equal(f.clk.Now()) || got.StartedAt.Equal(got.HeartbeatAt) {
+		f.t.Fatalf("replica read back: %+v, want %+v at revision 5, beaten at %v", got, r, f.clk.Now())
+	}
 }
 
 func testWorkerRegistry(f *fixture) {

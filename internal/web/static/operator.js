@@ -96,6 +96,31 @@ async function refreshStats() {
     : [sg.el("tr", {}, sg.el("td", { colSpan: 5, class: "notice" }, "자동 롤백 꺼짐 또는 트리거 없음 · automatic rollback off or no triggers"))]));
 }
 
+// --- replicas --------------------------------------------------------------
+// Every serving replica and the flag revision it applied; one behind the
+// current revision for longer than the server's stale_after is marked.
+function age(v) {
+  if (typeof v !== "number") return "—";
+  if (v < 120) return v.toFixed(0) + " s";
+  if (v < 7200) return (v / 60).toFixed(0) + " min";
+  return (v / 3600).toFixed(1) + " h";
+}
+
+async function loadReplicas() {
+  const r = await admin("GET", "/api/admin/replicas");
+  if (!r.ok) { showError("rp-error", r.error); return; }
+  showError("rp-error", "");
+  const v = r.body || {};
+  const items = v.replicas || [];
+  $("rp-summary").textContent = num(v.up) + " up · flag revision " + num(v.flag_revision) +
+    (v.stale ? " · " + v.stale + " not applied within " + num(v.stale_after_seconds) + " s" : "");
+  $("replicas").replaceChildren(...(items.length ? items.map((p) => sg.el("tr", { "data-id": p.id, class: p.flag_stale ? "stale" : "" },
+    sg.el("td", {}, p.id + (p.id === v.self ? " (this)" : "")), sg.el("td", {}, p.address || "—"), sg.el("td", {}, badge(p.state)),
+    sg.el("td", {}, p.flag_stale ? badge("r" + p.flag_revision + " ≠ r" + v.flag_revision + " · stale", "firing") : "r" + num(p.flag_revision)),
+    sg.el("td", {}, age(p.age_seconds)), sg.el("td", {}, age(p.last_seen_seconds)), sg.el("td", {}, p.version || "—")))
+    : [sg.el("tr", {}, sg.el("td", { colSpan: 7, class: "notice" }, "레플리카 없음 · no replicas registered"))]));
+}
+
 // --- rollback --------------------------------------------------------------
 async function loadHistory() {
   const r = await admin("GET", "/api/admin/rollbacks");
@@ -139,6 +164,7 @@ async function rollback() {
 function refreshAll() {
   if (!op.dirty) loadWorkerSystem();
   refreshStats();
+  loadReplicas();
   loadHistory();
 }
 

@@ -52,7 +52,7 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 		write(w, 200, map[string]any{"status": "ok", "reasons": []string{}, "auth": "open", "worker_system": map[string]any{
 			"enabled": true, "type": "durable", "rollout_percent": percent, "reason": "", "kill_switch": false, "redis": "up",
 			"workers_up": 2, "workers_crashed": 0, "setting": map[string]any{"enabled": true, "rollout_percent": percent,
-				"reason": "", "updated_by": "test", "updated_at": now}},
+				"reason": "", "updated_by": "test", "updated_at": now, "revision": 3}},
 			"process": map[string]any{"pid": 1, "rss_bytes": 10 << 20}})
 	})
 	mux.HandleFunc("POST /api/generation", func(w http.ResponseWriter, r *http.Request) {

@@ -508,6 +508,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/replicas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every serving replica and the flag revision it applied
+         * @description The `scriptgen serve` replicas seen in the last ten minutes (they register in the workers table with role `serve` and beat every second), newest first: address, build, state, age, and the revision of the worker setting each applied at its last heartbeat. A live replica still behind the current revision more than `stale_after` after the setting changed is marked `flag_stale`.
+         */
+        get: operations["listReplicas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/cleanup": {
         parameters: {
             query?: never;
@@ -769,7 +789,7 @@ export interface components {
             field?: string;
         };
         /** @enum {string} */
-        ErrorCode: "admin_disabled" | "auth_not_configured" | "budget_exhausted" | "client_closed" | "cross_origin_refused" | "database_unavailable" | "document_quota_exceeded" | "forbidden" | "idempotency_key_in_flight" | "idempotency_key_reused" | "internal" | "invalid_last_event_id" | "invalid_path" | "invalid_query" | "invalid_request" | "key_revoked" | "method_not_allowed" | "migrate_failed" | "not_cancellable" | "not_found" | "profile_busy" | "rate_limited" | "restart_failed" | "rollback_failed" | "rollback_superseded" | "rollforward_failed" | "rollforward_refused" | "search_busy" | "search_timeout" | "shutting_down" | "still_failing" | "too_large" | "too_many_connections" | "too_many_failures" | "too_many_streams" | "unauthorized" | "unavailable" | "unsupported_media_type";
+        ErrorCode: "admin_disabled" | "auth_not_configured" | "budget_exhausted" | "client_closed" | "cross_origin_refused" | "database_unavailable" | "document_quota_exceeded" | "forbidden" | "idempotency_key_in_flight" | "idempotency_key_reused" | "internal" | "invalid_last_event_id" | "invalid_path" | "invalid_query" | "invalid_request" | "key_revoked" | "method_not_allowed" | "migrate_failed" | "not_cancellable" | "not_found" | "profile_busy" | "rate_limited" | "restart_failed" | "rollback_failed" | "rollback_superseded" | "rollforward_failed" | "rollforward_refused" | "search_busy" | "search_timeout" | "still_failing" | "too_large" | "too_many_connections" | "too_many_failures" | "too_many_streams" | "unauthorized" | "unavailable" | "unsupported_media_type";
         ProjectID: string;
         /** @description A project as the caller names it; an admin token (in the namespace of no tenant) sees a tenant's project as `tenant/project`. */
         ProjectKey: string;
@@ -1052,6 +1072,40 @@ export interface components {
             reason: string;
             updated_by: string;
             updated_at: components["schemas"]["Timestamp"];
+            /** @description Counts the saves of the setting; every replica reports the one it applied (GET /api/admin/replicas). */
+            revision: number;
+        };
+        /** @description The serving replicas (GET /api/admin/replicas). */
+        ReplicasView: {
+            /** @description The current worker setting's revision (0 before any save). */
+            flag_revision: number;
+            flag_updated_at: components["schemas"]["Timestamp"];
+            stale_after_seconds: number;
+            /** @description Live replicas. */
+            up: number;
+            /** @description Live replicas marked flag_stale. */
+            stale: number;
+            /** @description The id of the replica that answered. */
+            self: string;
+            replicas: components["schemas"]["Replica"][];
+        };
+        Replica: {
+            id: string;
+            /** @description The address the replica listens on (its host name for an unspecified IP). */
+            address: string;
+            host: string;
+            pid: number;
+            version: string;
+            /** @enum {string} */
+            state: "up" | "down" | "stopped";
+            /** @description The revision of the worker setting the replica applied at its last heartbeat. */
+            flag_revision: number;
+            /** @description Up, behind the current revision, and longer than stale_after since it changed. */
+            flag_stale: boolean;
+            started_at: components["schemas"]["Timestamp"];
+            heartbeat_at: components["schemas"]["Timestamp"];
+            age_seconds: number;
+            last_seen_seconds: number;
         };
         /** @description The effective worker-system flag of the replica that answers. */
         WorkerSystem: {
@@ -1426,7 +1480,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `database_unavailable` (with `Retry-After`), `too_many_streams` (the server's cap), `shutting_down`, `search_timeout`, `unavailable` (a part this process was built without). */
+        /** @description `database_unavailable` (with `Retry-After`), `too_many_streams` (the server's cap), `search_timeout`, `unavailable` (a part this process was built without). */
         Unavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -2443,6 +2497,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    listReplicas: {
+        parameters: {
+            query?: {
+                /** @description How long a replica may take to apply a new flag (a Go duration from 1s to 1h; 10s by default). */
+                stale_after?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The replicas. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicasView"];
                 };
             };
             400: components["responses"]["BadRequest"];

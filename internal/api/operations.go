@@ -35,6 +35,8 @@ type AuditJSON struct {
 	FinishedAt       time.Time       `json:"finished_at"`
 	DurationMS       int64           `json:"duration_ms"`
 	Report           string          `json:"report"`
+	// LeaderEpoch is the controller's term that wrote it; 0 for an operator's.
+	LeaderEpoch int64 `json:"leader_epoch"`
 }
 
 func newAuditJSON(a store.AuditRecord) AuditJSON {
@@ -54,6 +56,7 @@ func newAuditJSON(a store.AuditRecord) AuditJSON {
 		FinishedAt:       a.FinishedAt,
 		DurationMS:       a.FinishedAt.Sub(a.StartedAt).Milliseconds(),
 		Report:           "/api/admin/rollbacks/" + a.ID + "/report",
+		LeaderEpoch:      a.LeaderEpoch,
 	}
 }
 

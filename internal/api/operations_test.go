@@ -54,3 +54,39 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 		t.Fatalf("worker setting after the rollback: %+v, %v; want disabled", w, err)
 	}
 }
+
+// TestRefusedRollforwardLeavesNoRecord: a roll-forward with no durable side
+// is 409 rollforward_refused and leaves the history as it was, so the last
+// rollback stays the latest record (it used to add a "failed" roll-forward
+// that `scriptgen report` then showed instead).
+func TestRefusedRollforwardLeavesNoRecord(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.SQLite(t)
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh = 0
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken}))
+	t.Cleanup(srv.Close)
+	post := func(path, body string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := post("/api/admin/rollback", `{"reason":"redis down"}`); code != 200 {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	code, body := post("/api/admin/rollforward", `{"percent":10,"reason":"too early"}`)
+	if code != http.StatusConflict || !strings.Contains(body, `"rollforward_refused"`) || strings.Contains(body, `"record"`) {
+		t.Fatalf("roll-forward without Redis: %d %s, want 409 rollforward_refused without a record", code, body)
+	}
+	recs, err := st.ListAudits(ctx, 10)
+	if err != nil || len(recs) != 1 || recs[0].Kind != "rollback" || recs[0].Status != "completed" {
+		t.Fatalf("history after the refused roll-forward: %+v %v, want the rollback alone", recs, err)
+	}
+}

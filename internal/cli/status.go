@@ -66,7 +66,7 @@ func statusCmd(ctx context.Context, c *command, args []string, stdout, stderr io
 			return errDegraded
 		}
 		if resp.StatusCode != 200 {
-			return fmt.Errorf("HTTP %d", resp.StatusCode)
+			return newHTTPError(resp)
 		}
 		return json.NewDecoder(resp.Body).Decode(out)
 	}
@@ -136,7 +136,7 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 		} `json:"triggers"`
 	}
 	if err := get("/api/admin/stats", &stats); err != nil {
-		fmt.Fprintf(w, "Admin stats:      unavailable (%v; set ADMIN_TOKEN)\n", err)
+		fmt.Fprintf(w, "Admin stats:      unavailable (%s)\n", adminHint(err, withToken))
 		if withToken {
 			return errors.Join(healthErr, fmt.Errorf("admin stats unavailable: %w", err))
 		}
@@ -169,3 +169,45 @@ func render(w io.Writer, base string, withToken bool, get func(string, any) erro
 
 // errDegraded is a service that answers but says it is degraded.
 var errDegraded = errors.New("the service is degraded")
+
+// httpError is an answer other than 200, with the error code of its body.
+type httpError struct {
+	Status int
+	Code   string
+}
+
+func (e *httpError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d %s", e.Status, e.Code)
+}
+
+// newHTTPError reads the error code of a refused answer's body.
+func newHTTPError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+	return &httpError{Status: resp.StatusCode, Code: body.Error.Code}
+}
+
+// adminHint says why the admin figures are missing: no token given, the
+// server has none, or the one given was refused (a wrong token used to be
+// told to "set ADMIN_TOKEN", which was set).
+func adminHint(err error, withToken bool) string {
+	var he *httpError
+	if !errors.As(err, &he) || (he.Status != http.StatusUnauthorized && he.Status != http.StatusForbidden) {
+		return err.Error()
+	}
+	switch {
+	case he.Code == "admin_disabled":
+		return fmt.Sprintf("%v; the server has no ADMIN_TOKEN", err)
+	case withToken:
+		return fmt.Sprintf("%v; the admin token was refused: check it against the server's ADMIN_TOKEN", err)
+	default:
+		return fmt.Sprintf("%v; set ADMIN_TOKEN", err)
+	}
+}

@@ -162,7 +162,12 @@ func (v *verifier) run(ctx context.Context) {
 	v.add(immediate, "Worker system follows the setting", ws.Enabled == ws.Setting.Enabled || !ws.Enabled,
 		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, ws.Setting.Enabled)
 	if rollbackMode {
-		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up", ws.WorkersUp)
+		// Worded as the rollback's output and the runbook's step 4 say it.
+		hint := ""
+		if ws.WorkersUp > 0 {
+			hint = ": stop them (the rollback does not), runbook step 4"
+		}
+		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up%s", ws.WorkersUp, hint)
 	}
 
 	// One job end to end: runs on the expected backend, streams, saves an episode.

@@ -44,7 +44,10 @@ type Config struct {
 	RollbackQueueFor    time.Duration
 	RollbackMemory      float64
 	RollbackMemoryFor   time.Duration
-	RollbackInterval    time.Duration
+	// RollbackWorkersMissing: no durable worker alive for this long
+	// rolls back (ROLLBACK_WORKERS_MISSING_FOR).
+	RollbackWorkersMissing time.Duration
+	RollbackInterval       time.Duration
 
 	Auth                 string
 	AdminTokens          string
@@ -189,6 +192,7 @@ var options = []option{
 	{"ROLLBACK_QUEUE_DELAY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackQueueFor })},
 	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: this process's memory above this percent of its limit (its cgroup's, else the machine's)…", float(func(c *Config) *float64 { return &c.RollbackMemory })},
 	{"ROLLBACK_MEMORY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackMemoryFor })},
+	{"ROLLBACK_WORKERS_MISSING_FOR", "1m", "trigger: no durable worker alive for this long while the durable worker is on", duration(func(c *Config) *time.Duration { return &c.RollbackWorkersMissing })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},

@@ -93,6 +93,9 @@ type Step struct {
 	Detail string        `json:"detail"`
 	Took   time.Duration `json:"-"`
 	TookMS float64       `json:"took_ms"`
+	// LeaderEpoch is the term of the controller's leadership the step ran
+	// under (store.Fence); 0 for an operator's rollback, which is not fenced.
+	LeaderEpoch int64 `json:"leader_epoch,omitempty"`
 }
 
 // ErrSuperseded is a rollback that found the worker setting enabled again
@@ -117,6 +120,10 @@ type Request struct {
 	Actor    string
 	Trigger  string // "manual" or the automatic trigger's name
 	Evidence json.RawMessage
+	// Fence, set by the controller, is its leadership's term: every write of
+	// the rollback checks it, so a deposed leader's late step is refused
+	// (store.ErrFenced) and the rest are skipped.
+	Fence *store.Fence
 }
 
 // ParseBackend reads a backend name; rq_queue is the runbook's name of durable.
@@ -316,6 +323,9 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err // before any step: the emergency lever must not stop halfway
 	}
+	if req.Fence != nil {
+		ctx = store.WithFence(ctx, *req.Fence)
+	}
 	r := s.startRollback(ctx, req, onStep)
 	r.steps.run("flag off", r.flagOff)
 	r.steps.run("migrate pending jobs", r.migrate)
@@ -324,6 +334,10 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	r.steps.run("sweep after flag refresh", r.sweepAfterFlagRefresh)
 	r.steps.run("verify", r.verify)
 	r.rec.AffectedProjects = len(r.projects)
+	if errors.Is(r.steps.firstErr, store.ErrFenced) {
+		// Its record would be refused too; the new leader decides afresh.
+		return r.rec, fmt.Errorf("rollback %s: %w", r.rec.ID, r.steps.firstErr)
+	}
 	if err := s.record(ctx, &r.rec, r.steps); err != nil {
 		return r.rec, err
 	}
@@ -363,12 +377,16 @@ func (s *Service) startRollback(ctx context.Context, req Request, onStep StepFun
 	if rec.Trigger == "" {
 		rec.Trigger = "manual"
 	}
+	steps := &stepper{on: onStep, now: s.now}
+	if req.Fence != nil {
+		rec.LeaderEpoch, steps.epoch = req.Fence.Epoch, req.Fence.Epoch
+	}
 	return &rollbackRun{
 		s:        s,
 		ctx:      ctx,
 		req:      req,
 		rec:      rec,
-		steps:    &stepper{on: onStep, now: s.now},
+		steps:    steps,
 		projects: map[string]bool{},
 		failed:   map[string]bool{},
 	}
@@ -478,7 +496,8 @@ func (s *Service) record(ctx context.Context, rec *store.AuditRecord, steps *ste
 }
 
 // Rollforward steps the durable rollout back up to percent. It never runs by
-// itself: an operator decides.
+// itself: an operator decides. A roll-forward refused for want of a durable
+// side (ErrNoDurableSide) changes nothing and leaves no record.
 func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onStep StepFunc) (store.AuditRecord, error) {
 	if percent < 0 || percent > 100 {
 		return store.AuditRecord{}, fmt.Errorf("percent %d: must be from 0 to 100", percent)
@@ -505,6 +524,11 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 		}
 		return "Redis answers", nil
 	})
+	if !steps.ok {
+		// Refused, nothing changed: no record, which would stand in front of
+		// the last real rollback in `scriptgen report` and the history.
+		return store.AuditRecord{}, fmt.Errorf("rollforward: %w", steps.firstErr)
+	}
 	if steps.ok {
 		steps.run("flag on", func() (string, error) {
 			on := store.WorkerSetting{
@@ -538,11 +562,17 @@ type stepper struct {
 	ok       bool
 	firstErr error // the first step's failure, named by its step
 	started  bool
+	epoch    int64 // the leader's term every step carries (0: an operator's)
 }
 
 func (s *stepper) run(name string, fn func() (string, error)) {
 	if !s.started {
 		s.ok, s.started = true, true
+	}
+	if errors.Is(s.firstErr, store.ErrFenced) {
+		// A deposed leader stops: its decision is no longer its own.
+		s.emit(Step{Name: name, Detail: "skipped: this controller was deposed"})
+		return
 	}
 	start := s.now()
 	detail, err := fn()
@@ -563,6 +593,7 @@ func (s *stepper) run(name string, fn func() (string, error)) {
 }
 
 func (s *stepper) emit(st Step) {
+	st.LeaderEpoch = s.epoch
 	st.TookMS = float64(st.Took.Microseconds()) / 1000
 	if s.on != nil {
 		s.on(st)

@@ -228,7 +228,9 @@ func (s *Server) newRollback() {
 		MemoryPercent: cfg.RollbackMemory,
 		MemoryFor:     cfg.RollbackMemoryFor,
 		Interval:      cfg.RollbackInterval,
-		HolderID:      OwnerID("controller"),
+
+		WorkersMissingFor: cfg.RollbackWorkersMissing,
+		HolderID:          OwnerID("controller"),
 	}, s.log)
 	s.controller.OnRollback = func(_ string, err error) {
 		if err != nil {

@@ -38,17 +38,23 @@ func (s *SQL) GetWorkerSetting(ctx context.Context) (WorkerSetting, error) {
 	return w, nil
 }
 
-// PutWorkerSetting saves the setting.
+// PutWorkerSetting saves the setting (fenced: WithFence).
 func (s *SQL) PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error) {
 	w.UpdatedAt = s.Clock.Now().UTC().Truncate(time.Microsecond)
 	enabled := 0
 	if w.Enabled {
 		enabled = 1
 	}
-	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at)
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at)
 		VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,
 		rollout_percent = excluded.rollout_percent, reason = excluded.reason, updated_by = excluded.updated_by,
 		updated_at = excluded.updated_at`), enabled, w.RolloutPercent, w.Reason, w.UpdatedBy, micros(w.UpdatedAt))
+		return err
+	})
 	if err != nil {
 		return w, fmt.Errorf("save worker setting: %w", err)
 	}

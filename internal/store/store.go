@@ -95,6 +95,8 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// AcquireLease is AcquireLeadership with the term's epoch (fence.go).
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (epoch int64, ok bool, err error)
 	// ReleaseLeadership gives up a leadership that holder has, so that
 	// another can take it at once rather than when it expires.
 	ReleaseLeadership(ctx context.Context, name, holder string) error

@@ -25,6 +25,7 @@ func TestPagesAndAssets(t *testing.T) {
 		{"/", "text/html; charset=utf-8", "대본"},
 		{"/operator", "text/html; charset=utf-8", "Admin token"},
 		{"/static/app.css", "text/css; charset=utf-8", ".progress"},
+		{"/static/app.css", "text/css; charset=utf-8", ".state-inconclusive"},
 		{"/static/writer.js", "text/javascript; charset=utf-8", "Idempotency-Key"},
 		{"/static/operator.js", "text/javascript; charset=utf-8", "Authorization"},
 		{"/static/common.js", "text/javascript; charset=utf-8", "getRandomValues"},

@@ -91,7 +91,9 @@ async function refreshStats() {
   $("st-mem").textContent = bytes(mem.rss_bytes) + (typeof mem.host_percent === "number" ? " · host " + mem.host_percent.toFixed(0) + "%" : "");
   const triggers = s.triggers || [];
   $("triggers").replaceChildren(...(triggers.length ? triggers.map((t) => sg.el("tr", {},
-    sg.el("td", {}, t.name), sg.el("td", {}, badge(t.state)), sg.el("td", {}, num(t.value)),
+    sg.el("td", {}, t.name),
+    sg.el("td", t.state === "inconclusive" ? { title: "측정 실패: 롤백에 세지 않음 · the measurement failed; it does not count toward a rollback" } : {}, badge(t.state)),
+    sg.el("td", {}, num(t.value)),
     sg.el("td", {}, num(t.threshold)), sg.el("td", {}, t.since ? sg.fmtTime(t.since) : "—")))
     : [sg.el("tr", {}, sg.el("td", { colSpan: 5, class: "notice" }, "자동 롤백 꺼짐 또는 트리거 없음 · automatic rollback off or no triggers"))]));
 }

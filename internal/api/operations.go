@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
@@ -127,6 +128,7 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Percent *int   `json:"percent"`
 		Reason  string `json:"reason"`
+		Force   bool   `json:"force"`
 	}
 	if err := decodeAdminBody(r, &body); err != nil {
 		writeValidation(w, err)
@@ -140,9 +142,17 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, err)
 		return
 	}
+	if body.Force && strings.TrimSpace(body.Reason) == "" {
+		writeValidation(w, &job.ValidationError{Field: "reason", Message: "is required with force"})
+		return
+	}
 	var steps []rollback.Step
-	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r)}
+	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r), Force: body.Force}
 	rec, err := h.rollbacks.Rollforward(operationContext(r), *body.Percent, req, func(s rollback.Step) { steps = append(steps, s) })
+	if errors.Is(err, rollback.ErrTooSoon) {
+		h.writeOperation(w, r, rec, steps, err, rollback.ErrTooSoon, "rollforward_too_soon", "rollforward_failed")
+		return
+	}
 	h.writeOperation(w, r, rec, steps, err, rollback.ErrNoDurableSide, "rollforward_refused", "rollforward_failed")
 }
 

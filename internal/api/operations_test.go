@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/api"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
@@ -59,6 +60,21 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 // is 409 rollforward_refused and leaves the history as it was, so the last
 // rollback stays the latest record (it used to add a "failed" roll-forward
 // that `scriptgen report` then showed instead).
+// adminPost posts body to path with the admin token; it answers the status
+// and the body.
+func adminPost(t *testing.T, base, path, body string) (int, string) {
+	req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 func TestRefusedRollforwardLeavesNoRecord(t *testing.T) {
 	ctx := context.Background()
 	st := testenv.SQLite(t)
@@ -66,18 +82,7 @@ func TestRefusedRollforwardLeavesNoRecord(t *testing.T) {
 	svc.FlagRefresh = 0
 	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken}))
 	t.Cleanup(srv.Close)
-	post := func(path, body string) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+testAdminToken)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
-	}
+	post := func(path, body string) (int, string) { return adminPost(t, srv.URL, path, body) }
 	if code, body := post("/api/admin/rollback", `{"reason":"redis down"}`); code != 200 {
 		t.Fatalf("rollback: %d %s", code, body)
 	}
@@ -88,5 +93,39 @@ func TestRefusedRollforwardLeavesNoRecord(t *testing.T) {
 	recs, err := st.ListAudits(ctx, 10)
 	if err != nil || len(recs) != 1 || recs[0].Kind != "rollback" || recs[0].Status != "completed" {
 		t.Fatalf("history after the refused roll-forward: %+v %v, want the rollback alone", recs, err)
+	}
+}
+
+// TestRollforwardTooSoon: right after a rollback a roll-forward is 409
+// rollforward_too_soon without a record; force needs a reason (400), and with
+// one goes through.
+func TestRollforwardTooSoon(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.SQLite(t)
+	opt, err := durable.RedisOpt(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := durable.NewSide(opt)
+	t.Cleanup(func() { side.Close() })
+	svc := rollback.New(st, side, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh, svc.CleanWindows, svc.CleanWindow = 0, 3, 5*time.Minute
+	srv := httptest.NewServer(api.New(api.Config{Store: st, Rollback: svc, AdminToken: testAdminToken}))
+	t.Cleanup(srv.Close)
+	if code, body := adminPost(t, srv.URL, "/api/admin/rollback", `{"reason":"incident"}`); code != 200 {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	code, body := adminPost(t, srv.URL, "/api/admin/rollforward", `{"percent":10,"reason":"fixed"}`)
+	if code != http.StatusConflict || !strings.Contains(body, `"rollforward_too_soon"`) || strings.Contains(body, `"record"`) {
+		t.Fatalf("roll-forward right after the rollback: %d %s", code, body)
+	}
+	if code, body := adminPost(t, srv.URL, "/api/admin/rollforward", `{"percent":10,"force":true}`); code != 400 {
+		t.Fatalf("forced roll-forward without a reason: %d %s", code, body)
+	}
+	if recs, _ := st.ListAudits(ctx, 10); len(recs) != 1 {
+		t.Fatalf("refused roll-forwards left records: %+v", recs)
+	}
+	if code, body := adminPost(t, srv.URL, "/api/admin/rollforward", `{"percent":10,"force":true,"reason":"customer waits"}`); code != 200 || !strings.Contains(body, "Forced before the clean windows") {
+		t.Fatalf("forced roll-forward: %d %s", code, body)
 	}
 }

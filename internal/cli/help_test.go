@@ -14,7 +14,7 @@ var ownFlags = map[string][]string{
 	"serve":       nil,
 	"worker":      nil,
 	"rollback":    {"json", "reason"},
-	"rollforward": {"percent", "reason"},
+	"rollforward": {"force", "percent", "reason"},
 	"migrate":     {"list-failed", "retry-failed", "source", "target"},
 	"verify":      {"json", "url"},
 	"status":      {"interval", "url", "watch"},

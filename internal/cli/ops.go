@@ -59,6 +59,7 @@ func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, e
 		side = o.side
 	}
 	o.svc = rollback.New(st, side, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	o.svc.CleanWindows, o.svc.CleanWindow = cfg.RollforwardCleanWindows, cfg.RollforwardCleanWindow
 	return o, nil
 }
 
@@ -137,9 +138,11 @@ const workersNext = `Next: stop the durable workers. The rollback does not stop 
 
 func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var reason string
+	var force bool
 	percent := -1
 	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&reason, "reason", "", "why: the `text` goes into the record")
+		fs.BoolVar(&force, "force", false, "roll forward before the clean windows after a rollback have passed (needs --reason)")
 		// A Func, not an IntVar, so that its help shows no default: it has none.
 		fs.Func("percent", "required: share of projects (`N`, 0-100) whose new jobs go to the durable worker", func(v string) error {
 			n, err := strconv.Atoi(v)
@@ -159,13 +162,16 @@ func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stde
 	if err := job.ValidateReason(reason); err != nil {
 		return usageError{err}
 	}
+	if force && strings.TrimSpace(reason) == "" {
+		return usagef("--force needs a --reason")
+	}
 	o, err := openOps(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer o.close()
 	host, _ := os.Hostname()
-	rec, err := o.svc.Rollforward(ctx, percent, rollback.Request{Reason: reason, Actor: "cli@" + host}, printStep(stdout))
+	rec, err := o.svc.Rollforward(ctx, percent, rollback.Request{Reason: reason, Actor: "cli@" + host, Force: force}, printStep(stdout))
 	if err == nil {
 		fmt.Fprintf(stdout, "Durable rollout at %d%%; replicas follow within a second. Record %s\n", percent, rec.ID)
 	}

@@ -47,7 +47,11 @@ type Config struct {
 	// RollbackWorkersMissing: no durable worker alive for this long
 	// rolls back (ROLLBACK_WORKERS_MISSING_FOR).
 	RollbackWorkersMissing time.Duration
-	RollbackInterval       time.Duration
+	// RollforwardCleanWindows clean windows of RollforwardCleanWindow
+	// must pass after a rollback before a roll-forward is allowed unforced.
+	RollforwardCleanWindows int
+	RollforwardCleanWindow  time.Duration
+	RollbackInterval        time.Duration
 
 	Auth                 string
 	AdminTokens          string
@@ -193,6 +197,8 @@ var options = []option{
 	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: this process's memory above this percent of its limit (its cgroup's, else the machine's)…", float(func(c *Config) *float64 { return &c.RollbackMemory })},
 	{"ROLLBACK_MEMORY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackMemoryFor })},
 	{"ROLLBACK_WORKERS_MISSING_FOR", "1m", "trigger: no durable worker alive for this long while the durable worker is on", duration(func(c *Config) *time.Duration { return &c.RollbackWorkersMissing })},
+	{"ROLLFORWARD_CLEAN_WINDOWS", "3", "after a rollback, a roll-forward is refused until this many clean windows passed (0: never refused) unless forced with a reason", integer(func(c *Config) *int { return &c.RollforwardCleanWindows })},
+	{"ROLLFORWARD_CLEAN_WINDOW", "5m", "length of one clean window: no trigger's condition held and every reading could be taken", duration(func(c *Config) *time.Duration { return &c.RollforwardCleanWindow })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
@@ -431,6 +437,10 @@ func (c *Config) validate() error {
 	}
 	if c.RollbackInterval <= 0 {
 		return fmt.Errorf("ROLLBACK_INTERVAL must be positive")
+	}
+	if c.RollforwardCleanWindows < 0 || c.RollforwardCleanWindow <= 0 {
+		return fmt.Errorf("ROLLFORWARD_CLEAN_WINDOWS=%d, ROLLFORWARD_CLEAN_WINDOW=%s: want 0 or more windows of a positive length",
+			c.RollforwardCleanWindows, c.RollforwardCleanWindow)
 	}
 	if c.LeaseDuration < time.Second {
 		return fmt.Errorf("LEASE_DURATION=%s: must be at least 1s", c.LeaseDuration)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,6 +195,33 @@ func (c *Controller) Tick(ctx context.Context) {
 	fired, evidence := c.evaluate(readings, enabled, now)
 	if fired != nil {
 		c.fire(ctx, fired, evidence, now)
+	}
+	if !enabled {
+		c.noteUnclean(ctx, readings)
+	}
+}
+
+// noteUnclean records, in rollback mode, a tick whose readings were not
+// clean — a trigger's condition held, or its measurement failed — so that a
+// roll-forward waits for clean windows after it (Service.checkCleanWindows).
+// No worker being up is what rollback mode expects, so workers_missing does
+// not count.
+func (c *Controller) noteUnclean(ctx context.Context, readings []reading) {
+	var bad []string
+	for _, r := range readings {
+		switch {
+		case r.name == "workers_missing":
+		case !r.known:
+			bad = append(bad, r.name+" inconclusive")
+		case r.cond:
+			bad = append(bad, r.name+" "+r.value)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	if err := c.svc.MarkUnclean(ctx, c.fence(), strings.Join(bad, ", ")); err != nil {
+		c.log.Warn("Could not note unclean readings", "err", err)
 	}
 }
 

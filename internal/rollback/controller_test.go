@@ -6,14 +6,17 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // probe is a world whose readings the test sets; the flag comes from the store.
@@ -330,5 +333,56 @@ func TestCrashWindowShowsItsConfiguredLength(t *testing.T) {
 		if st.Name == "worker_crashes" && st.Threshold != "> 3 in 10m0s" {
 			t.Fatalf("crash threshold %q, want the configured window: > 3 in 10m0s", st.Threshold)
 		}
+	}
+}
+
+// TestRollforwardWaitsForCleanWindows: after a rollback, a roll-forward is
+// refused (ErrTooSoon, no record) until ROLLFORWARD_CLEAN_WINDOWS windows
+// without an unclean reading have passed; the controller's readings in
+// rollback mode (here Redis down) restart the count; force with a reason
+// goes on and says so in the record.
+func TestRollforwardWaitsForCleanWindows(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "a", nil, nil)
+	opt, err := durable.RedisOpt(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := durable.NewSide(opt)
+	t.Cleanup(func() { side.Close() })
+	svc := rollback.New(f.st, side, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh, svc.Clock = 0, f.clk
+	svc.CleanWindows, svc.CleanWindow = 3, 5*time.Minute
+	if _, err := svc.Rollback(ctx, rollback.Request{Reason: "incident", Actor: "op"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	forward := func(force bool, reason string) (store.AuditRecord, error) {
+		return svc.Rollforward(ctx, 10, rollback.Request{Reason: reason, Actor: "op", Force: force}, nil)
+	}
+	f.step(0) // the controller leads; its readings are clean
+	f.clk.Advance(10 * time.Minute)
+	f.probe.redisUp = false
+	f.step(0) // Redis down in rollback mode: the count starts again
+	f.probe.redisUp = true
+	f.step(14 * time.Minute) // two clean windows since
+	if _, err := forward(false, "fixed"); !errors.Is(err, rollback.ErrTooSoon) || !strings.Contains(err.Error(), "redis_unreachable down") {
+		t.Fatalf("roll-forward 2 windows after Redis was down: %v, want ErrTooSoon naming it", err)
+	}
+	if n := len(f.rollbacks(t)); n != 1 {
+		t.Fatalf("a refused roll-forward left a record: %d records", n)
+	}
+	if _, err := forward(true, ""); err == nil {
+		t.Fatal("a forced roll-forward without a reason went through")
+	}
+	rec, err := forward(true, "the customer needs it now")
+	if err != nil || len(rec.Actions) == 0 || !strings.Contains(strings.Join(rec.Actions, " "), "Forced before the clean windows") {
+		t.Fatalf("forced roll-forward: %+v %v", rec, err)
+	}
+	if _, err := svc.Rollback(ctx, rollback.Request{Reason: "again", Actor: "op"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.step(15 * time.Minute) // three clean windows
+	if _, err := forward(false, "clean"); err != nil {
+		t.Fatalf("roll-forward after three clean windows: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Store interface {
 	AddMigrationFailure(ctx context.Context, f store.MigrationFailure) error
 	ListMigrationFailures(ctx context.Context, limit int) ([]store.MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
+	ListAudits(ctx context.Context, limit int) ([]store.AuditRecord, error)
+	MarkUnclean(ctx context.Context, at time.Time, detail string) error
+	LastUnclean(ctx context.Context) (time.Time, string, error)
 }
 
 // Durable is the durable side, when REDIS_URL is set.
@@ -64,6 +68,13 @@ type Service struct {
 	// Clock tells the time of records, steps and sweeps (clock.Real{} from
 	// New; the wall clock when nil).
 	Clock clock.Clock
+	// CleanWindows clean windows of CleanWindow must pass after a rollback
+	// before a roll-forward is allowed without Force
+	// (ROLLFORWARD_CLEAN_WINDOWS, ROLLFORWARD_CLEAN_WINDOW); 0 waits for
+	// nothing. A window is clean when the controller noted no unclean
+	// reading in it (MarkUnclean).
+	CleanWindows int
+	CleanWindow  time.Duration
 }
 
 // New builds the service; durable may be nil.
@@ -103,6 +114,9 @@ type Step struct {
 // back on while it ran, and that later decision stands.
 var ErrSuperseded = errors.New("the worker setting was enabled again while the rollback ran")
 
+// ErrForceWithoutReason is a forced roll-forward without a reason.
+var ErrForceWithoutReason = errors.New("a forced roll-forward needs a reason")
+
 // ErrNotRecorded is a rollback or roll-forward whose audit record could not
 // be saved: it has no report to lead to.
 var ErrNotRecorded = errors.New("the audit record could not be saved")
@@ -110,6 +124,11 @@ var ErrNotRecorded = errors.New("the audit record could not be saved")
 // ErrNoDurableSide is a roll-forward refused because there is no durable
 // worker to roll forward to: no REDIS_URL, or Redis does not answer.
 var ErrNoDurableSide = errors.New("no durable side to roll forward to")
+
+// ErrTooSoon is a roll-forward refused because fewer clean windows than
+// CleanWindows have passed since the last rollback; Request.Force (with a
+// reason) overrides it.
+var ErrTooSoon = errors.New("too soon after the rollback")
 
 // StepFunc hears about each step as it finishes.
 type StepFunc func(Step)
@@ -124,6 +143,9 @@ type Request struct {
 	// the rollback checks it, so a deposed leader's late step is refused
 	// (store.ErrFenced) and the rest are skipped.
 	Fence *store.Fence
+	// Force rolls forward before the clean windows after a rollback have
+	// passed; the reason says why, and the record says it was forced.
+	Force bool
 }
 
 // ParseBackend reads a backend name; rq_queue is the runbook's name of durable.
@@ -505,6 +527,9 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err
 	}
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return store.AuditRecord{}, &job.ValidationError{Field: "reason", Message: ErrForceWithoutReason.Error()}
+	}
 	now := s.now()
 	rec := store.AuditRecord{
 		ID:        newID(now),
@@ -524,6 +549,9 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 		}
 		return "Redis answers", nil
 	})
+	if steps.ok {
+		steps.run("clean windows since the rollback", func() (string, error) { return s.checkCleanWindows(ctx, req, &rec) })
+	}
 	if !steps.ok {
 		// Refused, nothing changed: no record, which would stand in front of
 		// the last real rollback in `scriptgen report` and the history.
@@ -634,4 +662,53 @@ func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 		s.log.Info("Swept queued durable jobs to background_tasks", "count", len(moved))
 	}
 	return len(moved), nil
+}
+
+// checkCleanWindows refuses a roll-forward (ErrTooSoon) until CleanWindows
+// clean windows have passed since the last completed rollback, counted from
+// the rollback's end or from the last unclean reading after it, whichever is
+// later; a forced one goes on and says so in its record.
+func (s *Service) checkCleanWindows(ctx context.Context, req Request, rec *store.AuditRecord) (string, error) {
+	if s.CleanWindows <= 0 || s.CleanWindow <= 0 {
+		return "no clean windows required (ROLLFORWARD_CLEAN_WINDOWS=0)", nil
+	}
+	recs, err := s.st.ListAudits(ctx, 100)
+	if err != nil {
+		return "", err
+	}
+	var last *store.AuditRecord
+	for i := range recs {
+		if recs[i].Kind == "rollback" && recs[i].Status == "completed" {
+			last = &recs[i]
+			break
+		}
+	}
+	if last == nil {
+		return "no rollback recorded", nil
+	}
+	from, why := last.FinishedAt, "the rollback"
+	unclean, detail, err := s.st.LastUnclean(ctx)
+	if err != nil {
+		return "", err
+	}
+	if unclean.After(from) {
+		from, why = unclean, "an unclean reading ("+detail+")"
+	}
+	passed := int(s.now().Sub(from) / s.CleanWindow)
+	status := fmt.Sprintf("%d of %d clean windows of %s since %s at %s", min(passed, s.CleanWindows), s.CleanWindows,
+		s.CleanWindow, why, from.UTC().Format(time.RFC3339))
+	if passed >= s.CleanWindows {
+		return status, nil
+	}
+	if !req.Force {
+		return "", fmt.Errorf("%w: %s; wait, or force it with a reason", ErrTooSoon, status)
+	}
+	rec.Actions = append(rec.Actions, "Forced before the clean windows had passed: "+status)
+	return "forced: " + status, nil
+}
+
+// MarkUnclean notes, under the controller's fence, that its readings were
+// not clean while the durable worker was off.
+func (s *Service) MarkUnclean(ctx context.Context, fence store.Fence, detail string) error {
+	return s.st.MarkUnclean(store.WithFence(ctx, fence), s.now(), detail)
 }

@@ -215,6 +215,7 @@ func (s *Server) newRollback() {
 	}
 	s.rollback = rollback.New(s.store, side, s.log)
 	s.rollback.OnFlag = func(ctx context.Context) { s.flag.Refresh(ctx) }
+	s.rollback.CleanWindows, s.rollback.CleanWindow = cfg.RollforwardCleanWindows, cfg.RollforwardCleanWindow
 	if !cfg.AutoRollbackOn() {
 		return
 	}

@@ -84,3 +84,37 @@ func (s *SQL) AcquireLease(ctx context.Context, name, holder string, ttl time.Du
 	}
 	return epoch, true, nil
 }
+
+// MarkUnclean notes that the controller's readings were not clean at at
+// (a trigger's condition held, or its measurement failed) while the durable
+// worker was off; a roll-forward waits for clean windows after the last such
+// time. Fenced: WithFence.
+func (s *SQL) MarkUnclean(ctx context.Context, at time.Time, detail string) error {
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.Q(`INSERT INTO rollforward_gate (id, unclean_at, detail) VALUES (1, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET unclean_at = excluded.unclean_at, detail = excluded.detail`), micros(at), detail)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark the readings unclean: %w", err)
+	}
+	return nil
+}
+
+// LastUnclean is when MarkUnclean last noted unclean readings, and what they
+// were; the zero time when never.
+func (s *SQL) LastUnclean(ctx context.Context) (time.Time, string, error) {
+	var at int64
+	var detail string
+	err := s.queryRow(ctx, `SELECT unclean_at, detail FROM rollforward_gate WHERE id = 1`).Scan(&at, &detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, "", nil
+	}
+	if err != nil {
+		return time.Time{}, "", fmt.Errorf("read the last unclean readings: %w", err)
+	}
+	return fromMicros(at), detail, nil
+}

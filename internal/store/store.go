@@ -95,6 +95,10 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// MarkUnclean and LastUnclean keep when the controller's readings were
+	// last not clean in rollback mode (fence.go).
+	MarkUnclean(ctx context.Context, at time.Time, detail string) error
+	LastUnclean(ctx context.Context) (time.Time, string, error)
 	// AcquireLease is AcquireLeadership with the term's epoch (fence.go).
 	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (epoch int64, ok bool, err error)
 	// ReleaseLeadership gives up a leadership that holder has, so that

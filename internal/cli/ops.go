@@ -18,6 +18,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/database"
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/notify"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -29,6 +30,9 @@ type ops struct {
 	st   store.Store
 	side *durable.Side
 	svc  *rollback.Service
+	// notifier posts the command's rollback or roll-forward to
+	// NOTIFY_WEBHOOK_URL, when set.
+	notifier *notify.Webhook
 }
 
 // openStore opens the database of an operator command. These commands work on
@@ -60,10 +64,24 @@ func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, e
 	}
 	o.svc = rollback.New(st, side, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	o.svc.CleanWindows, o.svc.CleanWindow = cfg.RollforwardCleanWindows, cfg.RollforwardCleanWindow
+	if cfg.NotifyWebhookURL != "" {
+		host, _ := os.Hostname()
+		o.notifier = notify.New(notify.Config{URL: cfg.NotifyWebhookURL, Source: "cli@" + host},
+			slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		o.notifier.Start(ctx)
+		o.svc.OnRecord = func(a store.AuditRecord) { o.notifier.Send(notify.Record(a)) }
+	}
 	return o, nil
 }
 
 func (o *ops) close() {
+	if o.notifier != nil {
+		// A command ends soon after its record: its notification gets a
+		// few seconds (a first retry included), not the full backoff.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		o.notifier.Stop(ctx)
+		cancel()
+	}
 	if o.side != nil {
 		o.side.Close()
 	}

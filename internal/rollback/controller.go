@@ -108,6 +108,10 @@ type Controller struct {
 	log    *slog.Logger
 	// OnRollback hears about every automatic rollback (metrics).
 	OnRollback func(trigger string, err error)
+	// OnTriggerChange hears about every trigger whose state changed since
+	// this leader's previous tick (webhook notifications); from is "" at a
+	// leader's first tick, which is not reported.
+	OnTriggerChange func(t TriggerState, from string)
 
 	mu       sync.Mutex
 	since    map[string]time.Time
@@ -192,12 +196,31 @@ func (c *Controller) Tick(ctx context.Context) {
 	enabled := c.probe.DurableEnabled()
 	now := c.cfg.Clock.Now()
 	readings := c.read(ctx, c.crashWindow(enabled, now))
+	before := c.Triggers()
 	fired, evidence := c.evaluate(readings, enabled, now)
+	c.reportChanges(before, evidence)
 	if fired != nil {
 		c.fire(ctx, fired, evidence, now)
 	}
 	if !enabled {
 		c.noteUnclean(ctx, readings)
+	}
+}
+
+// reportChanges tells OnTriggerChange of each trigger whose state differs
+// from the previous tick's; a leader's first tick has nothing to differ from.
+func (c *Controller) reportChanges(before, after []TriggerState) {
+	if c.OnTriggerChange == nil || len(before) == 0 {
+		return
+	}
+	prev := map[string]string{}
+	for _, st := range before {
+		prev[st.Name] = st.State
+	}
+	for _, st := range after {
+		if from := prev[st.Name]; from != "" && from != st.State {
+			c.OnTriggerChange(st, from)
+		}
 	}
 }
 

@@ -75,6 +75,9 @@ type Service struct {
 	// reading in it (MarkUnclean).
 	CleanWindows int
 	CleanWindow  time.Duration
+	// OnRecord, if set, hears about every audit record saved (webhook
+	// notifications).
+	OnRecord func(store.AuditRecord)
 }
 
 // New builds the service; durable may be nil.
@@ -513,6 +516,9 @@ func (s *Service) record(ctx context.Context, rec *store.AuditRecord, steps *ste
 	rec.FinishedAt = s.now().UTC()
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), *rec); err != nil {
 		return errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
+	}
+	if s.OnRecord != nil {
+		s.OnRecord(*rec)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/limits"
 	"github.com/scriptgen/scriptgen/internal/metrics"
+	"github.com/scriptgen/scriptgen/internal/notify"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/rollback"
@@ -139,6 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.newRollback()
+	s.newNotifier()
 	if err := s.newAccess(ctx); err != nil {
 		if s.side != nil {
 			s.side.Close()
@@ -239,6 +241,25 @@ func (s *Server) newRollback() {
 		}
 	}
 	s.components = append(s.components, s.controller)
+}
+
+// newNotifier posts rollbacks, roll-forwards and the controller's trigger
+// changes to NOTIFY_WEBHOOK_URL. It is added after the controller, so that
+// it stops after it and sends what the controller's last tick said.
+func (s *Server) newNotifier() {
+	if s.cfg.NotifyWebhookURL == "" {
+		return
+	}
+	host, _ := os.Hostname()
+	n := notify.New(notify.Config{URL: s.cfg.NotifyWebhookURL, Source: "serve@" + host}, s.log)
+	s.rollback.OnRecord = func(a store.AuditRecord) { n.Send(notify.Record(a)) }
+	if s.controller != nil {
+		s.controller.OnTriggerChange = func(t rollback.TriggerState, from string) {
+			n.Send(notify.Trigger(notify.TriggerChange{Name: t.Name, From: from, To: t.State, Value: t.Value,
+				Threshold: t.Threshold, Window: t.Window}))
+		}
+	}
+	s.components = append(s.components, n)
 }
 
 // newHTTPServer builds the HTTP server of every route (api's route table),

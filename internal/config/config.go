@@ -52,9 +52,9 @@ type Config struct {
 	RollforwardCleanWindows int
 	// NotifyWebhookURL receives rollbacks, roll-forwards and trigger
 	// changes as JSON with a Slack-compatible "text" (NOTIFY_WEBHOOK_URL).
-	NotifyWebhookURL string
-	RollforwardCleanWindow  time.Duration
-	RollbackInterval        time.Duration
+	NotifyWebhookURL       string
+	RollforwardCleanWindow time.Duration
+	RollbackInterval       time.Duration
 
 	Auth                 string
 	AdminTokens          string

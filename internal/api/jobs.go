@@ -275,6 +275,10 @@ func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if q.Get("project_id") == "" {
+		// verify's reserved project is seen only when named.
+		f.ExcludeProjectID = job.VerifyProject
+	}
 	if f.Status != "" && !f.Status.Valid() {
 		h.fail(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})
 		return

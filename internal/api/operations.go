@@ -309,3 +309,15 @@ func (h *adminHandler) gracefulRestart(w http.ResponseWriter, r *http.Request) {
 		"message": "a new process takes over the listening socket; this one drains and exits",
 	})
 }
+
+// deleteVerifyProject removes everything of the reserved project `scriptgen
+// verify` works in (job.VerifyProject), so that no check's jobs, episodes or
+// documents stay in the real data.
+func (h *adminHandler) deleteVerifyProject(w http.ResponseWriter, r *http.Request) {
+	d, err := h.store.DeleteProject(operationContext(r), job.VerifyProject)
+	if err != nil {
+		response.ServerError(w, r, h.log, err)
+		return
+	}
+	response.OK(w, map[string]any{"project_id": job.VerifyProject, "deleted": d})
+}

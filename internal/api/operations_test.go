@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
@@ -127,5 +129,72 @@ func TestRollforwardTooSoon(t *testing.T) {
 	}
 	if code, body := adminPost(t, srv.URL, "/api/admin/rollforward", `{"percent":10,"force":true,"reason":"customer waits"}`); code != 200 || !strings.Contains(body, "Forced before the clean windows") {
 		t.Fatalf("forced roll-forward: %d %s", code, body)
+	}
+}
+
+// TestVerifyProjectIsHiddenAndRemoved: the reserved project of `scriptgen
+// verify` stays out of job lists unless named, and DELETE
+// /api/admin/verify-project removes all of it (jobs, events, episodes,
+// documents) and nothing of any other project.
+func TestVerifyProjectIsHiddenAndRemoved(t *testing.T) {
+	ctx := context.Background()
+	st := testenv.SQLite(t)
+	srv := httptest.NewServer(api.New(api.Config{Store: st, AdminToken: testAdminToken}))
+	t.Cleanup(srv.Close)
+	mk := func(project string) string {
+		j, _, err := st.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: project,
+			Payload: json.RawMessage(`{"project_id":"` + project + `","episode_data":{"title":"t"}}`), Backend: job.BackendBackgroundTasks})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	writers, verifys := mk("p1"), mk(job.VerifyProject)
+	get := func(path string) []string {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		json.NewDecoder(res.Body).Decode(&body)
+		var ids []string
+		for _, it := range body.Items {
+			ids = append(ids, it.ID)
+		}
+		return ids
+	}
+	if ids := get("/api/generation"); len(ids) != 1 || ids[0] != writers {
+		t.Fatalf("the list shows %v, want only the writer's job %s", ids, writers)
+	}
+	if ids := get("/api/generation?project_id=" + job.VerifyProject); len(ids) != 1 || ids[0] != verifys {
+		t.Fatalf("the reserved project named: %v, want %s", ids, verifys)
+	}
+	testenv.Document(t, st, job.VerifyProject, "# bible\n\nsome text")
+	req, _ := http.NewRequest("DELETE", srv.URL+"/api/admin/verify-project", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(b), `"jobs":2`) || !strings.Contains(string(b), `"documents":1`) {
+		t.Fatalf("DELETE verify-project: %d %s, want 2 jobs (one the document's) and 1 document", res.StatusCode, b)
+	}
+	if _, err := st.GetJob(ctx, verifys); err == nil {
+		t.Fatal("the reserved project's job is still there")
+	}
+	if evs, _ := st.ListEvents(ctx, verifys, 0, 10); len(evs) != 0 {
+		t.Fatalf("its events are still there: %d", len(evs))
+	}
+	if _, err := st.GetJob(ctx, writers); err != nil {
+		t.Fatalf("the writer's job went too: %v", err)
 	}
 }

@@ -106,6 +106,7 @@ func (a *API) adminRoutes() []Route {
 		{"POST", "/api/admin/migration-failed/{job_id}/retry", admin.retryMigrationFailure, AdminOnly},
 
 		{"GET", "/api/admin/stats", admin.stats, AdminOnly},
+		{"DELETE", "/api/admin/verify-project", admin.deleteVerifyProject, AdminOnly},
 		{"POST", "/api/admin/cleanup", admin.cleanup, AdminOnly},
 		{"POST", "/api/admin/graceful-restart", admin.gracefulRestart, AdminOnly},
 

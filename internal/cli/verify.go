@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -170,8 +171,12 @@ func (v *verifier) run(ctx context.Context) {
 		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up%s", ws.WorkersUp, hint)
 	}
 
-	// One job end to end: runs on the expected backend, streams, saves an episode.
-	project := "verify-" + v.stamp
+	// One job end to end: runs on the expected backend, streams, saves an
+	// episode. The checks work in one reserved project, hidden from writers'
+	// lists and emptied at the end (and at the start, after a run that died).
+	project := job.VerifyProject
+	v.removeOwnData(ctx)
+	defer v.reportRemoval(ctx, "Cleanup")
 	var j map[string]any
 	code, _, err = v.call(ctx, "POST", "/api/generation", map[string]any{"project_id": project,
 		"episode_data": map[string]any{"title": "검증 에피소드", "synopsis": "A check of the checklist.", "characters": []string{"지수", "Minho"}}}, &j)
@@ -189,9 +194,16 @@ func (v *verifier) run(ctx context.Context) {
 		"%d events, terminal=%v %s", sse.events, sse.terminal, errText(sse.err))
 	v.add(functional, "Script generation works", done["status"] == "succeeded", "status=%v %v", done["status"], done["error"])
 	v.add(functional, "Live progress updates", sse.progress > 0, "%d progress events", sse.progress)
+	// The number the job was given: another verify may share the project.
+	number := 1
+	if res, ok := done["result"].(map[string]any); ok {
+		if n, ok := res["episode_number"].(float64); ok {
+			number = int(n)
+		}
+	}
 	var ep map[string]any
-	code, _, _ = v.call(ctx, "GET", "/api/projects/"+project+"/episodes/1", nil, &ep)
-	v.add(functional, "Episode saved and numbered", code == 200 && ep["job_id"] == id, "episode 1 → HTTP %d", code)
+	code, _, _ = v.call(ctx, "GET", fmt.Sprintf("/api/projects/%s/episodes/%d", project, number), nil, &ep)
+	v.add(functional, "Episode saved and numbered", code == 200 && ep["job_id"] == id, "episode %d → HTTP %d", number, code)
 
 	// RAG document processing.
 	var doc map[string]any
@@ -232,6 +244,26 @@ func (v *verifier) run(ctx context.Context) {
 	v.add(performance, "Failure rate < 1 %", failures < 1, "%d of 100 failed", failures)
 	code, _, _ = v.call(ctx, "GET", "/health", nil, &health)
 	v.add(performance, "RSS < 500 MB", code == 200 && health.Process.RSS > 0 && health.Process.RSS < 500<<20, "%.1f MB", float64(health.Process.RSS)/(1<<20))
+}
+
+// removeOwnData deletes what the checks created in the reserved project; it
+// reports whether the service did.
+func (v *verifier) removeOwnData(ctx context.Context) (int, error) {
+	code, _, err := v.call(ctx, "DELETE", "/api/admin/verify-project", nil, nil)
+	return code, err
+}
+
+// reportRemoval removes the check's data at the end and says so: without an
+// admin token the service refuses, and the data stays in the reserved
+// project, out of writers' lists, until a run with one.
+func (v *verifier) reportRemoval(ctx context.Context, phase string) {
+	code, err := v.removeOwnData(ctx)
+	name := "Check data removed (project " + job.VerifyProject + ")"
+	if v.token == "" {
+		v.add(phase, name, true, "kept: removing it takes ADMIN_TOKEN (HTTP %d)", code)
+		return
+	}
+	v.add(phase, name, err == nil && code == 200, "HTTP %d %s", code, errText(err))
 }
 
 func errText(err error) string {

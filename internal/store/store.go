@@ -95,6 +95,9 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// DeleteProject removes all of one project (deleteproject.go): only the
+	// reserved project of `scriptgen verify`.
+	DeleteProject(ctx context.Context, projectID string) (ProjectDeletion, error)
 	// MarkUnclean and LastUnclean keep when the controller's readings were
 	// last not clean in rollback mode (fence.go).
 	MarkUnclean(ctx context.Context, at time.Time, detail string) error
@@ -180,11 +183,14 @@ type JobFilter struct {
 	// ProjectIDs, when not nil, keeps only the jobs of these projects.
 	ProjectIDs []string
 	ProjectID  string
-	Status     job.Status
-	Kind       job.Kind
-	Backend    job.Backend
-	Cursor     string
-	Limit      int
+	// ExcludeProjectID, when set, leaves that project's jobs out (the
+	// reserved project of `scriptgen verify` in writers' lists).
+	ExcludeProjectID string
+	Status           job.Status
+	Kind             job.Kind
+	Backend          job.Backend
+	Cursor           string
+	Limit            int
 }
 
 // Progress is one progress report of a running job.

@@ -50,6 +50,7 @@ func areas() [][]test {
 		fairnessTests,
 		eventSeqTests,
 		scriptTests,
+		deleteProjectTests,
 	}
 }
 

@@ -89,6 +89,9 @@ type Config struct {
 	// MaxDocumentBytes bounds a document's content
 	// (DefaultMaxDocumentBytes if 0).
 	MaxDocumentBytes int
+	// MaxAttempts is how often a new job is tried (JOB_MAX_ATTEMPTS;
+	// job.DefaultMaxAttempts if 0).
+	MaxAttempts int
 	// Events serves GET /api/generation/{id}/events (progress.Stream).
 	Events http.Handler
 	// Metrics serves GET /metrics (the Prometheus registry).
@@ -169,6 +172,7 @@ func newAPI(cfg Config) *API {
 			store:        cfg.Store,
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
+			maxAttempts:  cfg.MaxAttempts,
 		},
 		projects: &projectHandler{
 			domainErrors: errs,
@@ -182,6 +186,7 @@ func newAPI(cfg Config) *API {
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
 			maxBytes:     cfg.MaxDocumentBytes,
+			maxAttempts:  cfg.MaxAttempts,
 		},
 		status: &statusHandler{
 			domainErrors: errs,

@@ -23,6 +23,8 @@ type jobHandler struct {
 	dispatcher Dispatcher
 	canceller  Canceller
 	inFlight   sync.Map // idempotency keys being processed by this replica
+	// maxAttempts is how often a new job is tried (0: the default).
+	maxAttempts int
 }
 
 // JobJSON is a job as the API shows it.
@@ -128,6 +130,7 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 		IdempotencyKey: key,
 		RequestHash:    job.RequestHash(job.KindGeneration, project, payload),
 		Backend:        h.dispatcher.BackendFor(project),
+		MaxAttempts:    h.maxAttempts,
 	})
 	if err != nil {
 		h.fail(w, r, err)

@@ -52,7 +52,9 @@ type Config struct {
 	RollforwardCleanWindows int
 	// NotifyWebhookURL receives rollbacks, roll-forwards and trigger
 	// changes as JSON with a Slack-compatible "text" (NOTIFY_WEBHOOK_URL).
-	NotifyWebhookURL       string
+	NotifyWebhookURL string
+	// JobMaxAttempts is how often a new job is tried (JOB_MAX_ATTEMPTS).
+	JobMaxAttempts         int
 	RollforwardCleanWindow time.Duration
 	RollbackInterval       time.Duration
 
@@ -202,6 +204,7 @@ var options = []option{
 	{"ROLLBACK_WORKERS_MISSING_FOR", "1m", "trigger: no durable worker alive for this long while the durable worker is on", duration(func(c *Config) *time.Duration { return &c.RollbackWorkersMissing })},
 	{"ROLLFORWARD_CLEAN_WINDOWS", "3", "after a rollback, a roll-forward is refused until this many clean windows passed (0: never refused) unless forced with a reason", integer(func(c *Config) *int { return &c.RollforwardCleanWindows })},
 	{"ROLLFORWARD_CLEAN_WINDOW", "5m", "length of one clean window: no trigger's condition held and every reading could be taken", duration(func(c *Config) *time.Duration { return &c.RollforwardCleanWindow })},
+	{"JOB_MAX_ATTEMPTS", "3", "how often a new job is tried before it fails for good (1-100)", integer(func(c *Config) *int { return &c.JobMaxAttempts })},
 	{"NOTIFY_WEBHOOK_URL", "", "POST rollbacks, roll-forwards and trigger state changes here as JSON with a Slack-compatible text field (retried with backoff)", str(func(c *Config) *string { return &c.NotifyWebhookURL })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
@@ -441,6 +444,9 @@ func (c *Config) validate() error {
 	}
 	if c.RollbackInterval <= 0 {
 		return fmt.Errorf("ROLLBACK_INTERVAL must be positive")
+	}
+	if c.JobMaxAttempts < 1 || c.JobMaxAttempts > 100 {
+		return fmt.Errorf("JOB_MAX_ATTEMPTS=%d: must be from 1 to 100", c.JobMaxAttempts)
 	}
 	if c.NotifyWebhookURL != "" {
 		if u, err := url.Parse(c.NotifyWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -283,6 +283,7 @@ func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
 		Generator:   s.cfg.Generator,
 		Log:         s.log,
 		BodyTimeout: 30 * time.Second,
+		MaxAttempts: s.cfg.JobMaxAttempts,
 		Events:      events,
 		Metrics:     scrape,
 		Auth:        s.auth,

@@ -238,6 +238,8 @@ func TestAccessMatrix(t *testing.T) {
 		adminRow("POST", "/api/admin/migration-failed/{job_id}/retry", "/api/admin/migration-failed/none/retry", "", -1),
 		adminRow("GET", "/api/admin/stats", "/api/admin/stats", "", 200),
 		adminRow("DELETE", "/api/admin/verify-project", "/api/admin/verify-project", "", 200),
+		adminRow("POST", "/api/admin/jobs/{id}/retry", "/api/admin/jobs/none/retry", "", 404),
+		adminRow("POST", "/api/admin/jobs/cancel", "/api/admin/jobs/cancel", `{}`, 400),
 		adminRow("POST", "/api/admin/cleanup", "/api/admin/cleanup", `{}`, 200),
 		adminRow("POST", "/api/admin/graceful-restart", "/api/admin/graceful-restart", "", -1),
 		adminRow("POST", "/api/admin/keys", "/api/admin/keys", `{"tenant":"initech","name":"matrix"}`, 201),

@@ -71,6 +71,9 @@ type Store interface {
 	// lease has run out, and returns them as they are now.
 	ExpireLeases(ctx context.Context) ([]job.Job, error)
 	Cancel(ctx context.Context, id string) (job.Job, error)
+	// RetryJob queues a failed job again with its attempts given back
+	// (retry.go); ErrNotFailed for a job in another status.
+	RetryJob(ctx context.Context, id string) (job.Job, error)
 
 	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
 	EventSeqs(ctx context.Context, ids []string) (map[string]int64, error) // eventseqs.go

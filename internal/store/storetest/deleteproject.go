@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -9,6 +11,7 @@ import (
 // emptied, and nothing of another project goes with it.
 var deleteProjectTests = []test{
 	{"DeleteProject", testDeleteProject},
+	{"RetryJob", testRetryJob},
 }
 
 func testDeleteProject(f *fixture) {
@@ -49,5 +52,27 @@ func testDeleteProject(f *fixture) {
 	}
 	if _, err := f.s.GetEpisode(f.ctx, job.VerifyProject, 1); err != nil {
 		f.t.Fatalf("episode 1 of the emptied project: %v", err)
+	}
+}
+
+// testRetryJob: a failed job is queued again with its attempts given back and
+// the next epoch; one that has not failed is refused.
+func testRetryJob(f *fixture) {
+	q := f.create("p1", "k1", job.BackendBackgroundTasks)
+	c := f.claim(job.BackendBackgroundTasks, "w")
+	l := job.Lease{Dispatch: job.Dispatch{JobID: c.ID, Epoch: c.DispatchEpoch}, Owner: "w"}
+	failed, err := f.s.Fail(f.ctx, l, "refused", false)
+	if err != nil || failed.Status != job.StatusFailed {
+		f.t.Fatal(failed.Status, err)
+	}
+	j, err := f.s.RetryJob(f.ctx, q.ID)
+	if err != nil || j.Status != job.StatusQueued || j.Attempt != 0 || j.DispatchEpoch != failed.DispatchEpoch+1 {
+		f.t.Fatalf("retry: %+v %v", j, err)
+	}
+	if _, err := f.s.RetryJob(f.ctx, q.ID); !errors.Is(err, store.ErrNotFailed) {
+		f.t.Fatalf("retry of a queued job: %v, want ErrNotFailed", err)
+	}
+	if _, err := f.s.RetryJob(f.ctx, "nope"); !errors.Is(err, job.ErrNotFound) {
+		f.t.Fatalf("retry of no job: %v, want ErrNotFound", err)
 	}
 }

@@ -43,7 +43,11 @@ func TestRetryAFailedJob(t *testing.T) {
 		t.Fatalf("submit: %d %v", code, j)
 	}
 	id := j["id"].(string)
-	status := func() string { _, g := e.do("GET", "/api/generation/"+id, "", admin...); s, _ := g["status"].(string); return s }
+	status := func() string {
+		_, g := e.do("GET", "/api/generation/"+id, "", admin...)
+		s, _ := g["status"].(string)
+		return s
+	}
 	waitUntil(t, 10*time.Second, "the job to fail", func() bool { return status() == "failed" })
 	if _, list := e.do("GET", "/api/generation?status=failed", "", admin...); len(list["items"].([]any)) != 1 {
 		t.Fatalf("failed jobs: %v, want the one", list)

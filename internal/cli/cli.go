@@ -82,6 +82,11 @@ func commands() []command {
 			about: "Shows the health, queues, response times, triggers and last rollback of the service at --url " +
 				"(its admin figures need ADMIN_TOKEN). Without --watch it exits 1 when the service does not answer, " +
 				"says it is degraded or refuses the token."},
+		{name: "jobs", args: "[flags]", settings: clientSettings, run: jobsCmd,
+			summary: "list failed jobs, retry one, or cancel a project's jobs on a running service",
+			about: "Lists the jobs in --status (failed by default) of the service at --url with their errors; " +
+				"--retry ID queues a failed job again with its attempts given back; --cancel-project P cancels every " +
+				"queued or running job of P. Needs ADMIN_TOKEN."},
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},

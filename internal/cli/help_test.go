@@ -18,6 +18,7 @@ var ownFlags = map[string][]string{
 	"migrate":     {"list-failed", "retry-failed", "source", "target"},
 	"verify":      {"json", "url"},
 	"status":      {"interval", "url", "watch"},
+	"jobs":        {"cancel-project", "limit", "retry", "status", "url"},
 	"report":      nil,
 	"version":     nil,
 	"keys":        {"json", "name", "projects", "tenant"},

@@ -101,29 +101,7 @@ func TestStatusWatchRefusesATinyInterval(t *testing.T) {
 // ADMIN_TOKEN"; a server without one says so.
 func TestStatusSaysTheTokenWasRefused(t *testing.T) {
 	cleanEnv(t)
-	serve := func(token string) string {
-		args := []string{"--database-url", "sqlite:" + filepath.Join(t.TempDir(), "s.db"), "--listen-addr", "127.0.0.1:0"}
-		if token != "" {
-			args = append(args, "--admin-token", token)
-		}
-		cfg, err := config.Parse("serve", args, func(string) string { return "" }, io.Discard)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(ctx, ln) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return "http://" + ln.Addr().String()
-	}
+	serve := func(token string) string { return startServe(t, token) }
 	withToken, without := serve("the-right-admin-token-1234"), serve("")
 	tests := []struct {
 		name string
@@ -143,4 +121,30 @@ func TestStatusSaysTheTokenWasRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startServe runs a real serve on SQLite with the admin token given (none
+// when empty) until the test ends, and returns its URL.
+func startServe(t *testing.T, token string) string {
+	args := []string{"--database-url", "sqlite:" + filepath.Join(t.TempDir(), "s.db"), "--listen-addr", "127.0.0.1:0"}
+	if token != "" {
+		args = append(args, "--admin-token", token)
+	}
+	cfg, err := config.Parse("serve", args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
 }

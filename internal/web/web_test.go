@@ -28,6 +28,8 @@ func TestPagesAndAssets(t *testing.T) {
 		{"/static/app.css", "text/css; charset=utf-8", ".state-inconclusive"},
 		{"/static/writer.js", "text/javascript; charset=utf-8", "Idempotency-Key"},
 		{"/static/operator.js", "text/javascript; charset=utf-8", "Authorization"},
+		{"/static/operator.js", "text/javascript; charset=utf-8", "/api/admin/jobs/"},
+		{"/operator", "text/html; charset=utf-8", `id="failed"`},
 		{"/static/common.js", "text/javascript; charset=utf-8", "getRandomValues"},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)

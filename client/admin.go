@@ -291,6 +291,16 @@ func (c *Client) Replicas(ctx context.Context, staleAfter time.Duration) (*Repli
 	return ok(&v, err)
 }
 
+// DeleteVerifyProject removes everything `scriptgen verify` created in its
+// reserved project (admin) and returns what the server counted as deleted.
+func (c *Client) DeleteVerifyProject(ctx context.Context) (map[string]any, error) {
+	var out struct {
+		Deleted map[string]any `json:"deleted"`
+	}
+	_, err := c.do(ctx, call{method: "DELETE", path: "/api/admin/verify-project"}, &out)
+	return out.Deleted, err
+}
+
 // CleanupResult is a cleanup's outcome.
 type CleanupResult struct {
 	Before  Memory   `json:"before"`

@@ -317,6 +317,9 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	if !strings.Contains(report, "browser test rollback") {
 		t.Fatalf("report does not carry the reason:\n%s", report)
 	}
+	// The failed jobs' table loads with the token (none failed here).
+	run(t, ctx, 20*time.Second, "see the failed jobs' table",
+		waitFor(`document.getElementById('failed').textContent.includes('no failed job')`, 20*time.Second))
 	errs := get(t, ctx, 5*time.Second, "read the page's errors",
 		chromedp.Evaluate[[]string](`[...document.querySelectorAll('.error')].filter(e => !e.hidden).map(e => e.textContent)`))
 	if len(errs) > 0 {

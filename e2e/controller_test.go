@@ -139,3 +139,40 @@ func TestAutoRollbackMemory(t *testing.T) {
 	waitAllSucceeded(t, c.serve.URL, jobs, 60*time.Second)
 	checkExactlyOnce(t, c.serve.URL, jobs)
 }
+
+// TestAutoRollbackWorkersMissing: the durable worker is on and its only
+// worker stops (cleanly, so no crash is counted): /health says degraded with
+// the reason at once, and after ROLLBACK_WORKERS_MISSING_FOR the controller
+// rolls back; the jobs that waited for a worker run as background_tasks.
+func TestAutoRollbackWorkersMissing(t *testing.T) {
+	c := newCluster(t, 1, "AUTO_ROLLBACK=true", "ROLLBACK_INTERVAL=200ms", "ROLLBACK_WORKERS_MISSING_FOR=3s",
+		"ROLLBACK_QUEUE_DELAY=1h", "ROLLBACK_MEMORY_PERCENT=100", "ROLLBACK_MAX_WORKER_CRASHES=1000", "GENERATOR_STEP_DELAY=20ms")
+	var jobs []submitted
+	for i := range 5 {
+		jobs = append(jobs, submit(t, c.serve.URL, "auto-missing", i))
+	}
+	c.workers[0].stop(30 * time.Second)
+	for i := 5; i < 15; i++ {
+		jobs = append(jobs, submit(t, c.serve.URL, "auto-missing", i))
+	}
+	// Meanwhile, /health names the reason (it said ok while jobs waited).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, h := request(t, "GET", c.serve.URL+"/health", nil)
+		reasons, _ := h["reasons"].([]any)
+		if h["status"] == "degraded" && fmt.Sprint(reasons) == "[no durable worker alive]" {
+			break
+		}
+		if c.health()["enabled"] == false {
+			t.Fatal("rolled back before /health said degraded")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health with no worker alive: %v", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.waitRollback("workers_missing", 30*time.Second)
+	waitAllSucceeded(t, c.serve.URL, jobs, 60*time.Second)
+	c.requireOneRollback(2 * time.Second)
+	checkExactlyOnce(t, c.serve.URL, jobs)
+}

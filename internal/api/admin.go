@@ -23,6 +23,9 @@ type adminHandler struct {
 	system    System
 	rollbacks *rollback.Service
 	store     store.Store
+	// dispatcher and canceller serve the per-job tools (jobtools.go).
+	dispatcher Dispatcher
+	canceller  Canceller
 }
 
 // WorkerSetting is the persisted flag as the admin API shows it.

@@ -91,6 +91,9 @@ type Config struct {
 	// MaxDocumentBytes bounds a document's content
 	// (DefaultMaxDocumentBytes if 0).
 	MaxDocumentBytes int
+	// MaxAttempts is how often a new job is tried (JOB_MAX_ATTEMPTS;
+	// job.DefaultMaxAttempts if 0).
+	MaxAttempts int
 	// Events serves GET /api/generation/{id}/events (progress.Stream).
 	Events http.Handler
 	// Metrics serves GET /metrics (the Prometheus registry).
@@ -171,6 +174,7 @@ func newAPI(cfg Config) *API {
 			store:        cfg.Store,
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
+			maxAttempts:  cfg.MaxAttempts,
 		},
 		projects: &projectHandler{
 			domainErrors: errs,
@@ -184,6 +188,7 @@ func newAPI(cfg Config) *API {
 			dispatcher:   cfg.Dispatcher,
 			canceller:    cfg.Canceller,
 			maxBytes:     cfg.MaxDocumentBytes,
+			maxAttempts:  cfg.MaxAttempts,
 		},
 		status: &statusHandler{
 			domainErrors: errs,
@@ -202,11 +207,13 @@ func newAPI(cfg Config) *API {
 			limits:   cfg.Limits,
 		},
 		admin: &adminHandler{
-			log:       cfg.Log,
-			admin:     cfg.Admin,
-			system:    cfg.System,
-			rollbacks: cfg.Rollback,
-			store:     cfg.Store,
+			log:        cfg.Log,
+			admin:      cfg.Admin,
+			system:     cfg.System,
+			rollbacks:  cfg.Rollback,
+			store:      cfg.Store,
+			dispatcher: cfg.Dispatcher,
+			canceller:  cfg.Canceller,
 		},
 		debug: &debugHandler{scrape: cfg.Metrics},
 		pages: web.NewPages(),

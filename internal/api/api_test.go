@@ -472,3 +472,15 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 		t.Fatalf("PATCH /api/generation: %d, Allow %q, %q %+v", resp.StatusCode, allow, resp.Header.Get("Content-Type"), body)
 	}
 }
+
+// TestJobMaxAttemptsIsConfigured: JOB_MAX_ATTEMPTS (Config.MaxAttempts)
+// sets how often a new job is tried, instead of the fixed 3.
+func TestJobMaxAttemptsIsConfigured(t *testing.T) {
+	e := startEnv(t, 1, func(store.Store) map[job.Kind]runner.Handler {
+		return map[job.Kind]runner.Handler{job.KindGeneration: jobhandler.Generation{Generator: generate.NewTemplate(generate.TemplateConfig{})}}
+	}, func(cfg *api.Config) { cfg.MaxAttempts = 7 })
+	code, j := e.do("POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t"}}`)
+	if code != 202 || j["max_attempts"] != float64(7) {
+		t.Fatalf("submission: %d %v, want max_attempts 7", code, j)
+	}
+}

@@ -45,6 +45,8 @@ type documentHandler struct {
 	dispatcher Dispatcher
 	// canceller, when set, stops a local run of a deleted document's job at once.
 	canceller Canceller
+	// maxAttempts is how often a new job is tried (0: the default).
+	maxAttempts int
 	// maxBytes bounds a document's content.
 	maxBytes int
 	inFlight sync.Map
@@ -279,6 +281,7 @@ func (h *documentHandler) create(w http.ResponseWriter, r *http.Request) {
 		IdempotencyKey: key,
 		RequestHash:    job.RequestHash(job.KindRAGDocument, project, fingerprint),
 		Backend:        h.dispatcher.BackendFor(project),
+		MaxAttempts:    h.maxAttempts,
 	})
 	if err != nil {
 		h.fail(w, r, err)

@@ -26,6 +26,8 @@ type jobHandler struct {
 	dispatcher Dispatcher
 	canceller  Canceller
 	inFlight   sync.Map // idempotency keys being processed by this replica
+	// maxAttempts is how often a new job is tried (0: the default).
+	maxAttempts int
 }
 
 // JobJSON is a job as the API shows it.
@@ -132,6 +134,7 @@ func (h *jobHandler) submit(w http.ResponseWriter, r *http.Request) {
 		IdempotencyKey: key,
 		RequestHash:    job.RequestHash(job.KindGeneration, project, payload),
 		Backend:        h.dispatcher.BackendFor(project),
+		MaxAttempts:    h.maxAttempts,
 	})
 	if err != nil {
 		h.fail(w, r, err)
@@ -288,6 +291,10 @@ func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 	if err := scopeFilter(r, &f, q.Get("project_id")); err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if q.Get("project_id") == "" {
+		// verify's reserved project is seen only when named.
+		f.ExcludeProjectID = job.VerifyProject
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		h.fail(w, r, &job.ValidationError{Field: "status", Message: "must be queued, running, succeeded, failed or cancelled"})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
@@ -35,6 +36,8 @@ type AuditJSON struct {
 	FinishedAt       time.Time       `json:"finished_at"`
 	DurationMS       int64           `json:"duration_ms"`
 	Report           string          `json:"report"`
+	// LeaderEpoch is the controller's term that wrote it; 0 for an operator's.
+	LeaderEpoch int64 `json:"leader_epoch"`
 }
 
 func newAuditJSON(a store.AuditRecord) AuditJSON {
@@ -54,6 +57,7 @@ func newAuditJSON(a store.AuditRecord) AuditJSON {
 		FinishedAt:       a.FinishedAt,
 		DurationMS:       a.FinishedAt.Sub(a.StartedAt).Milliseconds(),
 		Report:           "/api/admin/rollbacks/" + a.ID + "/report",
+		LeaderEpoch:      a.LeaderEpoch,
 	}
 }
 
@@ -124,6 +128,7 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Percent *int   `json:"percent"`
 		Reason  string `json:"reason"`
+		Force   bool   `json:"force"`
 	}
 	if err := decodeAdminBody(r, &body); err != nil {
 		writeValidation(w, err)
@@ -137,9 +142,17 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 		writeValidation(w, err)
 		return
 	}
+	if body.Force && strings.TrimSpace(body.Reason) == "" {
+		writeValidation(w, &job.ValidationError{Field: "reason", Message: "is required with force"})
+		return
+	}
 	var steps []rollback.Step
-	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r)}
+	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r), Force: body.Force}
 	rec, err := h.rollbacks.Rollforward(operationContext(r), *body.Percent, req, func(s rollback.Step) { steps = append(steps, s) })
+	if errors.Is(err, rollback.ErrTooSoon) {
+		h.writeOperation(w, r, rec, steps, err, rollback.ErrTooSoon, "rollforward_too_soon", "rollforward_failed")
+		return
+	}
 	h.writeOperation(w, r, rec, steps, err, rollback.ErrNoDurableSide, "rollforward_refused", "rollforward_failed")
 }
 
@@ -295,4 +308,16 @@ func (h *adminHandler) gracefulRestart(w http.ResponseWriter, r *http.Request) {
 		"status":  "restarting",
 		"message": "a new process takes over the listening socket; this one drains and exits",
 	})
+}
+
+// deleteVerifyProject removes everything of the reserved project `scriptgen
+// verify` works in (job.VerifyProject), so that no check's jobs, episodes or
+// documents stay in the real data.
+func (h *adminHandler) deleteVerifyProject(w http.ResponseWriter, r *http.Request) {
+	d, err := h.store.DeleteProject(operationContext(r), job.VerifyProject)
+	if err != nil {
+		response.ServerError(w, r, h.log, err)
+		return
+	}
+	response.OK(w, map[string]any{"project_id": job.VerifyProject, "deleted": d})
 }

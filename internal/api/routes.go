@@ -107,6 +107,9 @@ func (a *API) adminRoutes() []Route {
 
 		{"GET", "/api/admin/stats", admin.stats, AdminOnly},
 		{"GET", "/api/admin/replicas", admin.replicas, AdminOnly},
+		{"DELETE", "/api/admin/verify-project", admin.deleteVerifyProject, AdminOnly},
+		{"POST", "/api/admin/jobs/{id}/retry", admin.retryJob, AdminOnly},
+		{"POST", "/api/admin/jobs/cancel", admin.cancelJobs, AdminOnly},
 		{"POST", "/api/admin/cleanup", admin.cleanup, AdminOnly},
 		{"POST", "/api/admin/graceful-restart", admin.gracefulRestart, AdminOnly},
 

@@ -88,6 +88,11 @@ func commands() []command {
 			about: "Every process applies them at start too, under a lock, so this is optional; a deployment runs it " +
 				"first (deploy/kubernetes/migrate-job.yaml) so that replicas start on a migrated database. " +
 				"Like serve, it creates an SQLite file that does not exist."},
+		{name: "jobs", args: "[flags]", settings: clientSettings, run: jobsCmd,
+			summary: "list failed jobs, retry one, or cancel a project's jobs on a running service",
+			about: "Lists the jobs in --status (failed by default) of the service at --url with their errors; " +
+				"--retry ID queues a failed job again with its attempts given back; --cancel-project P cancels every " +
+				"queued or running job of P. Needs ADMIN_TOKEN."},
 		{name: "report", args: "[flags] [ID]", settings: storeSettings, run: reportCmd,
 			summary: "print a rollback report (YAML): the latest, or the one of ID",
 			about:   "ID is the id of a rollback's or roll-forward's record, as those commands print it and GET /api/admin/rollbacks lists it."},

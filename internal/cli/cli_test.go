@@ -172,3 +172,28 @@ func TestVersionTakesNoArguments(t *testing.T) {
 		t.Fatalf("version extra exited %d: %s%s", code, out, errs)
 	}
 }
+
+// TestRollbackSaysWhatToDoWithTheWorkers: the rollback leaves the durable
+// workers running; its output says to stop them, in the words of verify's
+// check, and where the runbook explains it. Then a roll-forward refused for
+// want of Redis leaves the rollback as the report's latest record.
+func TestRollbackSaysWhatToDoWithTheWorkers(t *testing.T) {
+	cleanEnv(t)
+	db := newDB(t)
+	code, out, errs := run("rollback", "--reason", "workers crash-looping", "--database-url", db)
+	if code != 0 {
+		t.Fatalf("rollback exited %d: %s%s", code, out, errs)
+	}
+	for _, want := range []string{"Next: stop the durable workers", `"Durable workers stopped (rollback mode)"`,
+		"systemctl stop 'scriptgen-worker@*'", "docs/runbook.md, step 4"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("rollback output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, out, _ := run("rollforward", "--percent", "10", "--reason", "too soon", "--database-url", db); code != 1 || !strings.Contains(out, "no durable side") {
+		t.Fatalf("roll-forward without REDIS_URL exited %d: %s", code, out)
+	}
+	if code, out, errs := run("report", "--database-url", db); code != 0 || !strings.Contains(out, "kind: rollback") {
+		t.Fatalf("report after a refused roll-forward exited %d, want the rollback's:\n%s%s", code, out, errs)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/database"
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/notify"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -29,6 +30,9 @@ type ops struct {
 	st   store.Store
 	side *durable.Side
 	svc  *rollback.Service
+	// notifier posts the command's rollback or roll-forward to
+	// NOTIFY_WEBHOOK_URL, when set.
+	notifier *notify.Webhook
 }
 
 // openStore opens the database of an operator command. These commands work on
@@ -59,10 +63,25 @@ func openOps(ctx context.Context, cfg *config.Config, stderr io.Writer) (*ops, e
 		side = o.side
 	}
 	o.svc = rollback.New(st, side, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	o.svc.CleanWindows, o.svc.CleanWindow = cfg.RollforwardCleanWindows, cfg.RollforwardCleanWindow
+	if cfg.NotifyWebhookURL != "" {
+		host, _ := os.Hostname()
+		o.notifier = notify.New(notify.Config{URL: cfg.NotifyWebhookURL, Source: "cli@" + host},
+			slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		o.notifier.Start(ctx)
+		o.svc.OnRecord = func(a store.AuditRecord) { o.notifier.Send(notify.Record(a)) }
+	}
 	return o, nil
 }
 
 func (o *ops) close() {
+	if o.notifier != nil {
+		// A command ends soon after its record: its notification gets a
+		// few seconds (a first retry included), not the full backoff.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		o.notifier.Stop(ctx)
+		cancel()
+	}
 	if o.side != nil {
 		o.side.Close()
 	}
@@ -115,17 +134,33 @@ func rollbackCmd(ctx context.Context, c *command, args []string, stdout, stderr 
 	}
 	fmt.Fprintf(stdout, "Switched in %s; done in %s; %d jobs migrated, %d dead-lettered. Report: %s\n",
 		switched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rec.JobsMigrated, rec.JobsFailed, report)
+	if err == nil {
+		fmt.Fprint(stdout, workersNext)
+	}
 	if asJSON {
 		json.NewEncoder(stdout).Encode(rec)
 	}
 	return err
 }
 
+// workersNext is what a rollback leaves to the operator: the durable workers
+// keep running until stopped, and `scriptgen verify` fails in rollback mode
+// while any is up (docs/runbook.md, step 4).
+const workersNext = `Next: stop the durable workers. The rollback does not stop them, and in rollback mode
+  scriptgen verify fails "Durable workers stopped (rollback mode)" while any is up.
+  systemd:     systemctl stop 'scriptgen-worker@*'  (and disable each instance)
+  Kubernetes:  kubectl scale deployment/<the workers' Deployment> --replicas=0
+  A stopping worker finishes or releases the jobs it holds; they move to background_tasks by themselves.
+  Details: docs/runbook.md, step 4 "Stop the durable workers".
+`
+
 func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var reason string
+	var force bool
 	percent := -1
 	cfg, err := c.parse(args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&reason, "reason", "", "why: the `text` goes into the record")
+		fs.BoolVar(&force, "force", false, "roll forward before the clean windows after a rollback have passed (needs --reason)")
 		// A Func, not an IntVar, so that its help shows no default: it has none.
 		fs.Func("percent", "required: share of projects (`N`, 0-100) whose new jobs go to the durable worker", func(v string) error {
 			n, err := strconv.Atoi(v)
@@ -145,13 +180,16 @@ func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stde
 	if err := job.ValidateReason(reason); err != nil {
 		return usageError{err}
 	}
+	if force && strings.TrimSpace(reason) == "" {
+		return usagef("--force needs a --reason")
+	}
 	o, err := openOps(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
 	defer o.close()
 	host, _ := os.Hostname()
-	rec, err := o.svc.Rollforward(ctx, percent, rollback.Request{Reason: reason, Actor: "cli@" + host}, printStep(stdout))
+	rec, err := o.svc.Rollforward(ctx, percent, rollback.Request{Reason: reason, Actor: "cli@" + host, Force: force}, printStep(stdout))
 	if err == nil {
 		fmt.Fprintf(stdout, "Durable rollout at %d%%; replicas follow within a second. Record %s\n", percent, rec.ID)
 	}

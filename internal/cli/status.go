@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,7 +100,7 @@ func render(ctx context.Context, w io.Writer, c *client.Client, withToken bool) 
 	fmt.Fprintf(w, "Memory usage:     %.1f MB\n", float64(rss)/(1<<20))
 	stats, err := c.Stats(ctx)
 	if err != nil {
-		fmt.Fprintf(w, "Admin stats:      unavailable (%s; set ADMIN_TOKEN)\n", httpText(err))
+		fmt.Fprintf(w, "Admin stats:      unavailable (%s)\n", adminHint(err, withToken))
 		if withToken {
 			return errors.Join(healthErr, fmt.Errorf("admin stats unavailable: %s", httpText(err)))
 		}
@@ -138,3 +139,45 @@ func httpText(err error) string {
 
 // errDegraded is a service that answers but says it is degraded.
 var errDegraded = errors.New("the service is degraded")
+
+// httpError is an answer other than 200, with the error code of its body.
+type httpError struct {
+	Status int
+	Code   string
+}
+
+func (e *httpError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("HTTP %d %s", e.Status, e.Code)
+}
+
+// newHTTPError reads the error code of a refused answer's body.
+func newHTTPError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+	return &httpError{Status: resp.StatusCode, Code: body.Error.Code}
+}
+
+// adminHint says why the admin figures are missing: no token given, the
+// server has none, or the one given was refused (a wrong token used to be
+// told to "set ADMIN_TOKEN", which was set).
+func adminHint(err error, withToken bool) string {
+	var e *client.Error
+	if !errors.As(err, &e) || (e.Status != http.StatusUnauthorized && e.Status != http.StatusForbidden) {
+		return httpText(err)
+	}
+	switch {
+	case e.Code == "admin_disabled":
+		return fmt.Sprintf("HTTP %d; the server has no ADMIN_TOKEN", e.Status)
+	case withToken:
+		return fmt.Sprintf("HTTP %d; the admin token was refused: check it against the server's ADMIN_TOKEN", e.Status)
+	default:
+		return fmt.Sprintf("HTTP %d; set ADMIN_TOKEN", e.Status)
+	}
+}

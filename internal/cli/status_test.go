@@ -4,12 +4,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/scriptgen/scriptgen/internal/config"
+	"github.com/scriptgen/scriptgen/internal/server"
 	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
@@ -66,8 +71,8 @@ func TestStatusExitCode(t *testing.T) {
 		out, errs string
 	}{
 		{"healthy", []string{"status", "--url", base, "--admin-token", "right"}, 0, "Service:          ok (version test)", ""},
-		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401 unauthorized", ""},
-		{"wrong token", []string{"status", "--url", base, "--admin-token", "wrong"}, 1, "unavailable (HTTP 403", "admin stats unavailable: HTTP 403"},
+		{"no token: no admin figures, on purpose", []string{"status", "--url", base}, 0, "unavailable (HTTP 401; set ADMIN_TOKEN)", ""},
+		{"wrong token", []string{"status", "--url", base, "--admin-token", "wrong"}, 1, "unavailable (HTTP 403; the admin token was refused", "admin stats unavailable: HTTP 403"},
 		{"unreachable", []string{"status", "--url", "http://127.0.0.1:1"}, 1, "❌ unreachable", "service unreachable"},
 		{"degraded", []string{"status", "--url", degraded, "--admin-token", "right"}, 1, "Service:          degraded (version test)", "degraded"},
 		{"not a URL", []string{"status", "--url", "notaurl"}, 2, "", `--url "notaurl": want http://`},
@@ -106,4 +111,57 @@ func TestStatusWatchRefusesATinyInterval(t *testing.T) {
 			t.Fatalf("--interval %s: exit %d (%v), want %d", tt.interval, code, err, tt.code)
 		}
 	}
+}
+
+// TestStatusSaysTheTokenWasRefused: against a real serve, a wrong token is
+// "refused", not "set ADMIN_TOKEN" (which was set); no token is "set
+// ADMIN_TOKEN"; a server without one says so.
+func TestStatusSaysTheTokenWasRefused(t *testing.T) {
+	cleanEnv(t)
+	serve := func(token string) string { return startServe(t, token) }
+	withToken, without := serve("the-right-admin-token-1234"), serve("")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong token", []string{"--url", withToken, "--admin-token", "a-wrong-admin-token-12345"}, "the admin token was refused"},
+		{"no token", []string{"--url", withToken}, "set ADMIN_TOKEN"},
+		{"server without a token", []string{"--url", without, "--admin-token", "a-wrong-admin-token-12345"}, "the server has no ADMIN_TOKEN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			statusCmd(t.Context(), find("status"), tt.args, &out, io.Discard)
+			if !strings.Contains(out.String(), tt.want) || (tt.name == "wrong token" && strings.Contains(out.String(), "set ADMIN_TOKEN")) {
+				t.Fatalf("status %v:\n%s\nwant %q", tt.args, out.String(), tt.want)
+			}
+		})
+	}
+}
+
+// startServe runs a real serve on SQLite with the admin token given (none
+// when empty) until the test ends, and returns its URL.
+func startServe(t *testing.T, token string) string {
+	args := []string{"--database-url", "sqlite:" + filepath.Join(t.TempDir(), "s.db"), "--listen-addr", "127.0.0.1:0"}
+	if token != "" {
+		args = append(args, "--admin-token", token)
+	}
+	cfg, err := config.Parse("serve", args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/client"
+	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -150,14 +151,23 @@ func (v *verifier) run(ctx context.Context) {
 	v.add(immediate, "Worker system follows the setting", ws.Enabled == settingEnabled || !ws.Enabled,
 		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, settingEnabled)
 	if rollbackMode {
-		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up", ws.WorkersUp)
+		// Worded as the rollback's output and the runbook's step 4 say it.
+		hint := ""
+		if ws.WorkersUp > 0 {
+			hint = ": stop them (the rollback does not), runbook step 4"
+		}
+		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up%s", ws.WorkersUp, hint)
 	}
 	if v.admin {
 		v.checkReplicas(ctx, immediate, v.staleAfter)
 	}
 
-	// One job end to end: runs on the expected backend, streams, saves an episode.
-	project := "verify-" + v.stamp
+	// One job end to end: runs on the expected backend, streams, saves an
+	// episode. The checks work in one reserved project, hidden from writers'
+	// lists and emptied at the end (and at the start, after a run that died).
+	project := job.VerifyProject
+	v.removeOwnData(ctx)
+	defer v.reportRemoval(ctx, "Cleanup")
 	j, err := v.api.Submit(ctx, client.GenerationRequest{ProjectID: project, EpisodeData: client.EpisodeData{
 		Title: "검증 에피소드", Synopsis: "A check of the checklist.", Characters: []client.Character{{Name: "지수"}, {Name: "Minho"}}}}, v.key())
 	if j == nil {
@@ -176,8 +186,13 @@ func (v *verifier) run(ctx context.Context) {
 		"%d events, terminal=%v %s", sse.events, sse.terminal, errText(sse.err))
 	v.add(functional, "Script generation works", done.Status == client.StatusSucceeded, "status=%v %v", done.Status, done.Error)
 	v.add(functional, "Live progress updates", sse.progress > 0, "%d progress events", sse.progress)
-	ep, err := v.api.Episode(ctx, project, 1)
-	v.add(functional, "Episode saved and numbered", err == nil && ep.JobID == j.ID, "episode 1 → HTTP %d", statusOf(err, 200))
+	// The number the job was given: another verify may share the project.
+	number := 1
+	if res, err := done.GenerationResult(); err == nil && res != nil && res.EpisodeNumber > 0 {
+		number = res.EpisodeNumber
+	}
+	ep, err := v.api.Episode(ctx, project, number)
+	v.add(functional, "Episode saved and numbered", err == nil && ep.JobID == j.ID, "episode %d → HTTP %d", number, statusOf(err, 200))
 
 	// RAG document processing.
 	doc, err := v.api.CreateDocument(ctx, project, client.DocumentRequest{Title: "bible",
@@ -217,6 +232,26 @@ func (v *verifier) run(ctx context.Context) {
 		rss = health.Process.RSSBytes
 	}
 	v.add(performance, "RSS < 500 MB", rss > 0 && rss < 500<<20, "%.1f MB", float64(rss)/(1<<20))
+}
+
+// removeOwnData deletes what the checks created in the reserved project; it
+// reports whether the service did.
+func (v *verifier) removeOwnData(ctx context.Context) (int, error) {
+	_, err := v.api.DeleteVerifyProject(ctx)
+	return statusOf(err, 200), err
+}
+
+// reportRemoval removes the check's data at the end and says so: without an
+// admin token the service refuses, and the data stays in the reserved
+// project, out of writers' lists, until a run with one.
+func (v *verifier) reportRemoval(ctx context.Context, phase string) {
+	code, err := v.removeOwnData(ctx)
+	name := "Check data removed (project " + job.VerifyProject + ")"
+	if !v.admin {
+		v.add(phase, name, true, "kept: removing it takes ADMIN_TOKEN (HTTP %d)", code)
+		return
+	}
+	v.add(phase, name, err == nil && code == 200, "HTTP %d %s", code, errText(err))
 }
 
 func errText(err error) string {

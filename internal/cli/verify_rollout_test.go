@@ -23,10 +23,17 @@ import (
 // percent above 0), and verify expects its own fresh project's job on
 // worker_system.type, so at 10 % it reported "❌ New job accepted on durable"
 // for ~90 % of runs against a service that routed correctly, and exited 1.
-// It now routes its project as the service does.
+// It now routes its project as the service does. Its project is the reserved
+// one, so the test moves the percent around that project's bucket instead.
 func TestVerifyDuringAGradualRollout(t *testing.T) {
-	const percent = 10
-	flag := func(project string) job.Backend { // the service's routing at 10 %
+	bucket := workerflag.Bucket(job.VerifyProject)
+	for _, percent := range []int{bucket, bucket + 1} { // just outside, just inside
+		verifyAtPercent(t, percent)
+	}
+}
+
+func verifyAtPercent(t *testing.T, percent int) {
+	flag := func(project string) job.Backend { // the service's routing at percent
 		if workerflag.Bucket(project) < percent {
 			return job.BackendDurable
 		}
@@ -96,20 +103,15 @@ func TestVerifyDuringAGradualRollout(t *testing.T) {
 			"links": map[string]any{"self": "/d1", "job": "/api/generation/doc-job", "events": "/api/generation/doc-job/events"}}
 		write(w, 202, d)
 	})
+	mux.HandleFunc("DELETE /api/admin/verify-project", func(w http.ResponseWriter, r *http.Request) {
+		write(w, 401, map[string]any{"error": map[string]any{"code": "unauthorized", "message": "this call needs an admin token"}})
+	})
 	srv := httptest.NewServer(contract.Handler(t, mux))
 	defer srv.Close()
 
-	// Stamps like any other: one whose project is outside the 10 % (as ~90 %
-	// are), one inside.
-	stamps := map[job.Backend]string{}
-	for s := time.Now().Unix(); len(stamps) < 2; s++ {
-		stamp := fmt.Sprint(s)
-		if b := flag("verify-" + stamp); stamps[b] == "" {
-			stamps[b] = stamp
-		}
-	}
-	for backend, stamp := range stamps {
-		v := &verifier{api: client.New(srv.URL, client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), stamp: stamp}
+	backend := flag(job.VerifyProject)
+	{
+		v := &verifier{api: client.New(srv.URL, client.WithHTTPClient(&http.Client{Timeout: 5 * time.Second})), stamp: "1"}
 		v.run(context.Background())
 		found := false
 		for _, c := range v.checks {

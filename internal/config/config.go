@@ -47,7 +47,19 @@ type Config struct {
 	RollbackQueueFor    time.Duration
 	RollbackMemory      float64
 	RollbackMemoryFor   time.Duration
-	RollbackInterval    time.Duration
+	// RollbackWorkersMissing: no durable worker alive for this long
+	// rolls back (ROLLBACK_WORKERS_MISSING_FOR).
+	RollbackWorkersMissing time.Duration
+	// RollforwardCleanWindows clean windows of RollforwardCleanWindow
+	// must pass after a rollback before a roll-forward is allowed unforced.
+	RollforwardCleanWindows int
+	// NotifyWebhookURL receives rollbacks, roll-forwards and trigger
+	// changes as JSON with a Slack-compatible "text" (NOTIFY_WEBHOOK_URL).
+	NotifyWebhookURL string
+	// JobMaxAttempts is how often a new job is tried (JOB_MAX_ATTEMPTS).
+	JobMaxAttempts         int
+	RollforwardCleanWindow time.Duration
+	RollbackInterval       time.Duration
 
 	Auth                 string
 	AdminTokens          string
@@ -194,6 +206,11 @@ var options = []option{
 	{"ROLLBACK_QUEUE_DELAY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackQueueFor })},
 	{"ROLLBACK_MEMORY_PERCENT", "90", "trigger: this process's memory above this percent of its limit (its cgroup's, else the machine's)…", float(func(c *Config) *float64 { return &c.RollbackMemory })},
 	{"ROLLBACK_MEMORY_FOR", "1m", "…continuously for this long", duration(func(c *Config) *time.Duration { return &c.RollbackMemoryFor })},
+	{"ROLLBACK_WORKERS_MISSING_FOR", "1m", "trigger: no durable worker alive for this long while the durable worker is on", duration(func(c *Config) *time.Duration { return &c.RollbackWorkersMissing })},
+	{"ROLLFORWARD_CLEAN_WINDOWS", "3", "after a rollback, a roll-forward is refused until this many clean windows passed (0: never refused) unless forced with a reason", integer(func(c *Config) *int { return &c.RollforwardCleanWindows })},
+	{"ROLLFORWARD_CLEAN_WINDOW", "5m", "length of one clean window: no trigger's condition held and every reading could be taken", duration(func(c *Config) *time.Duration { return &c.RollforwardCleanWindow })},
+	{"JOB_MAX_ATTEMPTS", "3", "how often a new job is tried before it fails for good (1-100)", integer(func(c *Config) *int { return &c.JobMaxAttempts })},
+	{"NOTIFY_WEBHOOK_URL", "", "POST rollbacks, roll-forwards and trigger state changes here as JSON with a Slack-compatible text field (retried with backoff)", str(func(c *Config) *string { return &c.NotifyWebhookURL })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
@@ -433,6 +450,18 @@ func (c *Config) validate() error {
 	}
 	if c.RollbackInterval <= 0 {
 		return fmt.Errorf("ROLLBACK_INTERVAL must be positive")
+	}
+	if c.JobMaxAttempts < 1 || c.JobMaxAttempts > 100 {
+		return fmt.Errorf("JOB_MAX_ATTEMPTS=%d: must be from 1 to 100", c.JobMaxAttempts)
+	}
+	if c.NotifyWebhookURL != "" {
+		if u, err := url.Parse(c.NotifyWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("NOTIFY_WEBHOOK_URL: want an http:// or https:// URL")
+		}
+	}
+	if c.RollforwardCleanWindows < 0 || c.RollforwardCleanWindow <= 0 {
+		return fmt.Errorf("ROLLFORWARD_CLEAN_WINDOWS=%d, ROLLFORWARD_CLEAN_WINDOW=%s: want 0 or more windows of a positive length",
+			c.RollforwardCleanWindows, c.RollforwardCleanWindow)
 	}
 	if c.LeaseDuration < time.Second {
 		return fmt.Errorf("LEASE_DURATION=%s: must be at least 1s", c.LeaseDuration)

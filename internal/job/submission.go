@@ -191,6 +191,12 @@ func ControlCharacter(s string, breaks bool) (rune, bool) {
 	return 0, false
 }
 
+// VerifyProject is the reserved project `scriptgen verify` submits its checks
+// to, in the operator's (unqualified) namespace: left out of job lists unless
+// asked for by name, and emptied by the check when it ends
+// (DELETE /api/admin/verify-project).
+const VerifyProject = "scriptgen-verify"
+
 // MaxReasonLength bounds the reason of an operator's action (a rollback, a
 // roll-forward, a change of the worker-system flag).
 const MaxReasonLength = 1000

@@ -34,6 +34,9 @@ var (
 		"Redis of the durable side answers (1) or not (0); absent without REDIS_URL.", nil, nil)
 	descEnabled = prometheus.NewDesc("scriptgen_worker_system_enabled",
 		"New jobs may go to the durable worker (1) or all run as background_tasks (0).", nil, nil)
+	descTrigger = prometheus.NewDesc("scriptgen_rollback_trigger_state",
+		"The rollback controller's triggers on the leading replica: 1 for the state each is in (ok, pending, firing, inconclusive: its measurement failed, which never counts toward a rollback).",
+		[]string{"trigger", "state"}, nil)
 	descRollout = prometheus.NewDesc("scriptgen_worker_system_rollout_percent",
 		"Share of projects whose new jobs go to the durable worker while it is enabled.", nil, nil)
 )
@@ -41,7 +44,7 @@ var (
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRollbackActive, descBackgroundActive, descBackgroundQueued,
 		descBackgroundMax, descJobs, descQueueDepth, descQueueLatency, descWorkersUp, descWorkerCrashes,
-		descRedisUp, descEnabled, descRollout} {
+		descRedisUp, descEnabled, descRollout, descTrigger} {
 		ch <- d
 	}
 }
@@ -66,6 +69,11 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.RedisUp {
 			gauge(descQueueDepth, float64(s.QueueDepth))
 			gauge(descQueueLatency, s.QueueLatency.Seconds())
+		}
+	}
+	for _, t := range s.Triggers {
+		for _, state := range TriggerStates {
+			gauge(descTrigger, boolean(t.State == state), t.Name, state)
 		}
 	}
 	seen := map[[3]string]bool{}

@@ -48,7 +48,21 @@ type Snapshot struct {
 	RedisUp         bool
 
 	Jobs []JobCount
+
+	// Triggers are the rollback controller's triggers as this replica
+	// evaluates them: empty unless it leads.
+	Triggers []TriggerState
 }
+
+// TriggerState is one trigger of the rollback controller and its state (ok,
+// pending, firing or inconclusive).
+type TriggerState struct {
+	Name, State string
+}
+
+// TriggerStates are the states scriptgen_rollback_trigger_state has a
+// series for, one of them 1 per trigger.
+var TriggerStates = []string{"ok", "pending", "firing", "inconclusive"}
 
 // JobCount is how many jobs of a kind are in a status on a backend.
 type JobCount struct {

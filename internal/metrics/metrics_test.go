@@ -56,6 +56,7 @@ func TestScrapeShowsSnapshot(t *testing.T) {
 			{Kind: "generation", Status: "queued", Backend: "durable", N: 5},
 			{Kind: "rag_document", Status: "running", Backend: "background_tasks", N: 2},
 		},
+		Triggers: []TriggerState{{Name: "system_memory", State: "inconclusive"}, {Name: "redis_unreachable", State: "pending"}},
 	}
 	m, reg := newTestMetrics(t, snap)
 	m.RollbackError()
@@ -76,6 +77,9 @@ func TestScrapeShowsSnapshot(t *testing.T) {
 		`scriptgen_jobs{backend="durable",kind="generation",status="queued"} 5`,
 		`scriptgen_jobs{backend="background_tasks",kind="rag_document",status="running"} 2`,
 		"rollback_errors_total 2",
+		`scriptgen_rollback_trigger_state{state="inconclusive",trigger="system_memory"} 1`,
+		`scriptgen_rollback_trigger_state{state="ok",trigger="system_memory"} 0`,
+		`scriptgen_rollback_trigger_state{state="pending",trigger="redis_unreachable"} 1`,
 		"rollback_performance_ratio 20", // no requests yet: 2.0 / 0.1
 		"go_goroutines ",
 		"process_start_time_seconds ",

@@ -33,6 +33,14 @@ func (p *registryProbe) WorkerCrashes(ctx context.Context, window time.Duration)
 	}
 	return durable.Count(ws, now).Crashed, nil
 }
+func (p *registryProbe) WorkersUp(ctx context.Context) (int, error) {
+	now := p.clk.Now()
+	ws, err := p.st.ListWorkers(ctx, durable.RoleWorker, now.Add(-time.Minute))
+	if err != nil {
+		return 0, err
+	}
+	return durable.Count(ws, now).Up, nil
+}
 func (p *registryProbe) QueueDelay(context.Context) (time.Duration, error) { return 0, nil }
 func (p *registryProbe) MemoryPercent() (float64, error)                   { return 40, nil }
 func (p *registryProbe) DurableEnabled() bool {

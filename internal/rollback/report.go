@@ -19,6 +19,7 @@ type Report struct {
 		Duration      string         `yaml:"duration"`
 		Trigger       string         `yaml:"trigger"`
 		Actor         string         `yaml:"actor"`
+		LeaderEpoch   int64          `yaml:"leader_epoch,omitempty"`
 		AffectedUsers int            `yaml:"affected_users"`
 		JobsMigrated  int            `yaml:"jobs_migrated"`
 		FailedJobs    int            `yaml:"failed_jobs"`
@@ -36,6 +37,7 @@ func NewReport(a store.AuditRecord) Report {
 	var r Report
 	rr := &r.RollbackReport
 	rr.ID, rr.Kind, rr.Trigger, rr.Actor = a.ID, a.Kind, a.Trigger, a.Actor
+	rr.LeaderEpoch = a.LeaderEpoch
 	rr.Timestamp = a.StartedAt.UTC().Format("2006-01-02 15:04:05")
 	rr.Duration = a.FinishedAt.Sub(a.StartedAt).Round(time.Millisecond).String()
 	rr.AffectedUsers, rr.JobsMigrated, rr.FailedJobs = a.AffectedProjects, a.JobsMigrated, a.JobsFailed

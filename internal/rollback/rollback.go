@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type Store interface {
 	AddMigrationFailure(ctx context.Context, f store.MigrationFailure) error
 	ListMigrationFailures(ctx context.Context, limit int) ([]store.MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
+	ListAudits(ctx context.Context, limit int) ([]store.AuditRecord, error)
+	MarkUnclean(ctx context.Context, at time.Time, detail string) error
+	LastUnclean(ctx context.Context) (time.Time, string, error)
 }
 
 // Durable is the durable side, when REDIS_URL is set.
@@ -64,6 +68,16 @@ type Service struct {
 	// Clock tells the time of records, steps and sweeps (clock.Real{} from
 	// New; the wall clock when nil).
 	Clock clock.Clock
+	// CleanWindows clean windows of CleanWindow must pass after a rollback
+	// before a roll-forward is allowed without Force
+	// (ROLLFORWARD_CLEAN_WINDOWS, ROLLFORWARD_CLEAN_WINDOW); 0 waits for
+	// nothing. A window is clean when the controller noted no unclean
+	// reading in it (MarkUnclean).
+	CleanWindows int
+	CleanWindow  time.Duration
+	// OnRecord, if set, hears about every audit record saved (webhook
+	// notifications).
+	OnRecord func(store.AuditRecord)
 }
 
 // New builds the service; durable may be nil.
@@ -93,12 +107,18 @@ type Step struct {
 	Detail string        `json:"detail"`
 	Took   time.Duration `json:"-"`
 	TookMS float64       `json:"took_ms"`
+	// LeaderEpoch is the term of the controller's leadership the step ran
+	// under (store.Fence); 0 for an operator's rollback, which is not fenced.
+	LeaderEpoch int64 `json:"leader_epoch,omitempty"`
 }
 
 // ErrSuperseded is a rollback that found the worker setting enabled again
 // when it verified: an operator (or a roll-forward) turned the durable worker
 // back on while it ran, and that later decision stands.
 var ErrSuperseded = errors.New("the worker setting was enabled again while the rollback ran")
+
+// ErrForceWithoutReason is a forced roll-forward without a reason.
+var ErrForceWithoutReason = errors.New("a forced roll-forward needs a reason")
 
 // ErrNotRecorded is a rollback or roll-forward whose audit record could not
 // be saved: it has no report to lead to.
@@ -107,6 +127,11 @@ var ErrNotRecorded = errors.New("the audit record could not be saved")
 // ErrNoDurableSide is a roll-forward refused because there is no durable
 // worker to roll forward to: no REDIS_URL, or Redis does not answer.
 var ErrNoDurableSide = errors.New("no durable side to roll forward to")
+
+// ErrTooSoon is a roll-forward refused because fewer clean windows than
+// CleanWindows have passed since the last rollback; Request.Force (with a
+// reason) overrides it.
+var ErrTooSoon = errors.New("too soon after the rollback")
 
 // StepFunc hears about each step as it finishes.
 type StepFunc func(Step)
@@ -117,6 +142,13 @@ type Request struct {
 	Actor    string
 	Trigger  string // "manual" or the automatic trigger's name
 	Evidence json.RawMessage
+	// Fence, set by the controller, is its leadership's term: every write of
+	// the rollback checks it, so a deposed leader's late step is refused
+	// (store.ErrFenced) and the rest are skipped.
+	Fence *store.Fence
+	// Force rolls forward before the clean windows after a rollback have
+	// passed; the reason says why, and the record says it was forced.
+	Force bool
 }
 
 // ParseBackend reads a backend name; rq_queue is the runbook's name of durable.
@@ -316,6 +348,9 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err // before any step: the emergency lever must not stop halfway
 	}
+	if req.Fence != nil {
+		ctx = store.WithFence(ctx, *req.Fence)
+	}
 	r := s.startRollback(ctx, req, onStep)
 	r.steps.run("flag off", r.flagOff)
 	r.steps.run("migrate pending jobs", r.migrate)
@@ -324,6 +359,10 @@ func (s *Service) Rollback(ctx context.Context, req Request, onStep StepFunc) (s
 	r.steps.run("sweep after flag refresh", r.sweepAfterFlagRefresh)
 	r.steps.run("verify", r.verify)
 	r.rec.AffectedProjects = len(r.projects)
+	if errors.Is(r.steps.firstErr, store.ErrFenced) {
+		// Its record would be refused too; the new leader decides afresh.
+		return r.rec, fmt.Errorf("rollback %s: %w", r.rec.ID, r.steps.firstErr)
+	}
 	if err := s.record(ctx, &r.rec, r.steps); err != nil {
 		return r.rec, err
 	}
@@ -363,12 +402,16 @@ func (s *Service) startRollback(ctx context.Context, req Request, onStep StepFun
 	if rec.Trigger == "" {
 		rec.Trigger = "manual"
 	}
+	steps := &stepper{on: onStep, now: s.now}
+	if req.Fence != nil {
+		rec.LeaderEpoch, steps.epoch = req.Fence.Epoch, req.Fence.Epoch
+	}
 	return &rollbackRun{
 		s:        s,
 		ctx:      ctx,
 		req:      req,
 		rec:      rec,
-		steps:    &stepper{on: onStep, now: s.now},
+		steps:    steps,
 		projects: map[string]bool{},
 		failed:   map[string]bool{},
 	}
@@ -474,17 +517,24 @@ func (s *Service) record(ctx context.Context, rec *store.AuditRecord, steps *ste
 	if err := s.st.InsertAudit(context.WithoutCancel(ctx), *rec); err != nil {
 		return errors.Join(fmt.Errorf("%w: %v", ErrNotRecorded, err), steps.firstErr)
 	}
+	if s.OnRecord != nil {
+		s.OnRecord(*rec)
+	}
 	return nil
 }
 
 // Rollforward steps the durable rollout back up to percent. It never runs by
-// itself: an operator decides.
+// itself: an operator decides. A roll-forward refused for want of a durable
+// side (ErrNoDurableSide) changes nothing and leaves no record.
 func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onStep StepFunc) (store.AuditRecord, error) {
 	if percent < 0 || percent > 100 {
 		return store.AuditRecord{}, fmt.Errorf("percent %d: must be from 0 to 100", percent)
 	}
 	if err := job.ValidateReason(req.Reason); err != nil {
 		return store.AuditRecord{}, err
+	}
+	if req.Force && strings.TrimSpace(req.Reason) == "" {
+		return store.AuditRecord{}, &job.ValidationError{Field: "reason", Message: ErrForceWithoutReason.Error()}
 	}
 	now := s.now()
 	rec := store.AuditRecord{
@@ -505,6 +555,14 @@ func (s *Service) Rollforward(ctx context.Context, percent int, req Request, onS
 		}
 		return "Redis answers", nil
 	})
+	if steps.ok {
+		steps.run("clean windows since the rollback", func() (string, error) { return s.checkCleanWindows(ctx, req, &rec) })
+	}
+	if !steps.ok {
+		// Refused, nothing changed: no record, which would stand in front of
+		// the last real rollback in `scriptgen report` and the history.
+		return store.AuditRecord{}, fmt.Errorf("rollforward: %w", steps.firstErr)
+	}
 	if steps.ok {
 		steps.run("flag on", func() (string, error) {
 			on := store.WorkerSetting{
@@ -538,11 +596,17 @@ type stepper struct {
 	ok       bool
 	firstErr error // the first step's failure, named by its step
 	started  bool
+	epoch    int64 // the leader's term every step carries (0: an operator's)
 }
 
 func (s *stepper) run(name string, fn func() (string, error)) {
 	if !s.started {
 		s.ok, s.started = true, true
+	}
+	if errors.Is(s.firstErr, store.ErrFenced) {
+		// A deposed leader stops: its decision is no longer its own.
+		s.emit(Step{Name: name, Detail: "skipped: this controller was deposed"})
+		return
 	}
 	start := s.now()
 	detail, err := fn()
@@ -563,6 +627,7 @@ func (s *stepper) run(name string, fn func() (string, error)) {
 }
 
 func (s *stepper) emit(st Step) {
+	st.LeaderEpoch = s.epoch
 	st.TookMS = float64(st.Took.Microseconds()) / 1000
 	if s.on != nil {
 		s.on(st)
@@ -603,4 +668,53 @@ func (s *Service) Sweep(ctx context.Context, grace time.Duration) (int, error) {
 		s.log.Info("Swept queued durable jobs to background_tasks", "count", len(moved))
 	}
 	return len(moved), nil
+}
+
+// checkCleanWindows refuses a roll-forward (ErrTooSoon) until CleanWindows
+// clean windows have passed since the last completed rollback, counted from
+// the rollback's end or from the last unclean reading after it, whichever is
+// later; a forced one goes on and says so in its record.
+func (s *Service) checkCleanWindows(ctx context.Context, req Request, rec *store.AuditRecord) (string, error) {
+	if s.CleanWindows <= 0 || s.CleanWindow <= 0 {
+		return "no clean windows required (ROLLFORWARD_CLEAN_WINDOWS=0)", nil
+	}
+	recs, err := s.st.ListAudits(ctx, 100)
+	if err != nil {
+		return "", err
+	}
+	var last *store.AuditRecord
+	for i := range recs {
+		if recs[i].Kind == "rollback" && recs[i].Status == "completed" {
+			last = &recs[i]
+			break
+		}
+	}
+	if last == nil {
+		return "no rollback recorded", nil
+	}
+	from, why := last.FinishedAt, "the rollback"
+	unclean, detail, err := s.st.LastUnclean(ctx)
+	if err != nil {
+		return "", err
+	}
+	if unclean.After(from) {
+		from, why = unclean, "an unclean reading ("+detail+")"
+	}
+	passed := int(s.now().Sub(from) / s.CleanWindow)
+	status := fmt.Sprintf("%d of %d clean windows of %s since %s at %s", min(passed, s.CleanWindows), s.CleanWindows,
+		s.CleanWindow, why, from.UTC().Format(time.RFC3339))
+	if passed >= s.CleanWindows {
+		return status, nil
+	}
+	if !req.Force {
+		return "", fmt.Errorf("%w: %s; wait, or force it with a reason", ErrTooSoon, status)
+	}
+	rec.Actions = append(rec.Actions, "Forced before the clean windows had passed: "+status)
+	return "forced: " + status, nil
+}
+
+// MarkUnclean notes, under the controller's fence, that its readings were
+// not clean while the durable worker was off.
+func (s *Service) MarkUnclean(ctx context.Context, fence store.Fence, detail string) error {
+	return s.st.MarkUnclean(store.WithFence(ctx, fence), s.now(), detail)
 }

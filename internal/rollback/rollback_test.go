@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
+	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // openStore is an SQLite store of the test's own.
@@ -97,22 +99,38 @@ func (failingAudit) InsertAudit(context.Context, store.AuditRecord) error {
 }
 
 // A roll-forward without a durable side is refused with ErrNoDurableSide (the
-// API's 409); one whose record cannot be saved says ErrNotRecorded (a 500
-// without a report link), as does such a rollback.
+// API's 409) and leaves no record, so the last rollback stays the latest
+// record `scriptgen report` shows; one whose record cannot be saved says
+// ErrNotRecorded (a 500 without a report link), as does such a rollback.
 func TestRollforwardAndRecordErrors(t *testing.T) {
 	ctx, st := context.Background(), openStore(t)
 	var err error
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	plain := rollback.New(st, nil, log)
+	plain.FlagRefresh = 0
+	rb, err := plain.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before, _ := st.GetWorkerSetting(ctx)
-	_, err = rollback.New(st, nil, log).Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil)
+	_, err = plain.Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil)
 	if !errors.Is(err, rollback.ErrNoDurableSide) || errors.Is(err, rollback.ErrNotRecorded) {
 		t.Fatalf("roll-forward without Redis: %v, want ErrNoDurableSide", err)
 	}
 	if after, _ := st.GetWorkerSetting(ctx); after != before {
 		t.Fatalf("a refused roll-forward changed the setting: %+v, was %+v", after, before)
 	}
+	if recs, _ := st.ListAudits(ctx, 10); len(recs) != 1 || recs[0].ID != rb.ID {
+		t.Fatalf("records after a refused roll-forward: %+v, want only the rollback %s", recs, rb.ID)
+	}
 
-	svc := rollback.New(failingAudit{st}, nil, log)
+	opt, err := durable.RedisOpt(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	side := durable.NewSide(opt)
+	t.Cleanup(func() { side.Close() })
+	svc := rollback.New(failingAudit{st}, side, log)
 	svc.FlagRefresh = 0
 	if _, err := svc.Rollforward(ctx, 50, rollback.Request{Reason: "step up", Actor: "op"}, nil); !errors.Is(err, rollback.ErrNotRecorded) {
 		t.Fatalf("roll-forward whose record fails: %v, want ErrNotRecorded", err)

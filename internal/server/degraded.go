@@ -17,8 +17,8 @@ const (
 	// writeFailureFor is how long a write that failed for want of the
 	// database keeps the process degraded.
 	writeFailureFor = 30 * time.Second
-	// workerSilentFor is how long the durable worker may be on with no worker
-	// process beating before the process is degraded.
+	// workerSilentFor is how far back the registry is read for workers
+	// alive now (durable.Count: beaten within three heartbeats).
 	workerSilentFor = time.Minute
 )
 
@@ -66,8 +66,10 @@ func (s *Server) recentWriteFailure(now time.Time) string {
 //   - "redis unreachable while the durable worker is on": the effective flag
 //     sends some share of the jobs to the durable worker and Redis does not
 //     answer;
-//   - "no durable worker alive": the same, and no worker process has beaten
-//     for more than a minute, so the jobs sent there wait.
+//   - "no durable worker alive": the same, and no worker process is alive
+//     now (none beat within three heartbeats, or all stopped), so the jobs
+//     sent there wait; the controller's workers_missing trigger rolls back
+//     when it lasts ROLLBACK_WORKERS_MISSING_FOR.
 //
 // Its checks run at once; it takes about a second at most.
 func (s *Server) Degraded(ctx context.Context) []string {
@@ -83,7 +85,7 @@ func (s *Server) Degraded(ctx context.Context) []string {
 			return
 		}
 		ws, err := s.store.ListWorkers(ctx, durable.RoleWorker, now.Add(-workerSilentFor))
-		noWorker = err == nil && len(ws) == 0
+		noWorker = err == nil && durable.Count(ws, now).Up == 0
 	})
 	if durableOn {
 		wg.Go(func() { redisDown = !s.RedisUp(ctx) })

@@ -148,6 +148,17 @@ func TestDegradedDurableSide(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantReasons(t, s)
+	// …and one that stopped cleanly is not: the jobs sent there wait while
+	// /health said ok, until the registry forgot it a minute later.
+	if err := st.StopWorker(ctx, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantReasons(t, s, "no durable worker alive")
+	w2 := store.WorkerProcess{ID: "w2", Role: durable.RoleWorker, Host: "h", PID: 2}
+	if err := st.RegisterWorker(ctx, w2); err != nil {
+		t.Fatal(err)
+	}
+	wantReasons(t, s)
 
 	redis.Kill()
 	wantReasons(t, s, "redis unreachable while the durable worker is on")

@@ -42,6 +42,11 @@ func (s *Server) MetricsSnapshot(ctx context.Context) metrics.Snapshot {
 			}
 		}
 	}
+	if s.controller != nil {
+		for _, t := range s.controller.Triggers() {
+			snap.Triggers = append(snap.Triggers, metrics.TriggerState{Name: t.Name, State: t.State})
+		}
+	}
 	if s.insp != nil {
 		c := s.census(ctx)
 		snap.WorkersUp, snap.WorkerCrashes = c.Up, c.Crashed

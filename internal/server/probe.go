@@ -24,6 +24,17 @@ func (s *Server) WorkerCrashes(ctx context.Context, window time.Duration) (int, 
 	return durable.Count(ws, now).Crashed, nil
 }
 
+// WorkersUp counts the durable worker processes that beat in the last
+// three heartbeats.
+func (s *Server) WorkersUp(ctx context.Context) (int, error) {
+	now := time.Now()
+	ws, err := s.store.ListWorkers(ctx, durable.RoleWorker, now.Add(-time.Minute))
+	if err != nil {
+		return 0, err
+	}
+	return durable.Count(ws, now).Up, nil
+}
+
 // QueueDelay is how long the queued durable job that has waited longest has
 // waited.
 func (s *Server) QueueDelay(ctx context.Context) (time.Duration, error) {

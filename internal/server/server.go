@@ -32,6 +32,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/limits"
 	"github.com/scriptgen/scriptgen/internal/metrics"
+	"github.com/scriptgen/scriptgen/internal/notify"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/rollback"
@@ -141,6 +142,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, err
 	}
 	s.newRollback()
+	s.newNotifier()
 	if err := s.newAccess(ctx); err != nil {
 		if s.side != nil {
 			s.side.Close()
@@ -221,6 +223,7 @@ func (s *Server) newRollback() {
 	}
 	s.rollback = rollback.New(s.store, side, s.log)
 	s.rollback.OnFlag = func(ctx context.Context) { s.flag.Refresh(ctx) }
+	s.rollback.CleanWindows, s.rollback.CleanWindow = cfg.RollforwardCleanWindows, cfg.RollforwardCleanWindow
 	if !cfg.AutoRollbackOn() {
 		return
 	}
@@ -234,7 +237,9 @@ func (s *Server) newRollback() {
 		MemoryPercent: cfg.RollbackMemory,
 		MemoryFor:     cfg.RollbackMemoryFor,
 		Interval:      cfg.RollbackInterval,
-		HolderID:      OwnerID("controller"),
+
+		WorkersMissingFor: cfg.RollbackWorkersMissing,
+		HolderID:          OwnerID("controller"),
 	}, s.log)
 	s.controller.OnRollback = func(_ string, err error) {
 		if err != nil {
@@ -242,6 +247,25 @@ func (s *Server) newRollback() {
 		}
 	}
 	s.components = append(s.components, s.controller)
+}
+
+// newNotifier posts rollbacks, roll-forwards and the controller's trigger
+// changes to NOTIFY_WEBHOOK_URL. It is added after the controller, so that
+// it stops after it and sends what the controller's last tick said.
+func (s *Server) newNotifier() {
+	if s.cfg.NotifyWebhookURL == "" {
+		return
+	}
+	host, _ := os.Hostname()
+	n := notify.New(notify.Config{URL: s.cfg.NotifyWebhookURL, Source: "serve@" + host}, s.log)
+	s.rollback.OnRecord = func(a store.AuditRecord) { n.Send(notify.Record(a)) }
+	if s.controller != nil {
+		s.controller.OnTriggerChange = func(t rollback.TriggerState, from string) {
+			n.Send(notify.Trigger(notify.TriggerChange{Name: t.Name, From: from, To: t.State, Value: t.Value,
+				Threshold: t.Threshold, Window: t.Window}))
+		}
+	}
+	s.components = append(s.components, n)
 }
 
 // newHTTPServer builds the HTTP server of every route (api's route table),
@@ -265,6 +289,7 @@ func (s *Server) newHTTPServer(scrape http.Handler) *http.Server {
 		Generator:   s.cfg.Generator,
 		Log:         s.log,
 		BodyTimeout: 30 * time.Second,
+		MaxAttempts: s.cfg.JobMaxAttempts,
 		Events:      events,
 		Metrics:     scrape,
 		Auth:        s.auth,

@@ -19,6 +19,9 @@ func (s *SQL) MigrateQueued(ctx context.Context, from, to job.Backend, ids []str
 	now := s.Clock.Now()
 	var out []job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
 		where := `status = 'queued' AND backend = ?`
 		args := []any{from}
 		if ids != nil {
@@ -74,19 +77,28 @@ type AuditRecord struct {
 	AffectedProjects int
 	StartedAt        time.Time
 	FinishedAt       time.Time
+	// LeaderEpoch is the term of the controller's leadership that wrote
+	// the record (store.Fence); 0 for an operator's.
+	LeaderEpoch int64
 }
 
-// InsertAudit records a rollback or roll-forward.
+// InsertAudit records a rollback or roll-forward (fenced: WithFence).
 func (s *SQL) InsertAudit(ctx context.Context, a AuditRecord) error {
 	actions, _ := json.Marshal(a.Actions)
 	evidence := string(a.Evidence)
 	if evidence == "" {
 		evidence = "null"
 	}
-	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO audit_records (id, kind, trigger_name, reason, actor, status, evidence,
-		actions, jobs_migrated, jobs_failed, affected_projects, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.ID, a.Kind, a.Trigger, a.Reason, a.Actor, a.Status, evidence,
-		string(actions), a.JobsMigrated, a.JobsFailed, a.AffectedProjects, micros(a.StartedAt), micros(a.FinishedAt))
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.Q(`INSERT INTO audit_records (id, kind, trigger_name, reason, actor, status, evidence,
+		actions, jobs_migrated, jobs_failed, affected_projects, started_at, finished_at, leader_epoch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.ID, a.Kind, a.Trigger, a.Reason, a.Actor, a.Status, evidence,
+			string(actions), a.JobsMigrated, a.JobsFailed, a.AffectedProjects, micros(a.StartedAt), micros(a.FinishedAt), a.LeaderEpoch)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record %s %s: %w", a.Kind, a.ID, err)
 	}
@@ -94,14 +106,14 @@ func (s *SQL) InsertAudit(ctx context.Context, a AuditRecord) error {
 }
 
 const auditColumns = `id, kind, trigger_name, reason, actor, status, evidence, actions, jobs_migrated, jobs_failed,
-	affected_projects, started_at, finished_at`
+	affected_projects, started_at, finished_at, leader_epoch`
 
 func scanAudit(sc scanner) (AuditRecord, error) {
 	var a AuditRecord
 	var evidence, actions string
 	var started, finished int64
 	err := sc.Scan(&a.ID, &a.Kind, &a.Trigger, &a.Reason, &a.Actor, &a.Status, &evidence, &actions, &a.JobsMigrated,
-		&a.JobsFailed, &a.AffectedProjects, &started, &finished)
+		&a.JobsFailed, &a.AffectedProjects, &started, &finished, &a.LeaderEpoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, job.ErrNotFound
 	}
@@ -149,12 +161,19 @@ type MigrationFailure struct {
 	CreatedAt time.Time
 }
 
-// AddMigrationFailure puts a job on the dead-letter list (or updates its entry).
+// AddMigrationFailure puts a job on the dead-letter list (or updates its
+// entry); fenced: WithFence.
 func (s *SQL) AddMigrationFailure(ctx context.Context, f MigrationFailure) error {
-	_, err := s.W.ExecContext(ctx, s.Q(`INSERT INTO migration_failed (job_id, source, target, reason, audit_id, created_at)
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.Q(`INSERT INTO migration_failed (job_id, source, target, reason, audit_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET source = excluded.source, target = excluded.target,
 		reason = excluded.reason, audit_id = excluded.audit_id, created_at = excluded.created_at`),
-		f.JobID, f.Source, f.Target, f.Reason, f.AuditID, micros(s.Clock.Now()))
+			f.JobID, f.Source, f.Target, f.Reason, f.AuditID, micros(s.Clock.Now()))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("dead-letter job %s: %w", f.JobID, err)
 	}
@@ -189,27 +208,18 @@ func (s *SQL) DeleteMigrationFailure(ctx context.Context, jobID string) error {
 }
 
 // AcquireLeadership takes or renews the named leadership for holder until
-// ttl from now; it reports whether holder is the leader.
+// ttl from now; it reports whether holder is the leader (AcquireLease also
+// gives the term's epoch).
 func (s *SQL) AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
-	now := s.Clock.Now()
-	var got string
-	err := s.W.QueryRowContext(ctx, s.Q(`INSERT INTO leader_leases (name, holder, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-		WHERE leader_leases.holder = excluded.holder OR leader_leases.expires_at < ?
-		RETURNING holder`), name, holder, micros(now.Add(ttl)), micros(now)).Scan(&got)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("acquire leadership %s: %w", name, err)
-	}
-	return got == holder, nil
+	_, ok, err := s.AcquireLease(ctx, name, holder, ttl)
+	return ok, err
 }
 
 // ReleaseLeadership gives up a leadership that holder has; another's is left
-// alone.
+// alone. The row stays, expired, so that the next term's epoch follows this
+// one's.
 func (s *SQL) ReleaseLeadership(ctx context.Context, name, holder string) error {
-	if _, err := s.W.ExecContext(ctx, s.Q(`DELETE FROM leader_leases WHERE name = ? AND holder = ?`), name, holder); err != nil {
+	if _, err := s.W.ExecContext(ctx, s.Q(`UPDATE leader_leases SET expires_at = 0 WHERE name = ? AND holder = ?`), name, holder); err != nil {
 		return fmt.Errorf("release leadership %s: %w", name, err)
 	}
 	return nil

@@ -41,19 +41,24 @@ func (s *SQL) GetWorkerSetting(ctx context.Context) (WorkerSetting, error) {
 	return w, nil
 }
 
-// PutWorkerSetting saves the setting and moves its revision on by one; the
-// answer carries the new revision.
+// PutWorkerSetting saves the setting (fenced: WithFence) and moves its
+// revision on by one; the answer carries the new revision.
 func (s *SQL) PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error) {
 	w.UpdatedAt = s.Clock.Now().UTC().Truncate(time.Microsecond)
 	enabled := 0
 	if w.Enabled {
 		enabled = 1
 	}
-	err := s.W.QueryRowContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at, revision)
+	err := s.inTx(ctx, func(tx *Tx) error {
+		if err := s.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, s.Q(`INSERT INTO worker_settings (id, enabled, rollout_percent, reason, updated_by, updated_at, revision)
 		VALUES (1, ?, ?, ?, ?, ?, 1) ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled,
 		rollout_percent = excluded.rollout_percent, reason = excluded.reason, updated_by = excluded.updated_by,
 		updated_at = excluded.updated_at, revision = worker_settings.revision + 1
 		RETURNING revision`), enabled, w.RolloutPercent, w.Reason, w.UpdatedBy, micros(w.UpdatedAt)).Scan(&w.Revision)
+	})
 	if err != nil {
 		return w, fmt.Errorf("save worker setting: %w", err)
 	}

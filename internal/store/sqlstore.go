@@ -232,6 +232,9 @@ func (f JobFilter) where() (string, []any) {
 	if f.ProjectID != "" {
 		add("project_id = ?", f.ProjectID)
 	}
+	if f.ExcludeProjectID != "" {
+		add("project_id <> ?", f.ExcludeProjectID)
+	}
 	if f.Status != "" {
 		add("status = ?", f.Status)
 	}

@@ -76,6 +76,9 @@ type Store interface {
 	// lease has run out, and returns them as they are now.
 	ExpireLeases(ctx context.Context) ([]job.Job, error)
 	Cancel(ctx context.Context, id string) (job.Job, error)
+	// RetryJob queues a failed job again with its attempts given back
+	// (retry.go); ErrNotFailed for a job in another status.
+	RetryJob(ctx context.Context, id string) (job.Job, error)
 
 	ListEvents(ctx context.Context, jobID string, afterSeq int64, limit int) ([]job.Event, error)
 	EventSeqs(ctx context.Context, ids []string) (map[string]int64, error) // eventseqs.go
@@ -101,6 +104,15 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	AcquireLeadership(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// DeleteProject removes all of one project (deleteproject.go): only the
+	// reserved project of `scriptgen verify`.
+	DeleteProject(ctx context.Context, projectID string) (ProjectDeletion, error)
+	// MarkUnclean and LastUnclean keep when the controller's readings were
+	// last not clean in rollback mode (fence.go).
+	MarkUnclean(ctx context.Context, at time.Time, detail string) error
+	LastUnclean(ctx context.Context) (time.Time, string, error)
+	// AcquireLease is AcquireLeadership with the term's epoch (fence.go).
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (epoch int64, ok bool, err error)
 	// ReleaseLeadership gives up a leadership that holder has, so that
 	// another can take it at once rather than when it expires.
 	ReleaseLeadership(ctx context.Context, name, holder string) error
@@ -180,11 +192,14 @@ type JobFilter struct {
 	// ProjectIDs, when not nil, keeps only the jobs of these projects.
 	ProjectIDs []string
 	ProjectID  string
-	Status     job.Status
-	Kind       job.Kind
-	Backend    job.Backend
-	Cursor     string
-	Limit      int
+	// ExcludeProjectID, when set, leaves that project's jobs out (the
+	// reserved project of `scriptgen verify` in writers' lists).
+	ExcludeProjectID string
+	Status           job.Status
+	Kind             job.Kind
+	Backend          job.Backend
+	Cursor           string
+	Limit            int
 }
 
 // Progress is one progress report of a running job.

@@ -25,8 +25,11 @@ func TestPagesAndAssets(t *testing.T) {
 		{"/", "text/html; charset=utf-8", "대본"},
 		{"/operator", "text/html; charset=utf-8", "Admin token"},
 		{"/static/app.css", "text/css; charset=utf-8", ".progress"},
+		{"/static/app.css", "text/css; charset=utf-8", ".state-inconclusive"},
 		{"/static/writer.js", "text/javascript; charset=utf-8", "Idempotency-Key"},
 		{"/static/operator.js", "text/javascript; charset=utf-8", "Authorization"},
+		{"/static/operator.js", "text/javascript; charset=utf-8", "/api/admin/jobs/"},
+		{"/operator", "text/html; charset=utf-8", `id="failed"`},
 		{"/static/common.js", "text/javascript; charset=utf-8", "getRandomValues"},
 	} {
 		resp, err := http.Get(srv.URL + tc.path)

@@ -51,6 +51,7 @@ func areas() [][]test {
 		eventSeqTests,
 		scriptTests,
 		purgeTests,
+		deleteProjectTests,
 	}
 }
 

@@ -91,7 +91,9 @@ async function refreshStats() {
   $("st-mem").textContent = bytes(mem.rss_bytes) + (typeof mem.host_percent === "number" ? " · host " + mem.host_percent.toFixed(0) + "%" : "");
   const triggers = s.triggers || [];
   $("triggers").replaceChildren(...(triggers.length ? triggers.map((t) => sg.el("tr", {},
-    sg.el("td", {}, t.name), sg.el("td", {}, badge(t.state)), sg.el("td", {}, num(t.value)),
+    sg.el("td", {}, t.name),
+    sg.el("td", t.state === "inconclusive" ? { title: "측정 실패: 롤백에 세지 않음 · the measurement failed; it does not count toward a rollback" } : {}, badge(t.state)),
+    sg.el("td", {}, num(t.value)),
     sg.el("td", {}, num(t.threshold)), sg.el("td", {}, t.since ? sg.fmtTime(t.since) : "—")))
     : [sg.el("tr", {}, sg.el("td", { colSpan: 5, class: "notice" }, "자동 롤백 꺼짐 또는 트리거 없음 · automatic rollback off or no triggers"))]));
 }
@@ -160,12 +162,72 @@ async function rollback() {
   refreshAll();
 }
 
+// --- failed jobs and a job's event log ---------------------------------------
+async function loadFailed() {
+  const r = await admin("GET", "/api/generation?status=failed&limit=50");
+  if (!r.ok) { showError("failed-error", r.error); return; }
+  showError("failed-error", "");
+  const items = (r.body && r.body.items) || [];
+  $("failed").replaceChildren(...(items.length ? items.map((j) => sg.el("tr", {},
+    sg.el("td", {}, sg.el("code", {}, j.id)), sg.el("td", {}, j.project_id), sg.el("td", {}, j.kind),
+    sg.el("td", {}, num(j.attempt) + " / " + num(j.max_attempts)), sg.el("td", {}, j.error || "—"),
+    sg.el("td", {}, sg.fmtTime(j.updated_at)),
+    sg.el("td", {},
+      sg.el("button", { type: "button", onclick: () => retryJob(j.id) }, "재시도 · Retry"), " ",
+      sg.el("button", { type: "button", onclick: () => showJobLog(j.id) }, "기록 · Events"))))
+    : [sg.el("tr", {}, sg.el("td", { colSpan: 7, class: "notice" }, "실패한 작업 없음 · no failed job"))]));
+}
+
+async function retryJob(id) {
+  const r = await admin("POST", "/api/admin/jobs/" + encodeURIComponent(id) + "/retry");
+  if (!r.ok) { showError("failed-error", r.error); return; }
+  showError("failed-error", "");
+  loadFailed();
+  showJobLog(id);
+}
+
+// showJobLog reads the job's own event log: the event stream of a finished
+// job is its whole log, ending with the final event, then the stream ends.
+async function showJobLog(id) {
+  const res = await fetch("/api/generation/" + encodeURIComponent(id) + "/events",
+    { headers: token() ? { Authorization: "Bearer " + token() } : {} });
+  if (!res.ok) { showError("failed-error", "events: HTTP " + res.status); return; }
+  const rows = [];
+  // A running job's stream stays open: read what has come within 2 s.
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    const chunk = await Promise.race([reader.read(), new Promise((ok) => setTimeout(() => ok({ timeout: true }), 500))]);
+    if (chunk.timeout) continue;
+    if (chunk.done) break;
+    text += decoder.decode(chunk.value, { stream: true });
+  }
+  reader.cancel().catch(() => {});
+  for (const block of text.split("\n\n")) {
+    const name = (block.match(/^event: (.*)$/m) || [])[1];
+    const data = (block.match(/^data: (.*)$/m) || [])[1];
+    if (!name || !data) continue;
+    let ev;
+    try { ev = JSON.parse(data); } catch { continue; }
+    rows.push(sg.el("tr", {}, sg.el("td", {}, num(ev.seq)), sg.el("td", {}, name), sg.el("td", {}, ev.status || "—"),
+      sg.el("td", {}, ev.stage || "—"), sg.el("td", {}, ev.message || (ev.text !== undefined ? ev.text.length + " chars of script" : "—")),
+      sg.el("td", {}, sg.fmtTime(ev.created_at))));
+  }
+  $("job-log-title").hidden = false;
+  $("job-log-title").textContent = "작업 기록 · Job's event log — " + id;
+  $("job-log-table").hidden = false;
+  $("job-log").replaceChildren(...rows);
+}
+
 // --- start -----------------------------------------------------------------
 function refreshAll() {
   if (!op.dirty) loadWorkerSystem();
   refreshStats();
   loadReplicas();
   loadHistory();
+  loadFailed();
 }
 
 $("token-form").addEventListener("submit", (ev) => {

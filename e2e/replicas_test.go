@@ -245,7 +245,7 @@ func TestReplicasBehindHAProxyWithSentinel(t *testing.T) {
 		t.Fatalf("rollback on a replica that does not lead: %d %v", code, body)
 	}
 	load.waitMore(5, "load after the rollback")
-	if code, body := c.admin("POST", others[1].URL+"/api/admin/rollforward", map[string]any{"percent": 100, "reason": "e2e roll-forward on a follower"}); code != 200 {
+	if code, body := c.admin("POST", others[1].URL+"/api/admin/rollforward", map[string]any{"percent": 100, "reason": "e2e roll-forward on a follower", "force": true}); code != 200 {
 		t.Fatalf("roll-forward on a replica that does not lead: %d %v", code, body)
 	}
 	testenv.Eventually(t, 10*time.Second, func() bool { return c.allApplied(3) }, "the replicas did not all apply the roll-forward")

@@ -273,7 +273,7 @@ func TestKubernetesManifestsDecodeStrictlyAndHoldTogether(t *testing.T) {
 			t.Errorf("setting %s is neither in the ConfigMap nor in the Secret", s)
 		}
 	}
-	for _, s := range []string{"DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "ADMIN_TOKENS", "METRICS_TOKEN", "OPENAI_API_KEY"} {
+	for _, s := range []string{"DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN", "ADMIN_TOKENS", "METRICS_TOKEN", "OPENAI_API_KEY", "NOTIFY_WEBHOOK_URL"} {
 		if _, ok := secret.StringData[s]; !ok {
 			t.Errorf("%s holds a secret: it belongs in the Secret", s)
 		}

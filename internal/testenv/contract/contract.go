@@ -76,9 +76,12 @@ func isOffSpec(req *http.Request) bool {
 var offRouteStatuses = []int{400, 404, 405, 500, 503}
 
 // spec is the description parsed once per test binary: parsing and
-// building the validator's caches takes a while, and the validator is safe
-// for concurrent use.
+// building the validator's caches takes a while.
 type spec struct {
+	// mu serializes validations: libopenapi renders schemas lazily while it
+	// validates, and two validations at once race on them (the race
+	// detector caught it under concurrent requests).
+	mu     sync.Mutex
 	v      validator.Validator
 	events map[string]*base.Schema // x-events of the event stream: name → data schema
 	errorS *base.Schema            // components/schemas/Error
@@ -233,6 +236,8 @@ func (c *Checker) Problems(x Exchange) []string {
 	if req.Method == http.MethodOptions {
 		return preflight(x.Response.StatusCode, x.Body)
 	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
 	if x.OffSpec {
 		if _, errs := c.s.v.ValidateHttpRequest(req); routeMissing(errs) {
 			return c.offRoute(resp.StatusCode, x.Body)
@@ -373,7 +378,10 @@ func (e *events) dispatch() {
 		e.c.errorf("%s: event %q is not in the stream's x-events: %.300s", e.label, name, data)
 		return
 	}
-	if ok, errs := e.c.s.sv.ValidateSchemaString(schema, data); !ok {
+	e.c.s.mu.Lock()
+	ok, errs := e.c.s.sv.ValidateSchemaString(schema, data)
+	e.c.s.mu.Unlock()
+	if !ok {
 		e.c.errorf("%s: event %s (id %s) disagrees with api/openapi.yaml:\n\t%s\n\tdata: %.400s", e.label, name, e.id,
 			strings.Join(describe(errs), "\n\t"), data)
 	}

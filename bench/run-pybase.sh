@@ -17,11 +17,13 @@
 # sides run as the teams would: `scriptgen serve` (one process, all cores), uvicorn
 # with --workers 2 (one process per core). Everything runs with default settings
 # but GENERATOR=noop / the peer's equivalent no-op job, and LOG_LEVEL=warn.
-# Usage: [ROUNDS=3] bench/run-pybase.sh        (needs PostgreSQL on 127.0.0.1:5432,
+# Usage: [ROUNDS=3] [SUBMIT_N=5000] [E2E_N=2000] bench/run-pybase.sh        (needs PostgreSQL on 127.0.0.1:5432,
 #   Debian's python3-fastapi python3-uvicorn python3-rq python3-sqlalchemy python3-psycopg2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
+submit_n=${SUBMIT_N:-5000} # submissions per client count
+e2e_n=${E2E_N:-2000}       # jobs of the end-to-end run
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 freeport() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -114,11 +116,11 @@ measure() { # system mode round
   [ -n "$workers" ] && args+=(-worker-pids "${workers#,}")
   local tag="$1/$2#$3"
   echo "== $tag  load: $(cut -d' ' -f1-3 /proc/loadavg)"
-  "$tmp/submit" "${args[@]}" -c 10 -n 5000 -warmup 200 -project "c10-$3" -label "$tag c10"
-  "$tmp/submit" "${args[@]}" -c 50 -n 5000 -warmup 0 -project "c50-$3" -label "$tag c50"
-  "$tmp/submit" "${args[@]}" -c 50 -n 2000 -warmup 0 -project "e2e-$3" -label "$tag e2e2000"
+  "$tmp/submit" "${args[@]}" -c 10 -n "$submit_n" -warmup 200 -project "c10-$3" -label "$tag c10"
+  "$tmp/submit" "${args[@]}" -c 50 -n "$submit_n" -warmup 0 -project "c50-$3" -label "$tag c50"
+  "$tmp/submit" "${args[@]}" -c 50 -n "$e2e_n" -warmup 0 -project "e2e-$3" -label "$tag e2e$e2e_n"
   stop_all
-  check_once "$1" "$schema" 12200
+  check_once "$1" "$schema" $((200 + 2 * submit_n + e2e_n))
   psql -c "DROP SCHEMA $schema CASCADE"
 }
 

@@ -9,7 +9,8 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
-// finishedStatuses are the statuses a job never leaves: only their jobs are purged.
+// finishedStatuses are the statuses of jobs that are done (a failed one leaves
+// its status only by an operator's retry): only their jobs are purged.
 var finishedStatuses = []job.Status{job.StatusSucceeded, job.StatusFailed, job.StatusCancelled}
 
 // PurgeFinished deletes, in one transaction, at most limit jobs that finished

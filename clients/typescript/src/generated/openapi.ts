@@ -13,7 +13,7 @@ export interface paths {
         };
         /**
          * List jobs, newest first
-         * @description The caller's jobs only; a project outside the caller's scope lists nothing.
+         * @description The caller's jobs only; a project outside the caller's scope lists nothing. The reserved project `scriptgen-verify` (where `scriptgen verify` runs its checks) is left out unless `project_id` names it.
          */
         get: operations["listJobs"];
         put?: never;
@@ -374,7 +374,10 @@ export interface paths {
         /**
          * Step the durable rollout back up
          * @description 409 `rollforward_refused` when there is no durable side (no `REDIS_URL`,
-         *     Redis does not answer); 500 `rollforward_failed` when a step failed.
+         *     Redis does not answer), and 409 `rollforward_too_soon` when fewer than
+         *     ROLLFORWARD_CLEAN_WINDOWS clean windows have passed since the last
+         *     rollback and `force` is not set; neither changes anything or leaves a
+         *     record. 500 `rollforward_failed` when a step failed.
          */
         post: operations["rollforward"];
         delete?: never;
@@ -522,6 +525,73 @@ export interface paths {
         get: operations["listReplicas"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/verify-project": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove what `scriptgen verify` created
+         * @description Deletes every job (with its events and script), episode, counter,
+         *     document and chunk of the reserved project `scriptgen-verify`, which
+         *     `scriptgen verify` submits its checks to and which job lists leave out
+         *     unless it is named. Writers' projects are never deleted.
+         */
+        delete: operations["deleteVerifyProject"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Queue a job that failed for good again
+         * @description Its attempts start over (it is tried `max_attempts` times again), its
+         *     dispatch epoch moves on, and its event log records the retry. 409
+         *     `not_failed` for a job in any other status.
+         */
+        post: operations["retryJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel the queued or running jobs that match a filter
+         * @description At least one of `project_id`, `kind` or `backend` is required; `status`
+         *     narrows to queued or running (both when absent). At most 1,000 jobs a
+         *     call; call again for more.
+         */
+        post: operations["cancelJobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -789,7 +859,7 @@ export interface components {
             field?: string;
         };
         /** @enum {string} */
-        ErrorCode: "admin_disabled" | "auth_not_configured" | "budget_exhausted" | "client_closed" | "cross_origin_refused" | "database_unavailable" | "document_quota_exceeded" | "forbidden" | "idempotency_key_in_flight" | "idempotency_key_reused" | "internal" | "invalid_last_event_id" | "invalid_path" | "invalid_query" | "invalid_request" | "key_revoked" | "method_not_allowed" | "migrate_failed" | "not_cancellable" | "not_found" | "profile_busy" | "rate_limited" | "restart_failed" | "rollback_failed" | "rollback_superseded" | "rollforward_failed" | "rollforward_refused" | "search_busy" | "search_timeout" | "still_failing" | "too_large" | "too_many_connections" | "too_many_failures" | "too_many_streams" | "unauthorized" | "unavailable" | "unsupported_media_type";
+        ErrorCode: "admin_disabled" | "auth_not_configured" | "budget_exhausted" | "client_closed" | "cross_origin_refused" | "database_unavailable" | "document_quota_exceeded" | "forbidden" | "idempotency_key_in_flight" | "idempotency_key_reused" | "internal" | "invalid_last_event_id" | "invalid_path" | "invalid_query" | "invalid_request" | "key_revoked" | "method_not_allowed" | "migrate_failed" | "not_cancellable" | "not_found" | "not_failed" | "profile_busy" | "rate_limited" | "restart_failed" | "rollback_failed" | "rollback_superseded" | "rollforward_failed" | "rollforward_refused" | "rollforward_too_soon" | "search_busy" | "search_timeout" | "still_failing" | "too_large" | "too_many_connections" | "too_many_failures" | "too_many_streams" | "unauthorized" | "unavailable" | "unsupported_media_type";
         ProjectID: string;
         /** @description A project as the caller names it; an admin token (in the namespace of no tenant) sees a tenant's project as `tenant/project`. */
         ProjectKey: string;
@@ -1196,12 +1266,16 @@ export interface components {
         RollforwardRequest: {
             percent: number;
             reason?: string;
+            /** @description Roll forward before ROLLFORWARD_CLEAN_WINDOWS clean windows have passed since the last rollback (409 rollforward_too_soon otherwise); needs a reason, and the record says it was forced. */
+            force?: boolean;
         };
         Step: {
             name: string;
             ok: boolean;
             detail: string;
             took_ms: number;
+            /** @description The term of the controller's leadership the step ran under (its fencing token); absent for an operator's. */
+            leader_epoch?: number;
         };
         /** @description A rollback or roll-forward. */
         Audit: {
@@ -1222,6 +1296,8 @@ export interface components {
             affected_projects: number;
             started_at: components["schemas"]["Timestamp"];
             finished_at: components["schemas"]["Timestamp"];
+            /** @description The term of the controller's leadership that wrote the record (its fencing token); 0 for an operator's. */
+            leader_epoch: number;
             duration_ms: number;
             /** @description The path of its YAML report. */
             report: string;
@@ -1501,7 +1577,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The operation's steps and, once saved, its record, with the error (409 `rollback_superseded` / `rollforward_refused`; 500 `rollback_failed` / `rollforward_failed`); or a bare error (500 `internal`). */
+        /** @description The operation's steps and, once saved, its record, with the error (409 `rollback_superseded` / `rollforward_refused` / `rollforward_too_soon`; 500 `rollback_failed` / `rollforward_failed`); or a bare error (500 `internal`). */
         OperationFailed: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
@@ -2531,6 +2607,113 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["AdminForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    deleteVerifyProject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was removed. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        project_id: "scriptgen-verify";
+                        deleted: {
+                            jobs: number;
+                            episodes: number;
+                            documents: number;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    retryJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job, queued again. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    cancelJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    status?: "queued" | "running";
+                    project_id?: string;
+                    /** @enum {string} */
+                    kind?: "generation" | "rag_document";
+                    /** @enum {string} */
+                    backend?: "durable" | "background_tasks";
+                };
+            };
+        };
+        responses: {
+            /** @description What was cancelled. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        cancelled: number;
+                        ids: string[];
+                        limit: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -242,7 +243,22 @@ func (r *RedisServer) launch() error {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	r.cmd, r.exited = cmd, exited
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
+	err := awaitPing(r.Addr(), exited, "redis-server", r.Port, logPath)
+	if errors.Is(err, errExited) {
+		r.cmd = nil
+	} else if err != nil {
+		r.Kill()
+	}
+	return err
+}
+
+// errExited is a server process that ended before it answered.
+var errExited = errors.New("exited")
+
+// awaitPing waits up to 10 s for the server at addr to answer PING, or for
+// its process to exit (exited closed); either failure carries its log's tail.
+func awaitPing(addr string, exited <-chan struct{}, binary string, port int, logPath string) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -253,13 +269,11 @@ func (r *RedisServer) launch() error {
 		}
 		select {
 		case <-exited:
-			r.cmd = nil
-			return fmt.Errorf("redis-server on port %d exited: %s", r.Port, logTail(logPath))
+			return fmt.Errorf("%s on port %d %w: %s", binary, port, errExited, logTail(logPath))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	r.Kill()
-	return fmt.Errorf("redis-server on port %d did not answer within 10s: %s", r.Port, logTail(logPath))
+	return fmt.Errorf("%s on port %d did not answer within 10s: %s", binary, port, logTail(logPath))
 }
 
 func logTail(path string) string {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -69,24 +70,13 @@ func (n *SentinelNode) start() error {
 	}
 	n.cmd, n.exited = cmd, make(chan struct{})
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(n.exited)
-	c := redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-n.exited:
-			n.cmd = nil
-			return fmt.Errorf("%s on port %d exited: %s", n.binary, n.Port, logTail(n.log))
-		case <-time.After(20 * time.Millisecond):
-		}
+	err := awaitPing(n.Addr(), n.exited, n.binary, n.Port, n.log)
+	if errors.Is(err, errExited) {
+		n.cmd = nil
+	} else if err != nil {
+		n.Kill()
 	}
-	n.Kill()
-	return fmt.Errorf("%s on port %d did not answer within 10s: %s", n.binary, n.Port, logTail(n.log))
+	return err
 }
 
 // StartSentinelGroup starts a master, its replica and three sentinels that

@@ -93,27 +93,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		}
 	})
 	base := "http://" + ln.Addr().String()
-	res, err := http.Post(base+"/api/generation", "application/json", strings.NewReader(
-		`{"project_id":"p1","episode_data":{"title":"t","synopsis":"s","characters":["a"]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var j struct{ ID string }
-	json.NewDecoder(res.Body).Decode(&j)
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted || j.ID == "" {
-		t.Fatalf("submit: %d", res.StatusCode)
-	}
-	testenv.Eventually(t, 30*time.Second, func() bool {
-		res, err := http.Get(base + "/api/generation/" + j.ID)
-		if err != nil {
-			return false
-		}
-		defer res.Body.Close()
-		var got struct{ Status string }
-		json.NewDecoder(res.Body).Decode(&got)
-		return got.Status == "succeeded"
-	}, "job %s did not succeed", j.ID)
+	submitAndWait(t, base)
 
 	// The run is counted just after the job is marked succeeded: scrape
 	// until it shows.

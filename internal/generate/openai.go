@@ -360,16 +360,16 @@ type answer struct {
 }
 
 // event takes the data of one server-sent event.
-func (a *answer) event(data string) error {
+func (a *answer) event(data []byte) error {
 	if a.done {
 		return nil
 	}
-	if data == "[DONE]" {
+	if string(data) == "[DONE]" {
 		a.done = true
 		return nil
 	}
 	var c chatChunk
-	if err := json.Unmarshal([]byte(data), &c); err != nil {
+	if err := json.Unmarshal(data, &c); err != nil {
 		return &attemptError{err: fmt.Errorf("malformed stream chunk %.80q: %v", data, err), retryable: true}
 	}
 	if c.Error != nil {
@@ -434,37 +434,58 @@ type progressError struct{ err error }
 func (e progressError) Error() string { return e.err.Error() }
 
 // readEvents reads server-sent events, calling onRead after every line and
-// event with the data of each event (its data lines joined by newlines).
-func readEvents(r io.Reader, onRead func(), event func(data string) error) error {
-	// ReadString gathers a line longer than the buffer, so the buffer is
+// event with the data of each event (its data lines joined by newlines). The
+// data is valid only until event returns: lines are read in place and the
+// data gathered in one buffer reused from event to event, since a line and
+// an event per token were, with 200 generations streaming, most of serve's
+// allocations (bench/README.md, issue 18).
+func readEvents(r io.Reader, onRead func(), event func(data []byte) error) error {
+	// A line longer than the buffer is gathered in long, so the buffer is
 	// sized for the usual line (a delta of a few tokens), not the longest:
 	// one is held by every generation running (200 of 64 KiB were 12.8 MiB
-	// of serve's heap, bench/README.md issue 18).
+	// of serve's heap).
 	br := bufio.NewReaderSize(r, 4<<10)
-	var data []string
+	var data, long []byte
+	hasData := false
 	flush := func() error {
-		if len(data) == 0 {
+		if !hasData {
 			return nil
 		}
-		d := strings.Join(data, "\n")
+		hasData = false
+		err := event(data)
 		data = data[:0]
-		return event(d)
+		return err
 	}
 	for {
-		line, err := br.ReadString('\n')
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
 		if len(line) > 0 {
 			onRead()
 		}
-		line = strings.TrimRight(line, "\r\n")
+		line = bytes.TrimRight(line, "\r\n")
 		switch {
-		case line == "":
+		case len(line) == 0:
 			if ferr := flush(); ferr != nil {
 				return ferr
 			}
-		case strings.HasPrefix(line, ":"):
+		case line[0] == ':':
 			// A comment (keep-alive).
-		case strings.HasPrefix(line, "data:"):
-			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		case bytes.HasPrefix(line, dataField):
+			if hasData {
+				data = append(data, '\n')
+			}
+			hasData = true
+			data = append(data, bytes.TrimPrefix(line[len(dataField):], []byte(" "))...)
+		}
+		if cap(long) > 64<<10 {
+			long = nil // a rare long line is not kept for the rest of the stream
 		}
 		if err == io.EOF {
 			return flush()
@@ -474,6 +495,8 @@ func readEvents(r io.Reader, onRead func(), event func(data string) error) error
 		}
 	}
 }
+
+var dataField = []byte("data:")
 
 // statusError reads an error answer: 429 and 5xx are retried (after
 // Retry-After when given), anything else is the request's fault.

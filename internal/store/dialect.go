@@ -19,7 +19,7 @@ type Dialect struct {
 	// Notify, when set, is an SQL expression that announces an appended event
 	// of the job whose id is idExpr to the streams of other processes, at
 	// commit (PostgreSQL's pg_notify). Inserts of events are wrapped in a
-	// writable CTE that evaluates it once per inserted row.
+	// writable CTE that evaluates it once per job of the inserted rows.
 	Notify func(idExpr string) string
 	// WritableCTE: the database runs INSERT and UPDATE inside WITH, so a claim
 	// with its event is one statement (PostgreSQL; SQLite runs them in a

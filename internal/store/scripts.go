@@ -129,7 +129,8 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 		return errors.New("checkpoints are committed in a transaction")
 	}
 	now := s.Clock.Now()
-	held, err := s.fenceScripts(ctx, tx, batch, micros(now))
+	perRow := s.rowByRow(batch)
+	held, err := s.fenceScripts(ctx, tx, batch, micros(now), perRow)
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 		}
 		return nil
 	}
-	if err := s.readScriptEnds(ctx, tx, held); err != nil {
+	if err := s.readScriptEnds(ctx, tx, held, perRow); err != nil {
 		return err
 	}
 	var evs []job.Event
@@ -174,26 +175,58 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 	if len(evs) == 0 {
 		return nil
 	}
-	if err := s.writeParts(ctx, tx, held); err != nil {
+	if err := s.writeParts(ctx, tx, held, perRow); err != nil {
 		return err
 	}
-	if err := s.moveEventSeqs(ctx, tx, held); err != nil {
+	if err := s.moveEventSeqs(ctx, tx, held, perRow); err != nil {
 		return err
 	}
-	return s.appendScriptEvents(ctx, tx, evs)
+	return s.appendScriptEvents(ctx, tx, evs, perRow)
 }
 
-// The batch's statements come in two forms. With array parameters
-// (PostgreSQL) each is one statement over the whole batch, its text the same
-// whatever the batch's size, so it is prepared once; elsewhere (SQLite, one
-// writer in this process, no round trips) each is a prepared statement per
-// row: a statement of hundreds of OR-ed leases or VALUES rows would be
-// parsed anew at every batch, and SQLite's planner compares the terms of a
-// long OR pairwise.
+// Each of the batch's statements is one statement over the whole batch, its
+// text the same whatever the batch's size, so it is prepared once: its rows
+// travel as one array per column where the driver binds arrays (PostgreSQL's
+// unnest), else as one JSON array of rows (SQLite's json_each). On SQLite a
+// prepared statement per row cost the committer a statement's execution per
+// row and per job — five per checkpoint, 26 % of serve's CPU with 200
+// generations streaming (bench/README.md, issue 18); a statement of OR-ed
+// leases or VALUES rows would be parsed anew at every batch size. A text that
+// JSON might not carry byte for byte (invalid UTF-8, which encoding/json
+// replaces; a NUL, which C strings end at) makes its batch take the statement
+// per row (rowByRow).
+
+// rowByRow tells whether the batch's rows go one statement each: on a
+// driver without array parameters, when a text (or a lease's id or owner)
+// would not survive JSON.
+func (s *SQL) rowByRow(batch []checkpointReq) bool {
+	if s.rb.d.ArrayParams {
+		return false
+	}
+	for _, r := range batch {
+		for _, v := range []string{r.text, r.l.JobID, r.l.Owner} {
+			if strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jsonRows is the JSON array of n rows, each the values row gives, for a
+// statement that reads them with json_each.
+func jsonRows(n int, row func(i int) []any) (string, error) {
+	rows := make([][]any, n)
+	for i := range rows {
+		rows[i] = row(i)
+	}
+	b, err := json.Marshal(rows)
+	return string(b), err
+}
 
 // fenceScripts touches the rows of the jobs whose leases the batch holds,
 // which locks them until the commit, and returns their state by lease.
-func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, now int64) (map[job.Lease]*scriptState, error) {
+func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, now int64, perRow bool) (map[job.Lease]*scriptState, error) {
 	seen := map[job.Lease]bool{}
 	var leases []job.Lease
 	for _, r := range batch {
@@ -203,7 +236,7 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 		}
 	}
 	held := map[job.Lease]*scriptState{}
-	if !s.rb.d.ArrayParams {
+	if perRow {
 		for _, l := range leases {
 			st := &scriptState{}
 			err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld+` RETURNING event_seq, progress, stage`),
@@ -218,14 +251,31 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 		}
 		return held, nil
 	}
-	ids, epochs, owners := make([]string, len(leases)), make([]int64, len(leases)), make([]string, len(leases))
-	for i, l := range leases {
-		ids[i], epochs[i], owners[i] = l.JobID, l.Epoch, l.Owner
+	var rows *sql.Rows
+	var err error
+	if s.rb.d.ArrayParams {
+		ids, epochs, owners := make([]string, len(leases)), make([]int64, len(leases)), make([]string, len(leases))
+		for i, l := range leases {
+			ids[i], epochs[i], owners[i] = l.JobID, l.Epoch, l.Owner
+		}
+		rows, err = tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
+			FROM unnest(?::text[], ?::bigint[], ?::text[]) AS l(id, epoch, owner)
+			WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND jobs.status = 'running'
+			RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ids, epochs, owners)
+	} else {
+		var ls string
+		if ls, err = jsonRows(len(leases), func(i int) []any { return []any{leases[i].JobID, leases[i].Epoch, leases[i].Owner} }); err != nil {
+			return nil, err
+		}
+		// The unary + keeps SQLite's planner off jobs_lease (status, …):
+		// without it, it walks every running job and scans the batch's
+		// leases for each, where the batch's leases should find their jobs
+		// by id.
+		rows, err = tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
+			FROM (SELECT value ->> 0 AS id, value ->> 1 AS epoch, value ->> 2 AS owner FROM json_each(?)) AS l
+			WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND +jobs.status = 'running'
+			RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ls)
 	}
-	rows, err := tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
-		FROM unnest(?::text[], ?::bigint[], ?::text[]) AS l(id, epoch, owner)
-		WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND jobs.status = 'running'
-		RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ids, epochs, owners)
 	if err != nil {
 		return nil, fmt.Errorf("fence %d checkpoints: %w", len(batch), err)
 	}
@@ -243,8 +293,8 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 
 // readScriptEnds reads where the script of each held job ends and how many
 // parts it has.
-func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
-	if !s.rb.d.ArrayParams {
+func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
+	if perRow {
 		for l, st := range held {
 			if err := tx.QueryRowContext(ctx, s.Q(`SELECT COALESCE(MAX(start + chars), 0), COUNT(*) FROM job_script_parts WHERE job_id = ?`),
 				l.JobID).Scan(&st.end, &st.parts); err != nil {
@@ -259,8 +309,19 @@ func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*sc
 		byID[l.JobID] = st
 		ids = append(ids, l.JobID)
 	}
-	rows, err := tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
-		WHERE job_id = ANY(?::text[]) GROUP BY job_id`), ids)
+	var rows *sql.Rows
+	var err error
+	if s.rb.d.ArrayParams {
+		rows, err = tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
+			WHERE job_id = ANY(?::text[]) GROUP BY job_id`), ids)
+	} else {
+		var js []byte
+		if js, err = json.Marshal(ids); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
+			WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`), string(js))
+	}
 	if err != nil {
 		return fmt.Errorf("read the ends of %d scripts: %w", len(ids), err)
 	}
@@ -321,7 +382,7 @@ func (s *SQL) storedScript(ctx context.Context, tx *Tx, jobID string, st *script
 
 // writeParts inserts the parts the batch adds; a job that would have
 // maxScriptParts parts or more has its parts merged into one instead.
-func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
 	var ids, texts []string
 	var starts, chars, epochs []int64
 	for l, st := range held {
@@ -335,7 +396,7 @@ func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*script
 			continue
 		}
 		for _, p := range st.added {
-			if !s.rb.d.ArrayParams {
+			if perRow {
 				if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, ?, ?, ?, ?)`),
 					l.JobID, p.start, p.chars, p.epoch, p.text); err != nil {
 					return fmt.Errorf("insert a script part of job %s: %w", l.JobID, err)
@@ -349,8 +410,19 @@ func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*script
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text)
-		SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`), ids, starts, chars, epochs, texts); err != nil {
+	var err error
+	if s.rb.d.ArrayParams {
+		_, err = tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text)
+			SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[], ?::text[])`), ids, starts, chars, epochs, texts)
+	} else {
+		var ps string
+		if ps, err = jsonRows(len(ids), func(i int) []any { return []any{ids[i], starts[i], chars[i], epochs[i], texts[i]} }); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text)
+			SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)`), ps)
+	}
+	if err != nil {
 		return fmt.Errorf("insert %d script parts: %w", len(ids), err)
 	}
 	return nil
@@ -375,14 +447,14 @@ func (s *SQL) mergeParts(ctx context.Context, tx *Tx, l job.Lease, st *scriptSta
 
 // moveEventSeqs sets the event_seq of every job the batch appended events
 // to.
-func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState) error {
+func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
 	var ids []string
 	var seqs []int64
 	for l, st := range held {
 		if len(st.added) == 0 {
 			continue
 		}
-		if !s.rb.d.ArrayParams {
+		if perRow {
 			if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = ? WHERE id = ?`), st.seq, l.JobID); err != nil {
 				return fmt.Errorf("number the events of job %s: %w", l.JobID, err)
 			}
@@ -393,8 +465,19 @@ func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scr
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v(id, seq)
-		WHERE jobs.id = v.id`), ids, seqs); err != nil {
+	var err error
+	if s.rb.d.ArrayParams {
+		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v(id, seq)
+			WHERE jobs.id = v.id`), ids, seqs)
+	} else {
+		var vs string
+		if vs, err = jsonRows(len(ids), func(i int) []any { return []any{ids[i], seqs[i]} }); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq
+			FROM (SELECT value ->> 0 AS id, value ->> 1 AS seq FROM json_each(?)) AS v WHERE jobs.id = v.id`), vs)
+	}
+	if err != nil {
 		return fmt.Errorf("number the events of %d checkpoints: %w", len(ids), err)
 	}
 	return nil
@@ -402,12 +485,32 @@ func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scr
 
 // appendScriptEvents appends the batch's events, each announced where the
 // dialect announces (appendEvent).
-func (s *SQL) appendScriptEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
-	if !s.rb.d.ArrayParams {
+func (s *SQL) appendScriptEvents(ctx context.Context, tx *Tx, evs []job.Event, perRow bool) error {
+	if perRow {
 		for _, e := range evs {
 			if err := s.appendEvent(ctx, tx, e); err != nil {
 				return err
 			}
+		}
+		return nil
+	}
+	if !s.rb.d.ArrayParams {
+		// The data is JSON text, carried as a JSON string so that it is
+		// stored as it was encoded.
+		es, err := jsonRows(len(evs), func(i int) []any {
+			e := evs[i]
+			return []any{e.JobID, e.Seq, e.Type, e.Status, e.Progress, e.Stage, string(e.Data), micros(e.CreatedAt)}
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.Q(s.announced(`INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+			SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, '', value ->> 6, value ->> 7
+			FROM json_each(?)`)), es); err != nil {
+			return fmt.Errorf("append %d script events: %w", len(evs), err)
+		}
+		for _, e := range evs {
+			s.appended(tx, e)
 		}
 		return nil
 	}

@@ -175,12 +175,15 @@ func (s *SQL) appendEvents(ctx context.Context, tx *Tx, evs []job.Event) error {
 }
 
 // announced is an insert of events that also announces them, where the
-// dialect can.
+// dialect can: once per job of the inserted rows, not once per row. A batch
+// of checkpoints appends several events of a job; PostgreSQL would fold the
+// job's identical notifications into one at commit anyway, but only after a
+// pg_notify call and a lookup in the transaction's pending list for each.
 func (s *SQL) announced(insert string) string {
 	if s.rb.d.Notify == nil {
 		return insert
 	}
-	return `WITH ev AS (` + insert + ` RETURNING job_id) SELECT ` + s.rb.d.Notify("job_id") + ` FROM ev`
+	return `WITH ev AS (` + insert + ` RETURNING job_id) SELECT ` + s.rb.d.Notify("job_id") + ` FROM (SELECT DISTINCT job_id FROM ev) AS ev`
 }
 
 func eventArgs(e job.Event) []any {

@@ -86,3 +86,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestScriptTextIsStoredAsIs: a batch of checkpoints travels to SQLite as one
+// JSON array, which does not carry invalid UTF-8 (encoding/json replaces it);
+// a batch holding such a text (or a NUL) is written a statement per row, so
+// every text is stored byte for byte, JSON's special characters included.
+func TestScriptTextIsStoredAsIs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	claim := func(key string) job.Job {
+		t.Helper()
+		if _, _, err := s.CreateJob(ctx, store.NewJob{
+			Kind:           job.KindGeneration,
+			ProjectID:      "p",
+			Payload:        json.RawMessage(`{"title":"t"}`),
+			IdempotencyKey: key,
+			RequestHash:    "h",
+			Backend:        job.BackendBackgroundTasks,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		j, err := s.ClaimNext(ctx, job.BackendBackgroundTasks, "w", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	for _, texts := range [][]string{
+		{`"quoted" \back\slash <b>&amp; ☕ 지수`, "\t\u2028\n"},
+		{"before\x00after", "\xff\xfe not UTF-8"},
+	} {
+		a, b := claim(texts[0]), claim(texts[1])
+		answers, err := s.CheckpointScripts(ctx, []store.ScriptCheckpoint{
+			{Lease: a.Lease(), Offset: 0, Text: texts[0]},
+			{Lease: b.Lease(), Offset: 0, Text: texts[1]},
+		})
+		if err != nil || answers[0] != nil || answers[1] != nil {
+			t.Fatalf("checkpoints %q: %v %v", texts, answers, err)
+		}
+		for i, j := range []job.Job{a, b} {
+			got, err := s.ScriptSoFar(ctx, j.ID)
+			if err != nil || got != texts[i] {
+				t.Fatalf("script so far %q (%v), want %q", got, err, texts[i])
+			}
+		}
+	}
+}

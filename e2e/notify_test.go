@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,17 +64,19 @@ func (h *hookReceiver) all() []hookPost {
 // delivered waits for an accepted message that match selects.
 func (h *hookReceiver) delivered(t *testing.T, what string, limit time.Duration, match func(m map[string]any) bool) hookPost {
 	t.Helper()
-	var got hookPost
-	testenv.Eventually(t, limit, func() bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		for _, p := range h.all() {
 			if p.status == http.StatusOK && match(p.msg) {
-				got = p
-				return true
+				return p
 			}
 		}
-		return false
-	}, "the webhook never got %s", what)
-	return got
+	}
+	var got []string
+	for _, p := range h.all() {
+		got = append(got, fmt.Sprintf("%d %s", p.status, p.body))
+	}
+	t.Fatalf("the webhook never got %s within %s; it got:\n%s", what, limit, strings.Join(got, "\n"))
+	return hookPost{}
 }
 
 // TestWebhookNotifications: serve runs with NOTIFY_WEBHOOK_URL pointing at a

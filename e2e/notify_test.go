@@ -13,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/scriptgen/scriptgen/internal/testenv"
 )
 
 // hookPost is one POST the test's webhook receiver got.

@@ -264,6 +264,9 @@ func TestReplicasBehindHAProxyWithSentinel(t *testing.T) {
 		t.Fatalf("%d failed calls besides the killed replica's in-flight ones, first %+v", len(other), other[0])
 	}
 	load.checkRetriedKeys()
+	for _, f := range inFlight {
+		t.Logf("in flight on the killed replica: %s answered %d %s, retried by its client", f.What, f.Code, f.Err)
+	}
 	_, audits := c.admin("GET", c.lb.URL+"/api/admin/rollbacks", nil)
 	kinds := map[string]int{}
 	for _, it := range audits["items"].([]any) {

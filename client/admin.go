@@ -91,6 +91,9 @@ type Audit struct {
 type OperationResult struct {
 	Steps  []Step `json:"steps"`
 	Record *Audit `json:"record,omitempty"`
+	// NextSteps is what a completed rollback leaves to the operator: while
+	// durable workers are up, "stop the durable workers: N still up …" first.
+	NextSteps []string `json:"next_steps,omitempty"`
 }
 
 // Rollback switches every replica to background_tasks and moves the queued

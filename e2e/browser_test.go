@@ -229,7 +229,11 @@ func TestBrowserReconnectsAcrossRestart(t *testing.T) {
 func TestBrowserOperatorSwitch(t *testing.T) {
 	ctx := newBrowser(t)
 	const token = "browser-admin-token"
-	srv := startProc(t, "serve", serveEnv(t, "REDIS_URL="+testenv.RedisURL(t), "ADMIN_TOKEN="+token, "AUTO_ROLLBACK=false"), "serve")
+	env := serveEnv(t, "REDIS_URL="+testenv.RedisURL(t), "ADMIN_TOKEN="+token, "AUTO_ROLLBACK=false")
+	srv := startProc(t, "serve", env, "serve")
+	// A durable worker beside it, which the rollback leaves running: the page
+	// must then say to stop it.
+	startProc(t, "worker", append(env, "LISTEN_ADDR="), "worker")
 	for _, path := range []string{"/api/admin/worker-system", "/api/admin/stats", "/api/admin/rollbacks", "/api/admin/replicas"} {
 		if code, body := request(t, "GET", srv.URL+path, nil, "Authorization", "Bearer "+token); code != 200 {
 			t.Fatalf("the operator page needs GET %s, which answers %d %v", path, code, body)
@@ -302,6 +306,11 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 		t.Fatalf("setting line %q does not show the reason", shown)
 	}
 
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		_, h := request(t, "GET", srv.URL+"/health", nil, "Authorization", "Bearer "+token)
+		ws, _ := h["worker_system"].(map[string]any)
+		return ws["workers_up"] == float64(1)
+	}, "the durable worker never came up")
 	run(t, ctx, 60*time.Second, "roll back with the button and its confirmation",
 		chromedp.Click(chromedp.CSS("#rollback")),
 		chromedp.WaitVisible(chromedp.CSS("#rollback-confirm")),
@@ -310,6 +319,11 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 		waitFor(`document.querySelector('#history tr[data-id]') !== null`, 60*time.Second),
 	)
 	waitHealth("background_tasks")
+	next := get(t, ctx, 10*time.Second, "read the rollback's next steps",
+		chromedp.Evaluate[string](`document.getElementById('rollback-next').hidden ? "" : document.getElementById('rollback-next').textContent`))
+	if !strings.Contains(next, "stop the durable workers: 1 still up") || !strings.Contains(next, "scriptgen verify") {
+		t.Fatalf("after a rollback with a worker up the page says %q, want the advice to stop it", next)
+	}
 	run(t, ctx, 20*time.Second, "open the rollback report",
 		chromedp.Click(chromedp.CSS("#history tr[data-id] button")),
 		waitFor(`document.getElementById('report').textContent.length > 0`, 20*time.Second))

@@ -33,6 +33,16 @@ type haproxy struct {
 // redispatch), as is a request whose connection the replica closed before
 // answering (retry-on empty-response: safe for POST /api/generation because
 // the client's Idempotency-Key makes the retry return the same job).
+//
+// Two backends beside it are the test's own, chosen by a request header, so
+// that the client's own retry runs for real: "noretry" (X-No-Redispatch)
+// balances over the same replicas but sends a request again only when its
+// connection was refused, never one in flight, which a killed replica's
+// death answers 502; "held" (X-Hold-On) reaches the first replica alone, so
+// that the test can hold a request there while it kills it. Both close the
+// server's connection after each answer (http-server-close), so that a
+// replica closing an idle connection during a graceful restart is never
+// mistaken for one that died with a request.
 const haproxyConfig = `global
 	maxconn 4096
 	stats socket %s mode 600 level admin
@@ -48,13 +58,28 @@ defaults
 	retry-on conn-failure empty-response
 frontend scriptgen
 	bind 127.0.0.1:%d
+	use_backend held if { req.hdr(X-Hold-On) -m found }
+	use_backend noretry if { req.hdr(X-No-Redispatch) -m found }
 	default_backend replicas
 backend replicas
 	balance roundrobin
 	option httpchk GET /health
 	http-check expect status 200
 	default-server inter 300ms fall 2 rise 2
-%s`
+%s
+backend noretry
+	balance roundrobin
+	retry-on conn-failure
+	option http-server-close
+	option httpchk GET /health
+	http-check expect status 200
+	default-server inter 300ms fall 2 rise 2
+%s
+backend held
+	retry-on conn-failure
+	option http-server-close
+	server %s %s
+`
 
 // startHAProxy starts haproxy (Debian package haproxy) in the foreground on
 // a free port, balancing over servers (name → host:port).
@@ -73,7 +98,8 @@ func startHAProxy(t *testing.T, servers [][2]string) *haproxy {
 	}
 	h := &haproxy{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), sock: filepath.Join(dir, "admin.sock")}
 	cfg := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(haproxyConfig, h.sock, port, lines.String())), 0o600); err != nil {
+	text := fmt.Sprintf(haproxyConfig, h.sock, port, lines.String(), lines.String(), servers[0][0], servers[0][1])
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "haproxy.log"))
@@ -131,6 +157,31 @@ func (h *haproxy) status() map[string]string {
 		}
 	}
 	return out
+}
+
+// current is how many requests server name of backend has open now ("show
+// stat" field scur).
+func (h *haproxy) current(backend, name string) int {
+	c, err := net.DialTimeout("unix", h.sock, time.Second)
+	if err != nil {
+		return -1
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprint(c, "show stat\n")
+	r := csv.NewReader(bufio.NewReader(c))
+	r.FieldsPerRecord = -1
+	for {
+		rec, err := r.Read()
+		if err != nil {
+			return -1
+		}
+		if len(rec) > 4 && rec[0] == backend && rec[1] == name {
+			var n int
+			fmt.Sscan(rec[4], &n)
+			return n
+		}
+	}
 }
 
 // waitServer waits until HAProxy has server name in state want (UP, DOWN).

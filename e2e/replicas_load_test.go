@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +33,9 @@ type replicaLoad struct {
 	failures  []failedCall         // every 5xx and transport error
 	followers []*follower
 	retried   map[string]string // Idempotency-Key → the job its retry got
+	// retriedBody is the body each retried key was sent with, to replay it
+	// at the end (checkRetriedKeys).
+	retriedBody map[string][]byte
 
 	accepted atomic.Int64
 	wg       sync.WaitGroup
@@ -55,7 +61,8 @@ type follower struct {
 
 func startReplicaLoad(t *testing.T, base string, submitters int, pace time.Duration) *replicaLoad {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &replicaLoad{t: t, base: base, ctx: ctx, stop: cancel, acceptAt: map[string]time.Time{}, retried: map[string]string{}}
+	l := &replicaLoad{t: t, base: base, ctx: ctx, stop: cancel, acceptAt: map[string]time.Time{}, retried: map[string]string{},
+		retriedBody: map[string][]byte{}}
 	for g := range submitters {
 		l.wg.Add(1)
 		go l.submitter(g, pace)
@@ -66,13 +73,21 @@ func startReplicaLoad(t *testing.T, base string, submitters int, pace time.Durat
 
 // submitter posts jobs until the load stops, over four projects shared by
 // every submitter (so that replicas number one project's episodes at once).
+// The first submitter's requests go through HAProxy's backend that never
+// sends a request in flight again (X-No-Redispatch): when a replica dies
+// under one of them, the client's own retry with the same key is what saves
+// it.
 func (l *replicaLoad) submitter(g int, pace time.Duration) {
 	defer l.wg.Done()
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
+	var header []string
+	if g == 0 {
+		header = []string{"X-No-Redispatch", "1"}
+	}
 	for i := 0; l.ctx.Err() == nil; i++ {
 		project := fmt.Sprintf("replicas-%d", (g+i)%4)
 		key := fmt.Sprintf("replicas-%d-%d", g, i)
-		id := l.submitOnce(client, project, key, i)
+		id := l.submitOnce(client, project, key, i, false, header...)
 		if id == "" {
 			return // stopped while retrying: the key was never accepted
 		}
@@ -93,15 +108,19 @@ func (l *replicaLoad) submitter(g int, pace time.Duration) {
 }
 
 // submitOnce posts one job with its key, retrying with the same key after a
-// 5xx or a transport error, and returns the accepted job's id.
-func (l *replicaLoad) submitOnce(client *http.Client, project, key string, i int) string {
+// 5xx or a transport error, and returns the accepted job's id. failed says
+// that an earlier try of the key failed already; header is added to each
+// request.
+func (l *replicaLoad) submitOnce(client *http.Client, project, key string, i int, failed bool, header ...string) string {
 	body, _ := json.Marshal(episodeBody(project, i))
-	failed := false
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		req, _ := http.NewRequest("POST", l.base+"/api/generation", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
+		for h := 0; h+1 < len(header); h += 2 {
+			req.Header.Set(header[h], header[h+1])
+		}
 		resp, err := client.Do(req)
 		end := time.Now()
 		if err != nil || resp.StatusCode >= 500 {
@@ -135,6 +154,7 @@ func (l *replicaLoad) submitOnce(client *http.Client, project, key string, i int
 		l.acceptAt[id] = end
 		if failed {
 			l.retried[key] = id
+			l.retriedBody[key] = body
 		}
 		l.mu.Unlock()
 		return id
@@ -248,4 +268,89 @@ func (l *replicaLoad) acceptedAfter(t time.Time, n int) []string {
 		}
 	}
 	return ids
+}
+
+// submitHeldOnKill holds a submission in flight on the replica behind
+// HAProxy's "held" backend — its headers and half its body sent, the replica
+// reading the rest — runs kill while it is held, and returns when the
+// client, having seen that try fail (HAProxy answers 502, or the connection
+// breaks), retried with the same Idempotency-Key and had its job accepted.
+// It returns when kill ran: a request caught in flight by construction,
+// however fast the load's own requests are.
+func (l *replicaLoad) submitHeldOnKill(lb *haproxy, server string, kill func()) time.Time {
+	l.t.Helper()
+	const project, key, i = "replicas-held", "replicas-held-0", 0
+	body, _ := json.Marshal(episodeBody(project, i))
+	// Written by hand on a connection of its own: an http.Client would keep
+	// the headers and the first half of the body in its buffer until the
+	// whole body were there.
+	u, _ := url.Parse(l.base)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /api/generation HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nIdempotency-Key: %s\r\n"+
+		"X-Hold-On: %s\r\nContent-Length: %d\r\n\r\n", u.Host, key, server, len(body))
+	conn.Write(body[:len(body)/2])
+	deadline := time.Now().Add(10 * time.Second)
+	for lb.current("held", server) < 1 {
+		if time.Now().After(deadline) {
+			l.t.Fatalf("the held submission never reached %s", server)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the replica is reading the body
+	killedAt := time.Now()
+	kill()
+	// The rest of the body has no replica left to read it.
+	conn.Write(body[len(body)/2:])
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fc := failedCall{What: "POST " + key + " (held)", Start: start}
+	if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+		fc.Err = err.Error()
+	} else {
+		resp.Body.Close()
+		if fc.Code = resp.StatusCode; fc.Code < 500 {
+			l.t.Fatalf("the submission held on %s was answered %d although %s died before it had its body", server, fc.Code, server)
+		}
+	}
+	fc.End = time.Now()
+	l.mu.Lock()
+	l.failures = append(l.failures, fc)
+	l.mu.Unlock()
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
+	if id := l.submitOnce(client, project, key, i, true, "X-No-Redispatch", "1"); id == "" {
+		l.t.Fatalf("the retry of %s got no job", key)
+	}
+	return killedAt
+}
+
+// checkRetriedKeys: the client's retry branch ran (a request failed and was
+// tried again with its key), and every retried key maps to exactly one job:
+// replayed once more now, it answers the job its retry got, marked
+// Idempotent-Replayed.
+func (l *replicaLoad) checkRetriedKeys() {
+	l.t.Helper()
+	if len(l.retried) == 0 {
+		l.t.Fatal("no submission was retried by its client: the retry branch never ran")
+	}
+	client := &http.Client{Timeout: 15 * time.Second}
+	for key, id := range l.retried {
+		req, _ := http.NewRequest("POST", l.base+"/api/generation", bytes.NewReader(l.retriedBody[key]))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := client.Do(req)
+		if err != nil {
+			l.t.Fatalf("replay of %s: %v", key, err)
+		}
+		var j map[string]any
+		json.NewDecoder(resp.Body).Decode(&j)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Idempotent-Replayed") != "true" || j["id"] != id {
+			l.t.Fatalf("replay of the retried key %s: %d replayed=%q job %v, want 202 replayed of its job %s",
+				key, resp.StatusCode, resp.Header.Get("Idempotent-Replayed"), j["id"], id)
+		}
+	}
 }

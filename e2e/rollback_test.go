@@ -205,3 +205,51 @@ func TestRollbackAPIAndMigrateBothWays(t *testing.T) {
 		t.Fatalf("after the overridden rollback: %v", h)
 	}
 }
+
+// TestRollbackTellsTheOperatorToStopTheWorkers: a rollback leaves the durable
+// workers running, and `scriptgen verify` then fails its check "Durable
+// workers stopped (rollback mode)". The rollback's answer — the API's
+// next_steps and the CLI's output — says to stop them, with how many are up,
+// in the words verify's failure uses; once they are stopped, neither asks it
+// and verify's check passes.
+func TestRollbackTellsTheOperatorToStopTheWorkers(t *testing.T) {
+	c := newCluster(t, 2, "AUTO_ROLLBACK=false", "GENERATOR_STEP_DELAY=5ms")
+	c.setDurable(true)
+	const advice = "stop the durable workers: 2 still up"
+	const how = "systemctl stop 'scriptgen-worker@*'"
+	code, rb := request(t, "POST", c.serve.URL+"/api/admin/rollback", map[string]any{"reason": "e2e advice"}, "Authorization", "Bearer "+adminToken)
+	steps, _ := rb["next_steps"].([]any)
+	if code != 200 || len(steps) != 2 || !strings.HasPrefix(fmt.Sprint(steps[0]), advice) ||
+		!strings.Contains(fmt.Sprint(steps[0]), how) || !strings.Contains(fmt.Sprint(steps[0]), "docs/runbook.md step 4") ||
+		!strings.Contains(fmt.Sprint(steps[1]), "scriptgen verify") {
+		t.Fatalf("API rollback with 2 workers up: %d, next_steps %q", code, steps)
+	}
+	env := []string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5), "ADMIN_TOKEN=" + adminToken}
+	out, err := runCLI(t, env, "rollback", "--reason", "e2e advice, cli")
+	if err != nil || !strings.Contains(out, "Next: "+advice) || !strings.Contains(out, how) {
+		t.Fatalf("CLI rollback with 2 workers up (%v):\n%s", err, out)
+	}
+	out, err = runCLI(t, env, "verify", "--url", c.serve.URL)
+	if err == nil || !strings.Contains(out, "❌ Durable workers stopped (rollback mode)") ||
+		!strings.Contains(out, advice) || !strings.Contains(out, how) {
+		t.Fatalf("verify with 2 workers up after a rollback (%v):\n%s", err, out)
+	}
+
+	for _, w := range c.workers {
+		w.stop(30 * time.Second)
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool { up, _ := c.health()["workers_up"].(float64); return up == 0 },
+		"the stopped workers still count as up")
+	code, rb = request(t, "POST", c.serve.URL+"/api/admin/rollback", map[string]any{"reason": "e2e advice, stopped"}, "Authorization", "Bearer "+adminToken)
+	if steps, _ := rb["next_steps"].([]any); code != 200 || len(steps) != 1 || strings.Contains(fmt.Sprint(steps), "stop the durable workers") {
+		t.Fatalf("API rollback with the workers stopped: %d, next_steps %q", code, steps)
+	}
+	out, err = runCLI(t, env, "rollback", "--reason", "e2e advice, stopped, cli")
+	if err != nil || strings.Contains(out, "stop the durable workers") || !strings.Contains(out, "Next: check the service: scriptgen verify") {
+		t.Fatalf("CLI rollback with the workers stopped (%v):\n%s", err, out)
+	}
+	out, _ = runCLI(t, env, "verify", "--url", c.serve.URL)
+	if !strings.Contains(out, "✅ Durable workers stopped (rollback mode)") {
+		t.Fatalf("verify with the workers stopped:\n%s", out)
+	}
+}

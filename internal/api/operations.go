@@ -79,7 +79,11 @@ func failureJSON(f store.MigrationFailure) map[string]any {
 // step failed.
 func (h *adminHandler) writeOperation(w http.ResponseWriter, r *http.Request, rec store.AuditRecord, steps []rollback.Step, err error,
 	conflict error, conflictCode, failCode string) {
-	body := map[string]any{"steps": steps}
+	h.writeOperationBody(w, r, map[string]any{"steps": steps}, rec, err, conflict, conflictCode, failCode)
+}
+
+func (h *adminHandler) writeOperationBody(w http.ResponseWriter, r *http.Request, body map[string]any, rec store.AuditRecord, err error,
+	conflict error, conflictCode, failCode string) {
 	if !errors.Is(err, rollback.ErrNotRecorded) && rec.ID != "" {
 		body["record"] = newAuditJSON(rec)
 	}
@@ -117,9 +121,23 @@ func (h *adminHandler) rollback(w http.ResponseWriter, r *http.Request) {
 	var steps []rollback.Step
 	req := rollback.Request{Reason: body.Reason, Actor: adminActor(r), Trigger: "manual"}
 	rec, err := h.rollbacks.Rollback(operationContext(r), req, func(s rollback.Step) { steps = append(steps, s) })
+	answer := map[string]any{"steps": steps}
+	if err == nil {
+		answer["next_steps"] = rollback.NextSteps(h.workersUp(r.Context()))
+	}
 	// Superseded: another operator enabled the durable worker meanwhile, a
 	// conflict of two decisions, not a fault of the service.
-	h.writeOperation(w, r, rec, steps, err, rollback.ErrSuperseded, "rollback_superseded", "rollback_failed")
+	h.writeOperationBody(w, r, answer, rec, err, rollback.ErrSuperseded, "rollback_superseded", "rollback_failed")
+}
+
+// workersUp counts the durable workers up as /health shows them
+// (worker_system.workers_up), the figure `scriptgen verify` checks after a
+// rollback.
+func (h *adminHandler) workersUp(ctx context.Context) int {
+	if h.system == nil {
+		return 0
+	}
+	return h.system.WorkerSystem(ctx).WorkersUp
 }
 
 // rollforward turns the durable worker on for a percentage of the projects

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,10 +60,6 @@ func TestRollbackOutlivesItsClient(t *testing.T) {
 	}
 }
 
-// TestRefusedRollforwardLeavesNoRecord: a roll-forward with no durable side
-// is 409 rollforward_refused and leaves the history as it was, so the last
-// rollback stays the latest record (it used to add a "failed" roll-forward
-// that `scriptgen report` then showed instead).
 // adminPost posts body to path with the admin token; it answers the status
 // and the body.
 func adminPost(t *testing.T, base, path, body string) (int, string) {
@@ -78,6 +75,10 @@ func adminPost(t *testing.T, base, path, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// TestRefusedRollforwardLeavesNoRecord: a roll-forward with no durable side
+// is 409 rollforward_refused and leaves the history as it was, so the last
+// rollback stays the latest record (it used to add a "failed" roll-forward
+// that `scriptgen report` then showed instead).
 func TestRefusedRollforwardLeavesNoRecord(t *testing.T) {
 	ctx := context.Background()
 	st := testenv.SQLite(t)
@@ -197,5 +198,45 @@ func TestVerifyProjectIsHiddenAndRemoved(t *testing.T) {
 	}
 	if _, err := st.GetJob(ctx, writers); err != nil {
 		t.Fatalf("the writer's job went too: %v", err)
+	}
+}
+
+// workersUp is a System whose durable workers up are n, as /health counts
+// them.
+type workersUp int
+
+func (n workersUp) WorkerSystem(context.Context) api.WorkerSystem {
+	return api.WorkerSystem{Type: "background_tasks", Redis: "up", WorkersUp: int(n)}
+}
+func (workersUp) BackgroundTasks(context.Context) api.BackgroundTasks {
+	return api.BackgroundTasks{Max: 4}
+}
+
+// TestRollbackAnswersNextSteps: a completed rollback's answer lists what it
+// leaves to the operator. While durable workers are up the first step is to
+// stop them, with their number, in the words of verify's check; with none up
+// the only step is to verify.
+func TestRollbackAnswersNextSteps(t *testing.T) {
+	for _, up := range []int{2, 0} {
+		st := testenv.SQLite(t)
+		svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		svc.FlagRefresh = 0
+		srv := httptest.NewServer(contract.Handler(t, api.New(api.Config{Store: st, Rollback: svc, System: workersUp(up), AdminToken: testAdminToken})))
+		code, body := adminPost(t, srv.URL, "/api/admin/rollback", `{"reason":"workers crash-looping"}`)
+		srv.Close()
+		var answer struct {
+			NextSteps []string `json:"next_steps"`
+		}
+		if err := json.Unmarshal([]byte(body), &answer); err != nil || code != 200 {
+			t.Fatalf("rollback with %d workers up: %d %s (%v)", up, code, body, err)
+		}
+		want := []string{rollback.VerifyStep}
+		if up > 0 {
+			want = []string{"stop the durable workers: 2 still up (the rollback does not stop them, and scriptgen verify fails until they stop). " +
+				rollback.StopWorkersHow, rollback.VerifyStep}
+		}
+		if !slices.Equal(answer.NextSteps, want) {
+			t.Fatalf("next_steps with %d workers up:\n%q\nwant\n%q", up, answer.NextSteps, want)
+		}
 	}
 }

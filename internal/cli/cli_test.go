@@ -7,9 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/database"
+	"github.com/scriptgen/scriptgen/internal/durable"
+	"github.com/scriptgen/scriptgen/internal/rollback"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // run runs `scriptgen args…` in-process and returns its exit code, stdout and
@@ -174,21 +178,65 @@ func TestVersionTakesNoArguments(t *testing.T) {
 }
 
 // TestRollbackSaysWhatToDoWithTheWorkers: the rollback leaves the durable
-// workers running; its output says to stop them, in the words of verify's
-// check, and where the runbook explains it. Then a roll-forward refused for
-// want of Redis leaves the rollback as the report's latest record.
+// workers running; its output says to stop them, how many are up, in the
+// words of verify's check (rollback.StopWorkers), how, and where the runbook
+// explains it. With none up it says only to verify. Then a roll-forward
+// refused for want of Redis leaves the rollback as the report's latest record.
 func TestRollbackSaysWhatToDoWithTheWorkers(t *testing.T) {
 	cleanEnv(t)
 	db := newDB(t)
+	st, err := database.Open(t.Context(), db, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, id := range []string{"worker-a", "worker-b"} {
+		if err := st.RegisterWorker(t.Context(), store.WorkerProcess{ID: id, Role: durable.RoleWorker, Host: "h", PID: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat := func() { // as live workers do, so that the rollback's count finds them up
+		for _, id := range []string{"worker-a", "worker-b"} {
+			if err := st.HeartbeatWorker(t.Context(), id); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	beat()
+	stopBeats := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		for {
+			select {
+			case <-stopBeats:
+				return
+			case <-time.After(300 * time.Millisecond):
+				beat()
+			}
+		}
+	}()
 	code, out, errs := run("rollback", "--reason", "workers crash-looping", "--database-url", db)
+	close(stopBeats)
+	<-beating
 	if code != 0 {
 		t.Fatalf("rollback exited %d: %s%s", code, out, errs)
 	}
-	for _, want := range []string{"Next: stop the durable workers", `"Durable workers stopped (rollback mode)"`,
-		"systemctl stop 'scriptgen-worker@*'", "docs/runbook.md, step 4"} {
+	for _, want := range []string{"Next: " + rollback.StopWorkers(2), "(the rollback does not stop them, and scriptgen verify fails until they stop)",
+		"systemctl stop 'scriptgen-worker@*'", "kubectl scale deployment/scriptgen-worker --replicas=0", "docs/runbook.md step 4",
+		"Next: " + rollback.VerifyStep} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("rollback output lacks %q:\n%s", want, out)
 		}
+	}
+	for _, id := range []string{"worker-a", "worker-b"} {
+		if err := st.StopWorker(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errs := run("rollback", "--reason", "again, workers stopped", "--database-url", db); code != 0 ||
+		strings.Contains(out, "stop the durable workers") || !strings.Contains(out, "Next: "+rollback.VerifyStep) {
+		t.Fatalf("rollback with the workers stopped exited %d, want no advice to stop them:\n%s%s", code, out, errs)
 	}
 	if code, out, _ := run("rollforward", "--percent", "10", "--reason", "too soon", "--database-url", db); code != 1 || !strings.Contains(out, "no durable side") {
 		t.Fatalf("roll-forward without REDIS_URL exited %d: %s", code, out)

@@ -135,7 +135,7 @@ func rollbackCmd(ctx context.Context, c *command, args []string, stdout, stderr 
 	fmt.Fprintf(stdout, "Switched in %s; done in %s; %d jobs migrated, %d dead-lettered. Report: %s\n",
 		switched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), rec.JobsMigrated, rec.JobsFailed, report)
 	if err == nil {
-		fmt.Fprint(stdout, workersNext)
+		printNextSteps(ctx, stdout, o.st)
 	}
 	if asJSON {
 		json.NewEncoder(stdout).Encode(rec)
@@ -143,16 +143,20 @@ func rollbackCmd(ctx context.Context, c *command, args []string, stdout, stderr 
 	return err
 }
 
-// workersNext is what a rollback leaves to the operator: the durable workers
-// keep running until stopped, and `scriptgen verify` fails in rollback mode
-// while any is up (docs/runbook.md, step 4).
-const workersNext = `Next: stop the durable workers. The rollback does not stop them, and in rollback mode
-  scriptgen verify fails "Durable workers stopped (rollback mode)" while any is up.
-  systemd:     systemctl stop 'scriptgen-worker@*'  (and disable each instance)
-  Kubernetes:  kubectl scale deployment/<the workers' Deployment> --replicas=0
-  A stopping worker finishes or releases the jobs it holds; they move to background_tasks by themselves.
-  Details: docs/runbook.md, step 4 "Stop the durable workers".
-`
+// printNextSteps says what the rollback leaves to the operator, in the words
+// of the API's next_steps and of verify's check "Durable workers stopped
+// (rollback mode)": the durable workers keep running until stopped
+// (docs/runbook.md, step 4).
+func printNextSteps(ctx context.Context, w io.Writer, st store.Store) {
+	up, err := durable.WorkersUp(ctx, st, time.Now())
+	if err != nil {
+		fmt.Fprintf(w, "Next: stop the durable workers (could not count them: %v). %s\n", err, rollback.StopWorkersHow)
+		up = 0
+	}
+	for _, step := range rollback.NextSteps(up) {
+		fmt.Fprintf(w, "Next: %s\n", step)
+	}
+}
 
 func rollforwardCmd(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
 	var reason string

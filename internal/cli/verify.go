@@ -14,6 +14,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/client"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -151,12 +152,12 @@ func (v *verifier) run(ctx context.Context) {
 	v.add(immediate, "Worker system follows the setting", ws.Enabled == settingEnabled || !ws.Enabled,
 		"enabled=%v type=%s (setting enabled=%v)", ws.Enabled, ws.Type, settingEnabled)
 	if rollbackMode {
-		// Worded as the rollback's output and the runbook's step 4 say it.
-		hint := ""
+		// Worded as the rollback's answer says it (rollback.NextSteps).
+		detail := fmt.Sprintf("%d workers up", ws.WorkersUp)
 		if ws.WorkersUp > 0 {
-			hint = ": stop them (the rollback does not), runbook step 4"
+			detail = rollback.StopWorkers(ws.WorkersUp) + " (the rollback does not stop them). " + rollback.StopWorkersHow
 		}
-		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%d workers up%s", ws.WorkersUp, hint)
+		v.add(immediate, "Durable workers stopped (rollback mode)", ws.WorkersUp == 0, "%s", detail)
 	}
 	if v.admin {
 		v.checkReplicas(ctx, immediate, v.staleAfter)

@@ -103,6 +103,21 @@ type Census struct {
 	Stopped int
 }
 
+// WorkerLister reads the registry.
+type WorkerLister interface {
+	ListWorkers(ctx context.Context, role string, since time.Time) ([]store.WorkerProcess, error)
+}
+
+// WorkersUp counts the durable worker processes that beat in the last three
+// heartbeats: the figure /health shows as workers_up.
+func WorkersUp(ctx context.Context, st WorkerLister, now time.Time) (int, error) {
+	ws, err := st.ListWorkers(ctx, RoleWorker, now.Add(-time.Minute))
+	if err != nil {
+		return 0, err
+	}
+	return Count(ws, now).Up, nil
+}
+
 // Count classifies processes seen since the window began.
 func Count(ws []store.WorkerProcess, now time.Time) Census {
 	var c Census

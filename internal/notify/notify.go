@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,7 +45,12 @@ type Config struct {
 	MaxBackoff time.Duration
 	// Timeout of one POST (5s).
 	Timeout time.Duration
-	Source  string
+	// StopGrace is how long Stop lets queued messages be retried (5s): long
+	// enough for a command that ends right after its rollback to get its
+	// notification through a receiver's passing failure, short enough not to
+	// hold a stopping server for the whole backoff.
+	StopGrace time.Duration
+	Source    string
 }
 
 // Webhook posts messages to one URL, in order, one at a time.
@@ -54,9 +60,11 @@ type Webhook struct {
 	log    *slog.Logger
 	queue  chan Message
 
-	startOnce, stopOnce sync.Once
-	stop                chan struct{}
-	done                chan struct{}
+	startOnce, stopOnce, abortOnce sync.Once
+	// stop: Stop was called, send what is queued and end; abort: Stop's
+	// time is up, give up on what is left at once.
+	stop, abort chan struct{}
+	done        chan struct{}
 }
 
 // queueSize bounds the messages waiting to be sent; past it the newest is
@@ -78,12 +86,16 @@ func New(cfg Config, log *slog.Logger) *Webhook {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
 	return &Webhook{
 		cfg:    cfg,
 		client: &http.Client{Timeout: cfg.Timeout},
 		log:    log.With("component", "notify"),
 		queue:  make(chan Message, queueSize),
 		stop:   make(chan struct{}),
+		abort:  make(chan struct{}),
 		done:   make(chan struct{}),
 	}
 }
@@ -109,32 +121,46 @@ func (w *Webhook) Start(context.Context) error {
 	return nil
 }
 
-// Stop sends what is queued within ctx's time, then stops.
+// Stop sends what is queued, retries included, within ctx's time and
+// StopGrace, then stops; what is left then is given up (and logged).
 func (w *Webhook) Stop(ctx context.Context) error {
 	w.startOnce.Do(func() { close(w.done) }) // never started: nothing to wait for
 	w.stopOnce.Do(func() { close(w.stop) })
+	grace := time.NewTimer(w.cfg.StopGrace)
+	defer grace.Stop()
 	select {
 	case <-w.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("notifications left unsent: %w", ctx.Err())
+	case <-grace.C:
 	}
+	w.abortOnce.Do(func() { close(w.abort) })
+	<-w.done // at once: every post and every wait watches abort
+	return errors.New("notifications left unsent: Stop's time ran out")
 }
 
 func (w *Webhook) run() {
 	defer close(w.done)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		select {
+		case <-w.abort:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case m := <-w.queue:
 			w.deliver(ctx, m)
 		case <-w.stop:
-			// Drain what is queued, without retries' long waits.
+			// A command stops right after its rollback: what is queued
+			// still gets its retries, until Stop gives up.
 			for {
 				select {
 				case m := <-w.queue:
-					w.post(ctx, m)
+					w.deliver(ctx, m)
 				default:
 					return
 				}
@@ -143,7 +169,8 @@ func (w *Webhook) run() {
 	}
 }
 
-// deliver posts m, retrying with backoff; a stop cuts the waits short.
+// deliver posts m, retrying with backoff until it is accepted, its attempts
+// are used up or ctx ends (Stop gave up).
 func (w *Webhook) deliver(ctx context.Context, m Message) {
 	delay := w.cfg.Backoff
 	for attempt := 1; ; attempt++ {
@@ -151,14 +178,15 @@ func (w *Webhook) deliver(ctx context.Context, m Message) {
 		if err == nil {
 			return
 		}
-		if attempt >= w.cfg.Attempts {
+		if attempt >= w.cfg.Attempts || ctx.Err() != nil {
 			w.log.Error("Notification not delivered", "event", m.Event, "attempts", attempt, "err", err)
 			return
 		}
 		w.log.Warn("Notification failed; retrying", "event", m.Event, "attempt", attempt, "in", delay, "err", err)
 		select {
 		case <-time.After(delay):
-		case <-w.stop:
+		case <-ctx.Done():
+			w.log.Error("Notification not delivered", "event", m.Event, "attempts", attempt, "err", ctx.Err())
 			return
 		}
 		delay = min(2*delay, w.cfg.MaxBackoff)

@@ -145,3 +145,48 @@ func TestControllerNotifies(t *testing.T) {
 		}
 	}
 }
+
+// TestStopRetriesWhatIsQueued: a command stops its sender right after its
+// rollback; a message whose first post the receiver refused is still posted
+// again, within Stop's time, and arrives once. (Stop used to cut the retry's
+// wait short, so `scriptgen rollback`'s notification was lost whenever the
+// receiver failed once.)
+func TestStopRetriesWhatIsQueued(t *testing.T) {
+	rcv := &receiver{failFirst: 1}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	w := notify.New(notify.Config{URL: srv.URL, Backoff: 50 * time.Millisecond, Source: "test"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Start(context.Background())
+	w.Send(notify.Message{Text: "rolled back", Event: "rollback"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	rcv.mu.Lock()
+	posts := rcv.posts
+	rcv.mu.Unlock()
+	if got := rcv.messages(); len(got) != 1 || got[0].Text != "rolled back" || posts != 2 {
+		t.Fatalf("after stop: %d posts, accepted %+v; want the refused one posted again and accepted once", posts, got)
+	}
+}
+
+// TestStopGivesUpAfterItsGrace: a receiver that keeps failing holds a
+// stopping process no longer than StopGrace.
+func TestStopGivesUpAfterItsGrace(t *testing.T) {
+	rcv := &receiver{failFirst: 1 << 30}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	w := notify.New(notify.Config{URL: srv.URL, Backoff: time.Second, StopGrace: 200 * time.Millisecond, Source: "test"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w.Start(context.Background())
+	w.Send(notify.Message{Text: "rolled back", Event: "rollback"})
+	start := time.Now()
+	if err := w.Stop(context.Background()); err == nil {
+		t.Fatal("stop with a receiver that always fails said everything was sent")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("stop took %s, want about its 200ms grace", took)
+	}
+}

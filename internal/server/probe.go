@@ -27,12 +27,7 @@ func (s *Server) WorkerCrashes(ctx context.Context, window time.Duration) (int, 
 // WorkersUp counts the durable worker processes that beat in the last
 // three heartbeats.
 func (s *Server) WorkersUp(ctx context.Context) (int, error) {
-	now := time.Now()
-	ws, err := s.store.ListWorkers(ctx, durable.RoleWorker, now.Add(-time.Minute))
-	if err != nil {
-		return 0, err
-	}
-	return durable.Count(ws, now).Up, nil
+	return durable.WorkersUp(ctx, s.store, time.Now())
 }
 
 // QueueDelay is how long the queued durable job that has waited longest has

@@ -159,6 +159,12 @@ async function rollback() {
     $("rollback-result").textContent = "롤백 완료 · rolled back: " + num(rec.jobs_migrated) + " migrated, " +
       num(rec.jobs_failed) + " failed, " + num(rec.duration_ms) + " ms (" + (rec.status || "") + ")";
   }
+  // What the rollback leaves to the operator (the answer's next_steps): while
+  // durable workers are up, "stop the durable workers: N still up" first —
+  // scriptgen verify fails until they stop.
+  const next = (r.ok && r.body && r.body.next_steps) || [];
+  $("rollback-next-steps").replaceChildren(...next.map(s => sg.el("li", {}, s)));
+  $("rollback-next").hidden = next.length === 0;
   refreshAll();
 }
 

@@ -1311,6 +1311,14 @@ export interface components {
         OperationResult: {
             steps: components["schemas"]["Step"][] | null;
             record?: components["schemas"]["Audit"];
+            /**
+             * @description A completed rollback's answer only: what it leaves to the operator, in
+             *     order. While durable workers are up, the first is "stop the durable
+             *     workers: N still up …" (the rollback does not stop them, and
+             *     `scriptgen verify` fails until they stop; docs/runbook.md step 4); the
+             *     last is to run `scriptgen verify`.
+             */
+            next_steps?: string[];
             error?: components["schemas"]["Problem"];
         };
         MigrationRequest: {

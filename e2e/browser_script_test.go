@@ -20,6 +20,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 	"github.com/scriptgen/scriptgen/internal/web"
 )
 
@@ -130,7 +131,7 @@ func TestBrowserScriptGrows(t *testing.T) {
 	ctx := newBrowser(t)
 	srv := startProc(t, "serve", serveEnv(t, "GENERATOR=template", "GENERATOR_STEP_DELAY=200ms"), "serve")
 	reqs := listenEventRequests(t, ctx)
-	submitOnPage(t, ctx, srv.URL, "browser-script")
+	submitOnPage(t, ctx, contract.Proxy(t, srv.URL), "browser-script")
 
 	// Watch the script area until the job ends: it must grow, visibly.
 	var lengths []int

@@ -16,8 +16,13 @@ func Handler(t testing.TB, h http.Handler) http.Handler {
 
 // Handler is the middleware of this checker.
 func (c *Checker) Handler(h http.Handler) http.Handler {
+	return c.handler(h, false)
+}
+
+// handler is Handler; browser says the requests come from a browser (Proxy).
+func (c *Checker) handler(h http.Handler, browser bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		offSpec := r.Header.Get(OffSpecHeader) != ""
+		offSpec := r.Header.Get(OffSpecHeader) != "" || browser && browserOwn(r)
 		r.Header.Del(OffSpecHeader)
 		reqBody, body, err := readAll(r.Body)
 		if err != nil {
@@ -25,15 +30,26 @@ func (c *Checker) Handler(h http.Handler) http.Handler {
 		}
 		r.Body = body
 		rec := &recorder{ResponseWriter: w, c: c, label: r.Method + " " + r.URL.RequestURI()}
+		defer func() {
+			p := recover()
+			if rec.events != nil {
+				rec.events.close()
+			}
+			// An answer h gave up on (a proxy whose server died) is not
+			// the server's, except for an event stream's head and the
+			// events that passed, which were the server's own.
+			if p == nil || rec.events != nil {
+				resp := &http.Response{StatusCode: rec.statusOr200(), Header: rec.sent, Request: r}
+				if resp.Header == nil {
+					resp.Header = w.Header().Clone()
+				}
+				c.check(Exchange{Request: r, RequestBody: reqBody, Response: resp, Body: rec.body.Bytes(), OffSpec: offSpec, Browser: browser})
+			}
+			if p != nil {
+				panic(p)
+			}
+		}()
 		h.ServeHTTP(rec, r)
-		if rec.events != nil {
-			rec.events.close()
-		}
-		resp := &http.Response{StatusCode: rec.statusOr200(), Header: rec.sent, Request: r}
-		if resp.Header == nil {
-			resp.Header = w.Header().Clone()
-		}
-		c.check(Exchange{Request: r, RequestBody: reqBody, Response: resp, Body: rec.body.Bytes(), OffSpec: offSpec})
 	})
 }
 

@@ -232,7 +232,10 @@ type fakeJob struct {
 	refetch  int
 }
 
-func (f *fakeJob) server(t *testing.T) *httptest.Server {
+// server starts the stand-in and returns the URL the browser opens: a
+// proxy that holds the page's requests against api/openapi.yaml (the
+// stand-in's answers are the test's own).
+func (f *fakeJob) server(t *testing.T) string {
 	mux := http.NewServeMux()
 	pages := web.NewPages()
 	mux.HandleFunc("GET /{$}", pages.Writer)
@@ -284,7 +287,7 @@ func (f *fakeJob) server(t *testing.T) *httptest.Server {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv
+	return contract.ProxyRequests(t, srv.URL)
 }
 
 func (f *fakeJob) eventRequests() []string {
@@ -336,7 +339,7 @@ func TestBrowserScriptRepeatsGapsAndReconnect(t *testing.T) {
 		},
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the episode",
 		waitFor(`window.scriptgenWriter.done && window.scriptgenWriter.episode !== null`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -376,7 +379,7 @@ func TestBrowserScriptStopsOn204(t *testing.T) {
 		// then 204
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the episode",
 		waitFor(`window.scriptgenWriter.done && window.scriptgenWriter.episode !== null`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -405,7 +408,7 @@ func TestBrowserFailedEventName(t *testing.T) {
 		},
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the failure",
 		waitFor(`window.scriptgenWriter.done`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -433,7 +436,7 @@ func TestBrowserFountain(t *testing.T) {
 	mux.HandleFunc("GET /static/", pages.Static)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	run(t, ctx, 20*time.Second, "open the page", chromedp.Navigate(srv.URL+"/"), waitFor(`typeof sgFountain === 'object'`, 10*time.Second))
+	run(t, ctx, 20*time.Second, "open the page", chromedp.Navigate(contract.ProxyRequests(t, srv.URL)+"/"), waitFor(`typeof sgFountain === 'object'`, 10*time.Second))
 
 	gen := generate.NewTemplate(generate.TemplateConfig{})
 	for _, tc := range []struct {

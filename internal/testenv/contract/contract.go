@@ -261,6 +261,10 @@ type Exchange struct {
 	// no API describes, are not judged; the headers the description names
 	// are, and so is everything else of the exchange.
 	Browser bool
+	// RequestOnly says the answer is a stand-in's (a test's fake server
+	// in front of which a browser runs the real pages), not scriptgen's:
+	// only the request is checked.
+	RequestOnly bool
 }
 
 // Problems are the ways x disagrees with the description (none: it agrees).
@@ -287,6 +291,13 @@ func (c *Checker) Problems(x Exchange) []string {
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	if x.RequestOnly {
+		if x.OffSpec {
+			return nil
+		}
+		_, verrs = c.s.v.ValidateHttpRequest(req)
+		return describe(verrs)
+	}
 	if x.OffSpec {
 		if _, errs := c.s.v.ValidateHttpRequest(req); routeMissing(errs) {
 			return c.offRoute(resp.StatusCode, x.Body)

@@ -280,3 +280,38 @@ func TestProxyIsABrowsersProxy(t *testing.T) {
 		t.Fatalf("after the restart, an undocumented status was reported %q, want once", got)
 	}
 }
+
+// TestProxyRequestsChecksThePagesRequests: in front of a stand-in server,
+// the page's requests are held against the description (an undocumented
+// query parameter is reported) and the stand-in's answers are not.
+func TestProxyRequestsChecksThePagesRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		wantReport string
+	}{
+		{"a documented request, a stand-in's odd answer", "/api/generation/j1?include=script", ""},
+		{"an undocumented query parameter", "/api/generation/j1?verbose=1", "verbose"},
+		{"an undocumented route", "/api/nothing", "/api/nothing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &collector{}
+			c := contract.NewReporting(rep)
+			backend := httptest.NewServer(fake(http.StatusTeapot, "application/json", `{"made":"up"}`))
+			defer backend.Close()
+			proxy := httptest.NewServer(c.ProxyRequests(mustURL(t, backend.URL), nil))
+			req, _ := http.NewRequest("GET", proxy.URL+tc.path, nil)
+			browserHeaders(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			proxy.Close()
+			got := strings.Join(rep.take(), "\n")
+			if tc.wantReport == "" && got != "" || tc.wantReport != "" && !strings.Contains(got, tc.wantReport) {
+				t.Fatalf("reported %q, want a report naming %q", got, tc.wantReport)
+			}
+		})
+	}
+}

@@ -29,6 +29,20 @@ import (
 // and restarts serve on its port keeps the proxy).
 func Proxy(t testing.TB, target string) string {
 	t.Helper()
+	return startProxy(t, target, mode{browser: true})
+}
+
+// ProxyRequests is Proxy for a test whose server is a stand-in of its own
+// (a fake API serving the real pages, to drive a page through answers
+// scriptgen gives rarely): the browser's requests are checked, which are
+// the pages' own; the answers are the test's and are not.
+func ProxyRequests(t testing.TB, target string) string {
+	t.Helper()
+	return startProxy(t, target, mode{browser: true, requestOnly: true})
+}
+
+func startProxy(t testing.TB, target string, m mode) string {
+	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil || u.Host == "" {
 		t.Fatalf("contract.Proxy: target %q is not a base URL: %v", target, err)
@@ -37,7 +51,7 @@ func Proxy(t testing.TB, target string) string {
 		DialContext:     (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		IdleConnTimeout: 30 * time.Second,
 	}
-	srv := httptest.NewServer(New(t).Proxy(u, tr))
+	srv := httptest.NewServer(New(t).proxy(u, tr, m))
 	t.Cleanup(func() {
 		srv.CloseClientConnections() // a stream the browser holds open ends now
 		srv.Close()
@@ -50,6 +64,15 @@ func Proxy(t testing.TB, target string) string {
 // nil) whose exchanges this checker holds against the description, as a
 // browser's (Proxy).
 func (c *Checker) Proxy(target *url.URL, tr http.RoundTripper) http.Handler {
+	return c.proxy(target, tr, mode{browser: true})
+}
+
+// ProxyRequests is Proxy with only the requests checked (ProxyRequests).
+func (c *Checker) ProxyRequests(target *url.URL, tr http.RoundTripper) http.Handler {
+	return c.proxy(target, tr, mode{browser: true, requestOnly: true})
+}
+
+func (c *Checker) proxy(target *url.URL, tr http.RoundTripper, m mode) http.Handler {
 	return c.handler(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -65,7 +88,7 @@ func (c *Checker) Proxy(target *url.URL, tr http.RoundTripper) http.Handler {
 			// and an EventSource that gets one stops for good.
 			panic(http.ErrAbortHandler)
 		},
-	}, true)
+	}, m)
 }
 
 // browserOwn says whether a browser asked for r of its own accord, not the

@@ -1,6 +1,7 @@
 // Package contract holds the traffic of tests against api/openapi.yaml: a
-// client's http.RoundTripper (Transport, Client) and a test server's
-// middleware (Handler) give every request and every answer to
+// client's http.RoundTripper (Transport, Client), a test server's
+// middleware (Handler) and a reverse proxy a browser opens the server
+// through (Proxy) give every request and every answer to
 // pb33f/libopenapi-validator, and every Server-Sent Event of an event stream
 // to the schema its name has under the stream's x-events, and fail the test
 // (t.Errorf with the method, path, status and the validator's words) on a

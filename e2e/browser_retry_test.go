@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 	"github.com/scriptgen/scriptgen/internal/web"
 )
 
@@ -18,7 +19,8 @@ import (
 // idempotency_key_in_flight. The page used to stop there and show "Submission
 // failed" for a job that was accepted; it now asks again and watches the job.
 // The API is a stand-in here (the page's logic is under test; the 409 itself
-// is the API tests'), serving the real pages.
+// is the API tests'), serving the real pages; the page's requests are held
+// against api/openapi.yaml (contract.ProxyRequests).
 func TestBrowserSubmitRetriesWhileInFlight(t *testing.T) {
 	ctx := newBrowser(t)
 	var mu sync.Mutex
@@ -51,7 +53,7 @@ func TestBrowserSubmitRetriesWhileInFlight(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	submitOnPage(t, ctx, srv.URL, "in-flight")
+	submitOnPage(t, ctx, contract.ProxyRequests(t, srv.URL), "in-flight")
 	run(t, ctx, 20*time.Second, "the page watches the job after the 409",
 		waitFor(`window.scriptgenWriter.jobId === 'job-in-flight' && document.getElementById('form-error').hidden`, 20*time.Second))
 	mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/generate"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 	"github.com/scriptgen/scriptgen/internal/web"
 )
 
@@ -130,7 +131,7 @@ func TestBrowserScriptGrows(t *testing.T) {
 	ctx := newBrowser(t)
 	srv := startProc(t, "serve", serveEnv(t, "GENERATOR=template", "GENERATOR_STEP_DELAY=200ms"), "serve")
 	reqs := listenEventRequests(t, ctx)
-	submitOnPage(t, ctx, srv.URL, "browser-script")
+	submitOnPage(t, ctx, contract.Proxy(t, srv.URL), "browser-script")
 
 	// Watch the script area until the job ends: it must grow, visibly.
 	var lengths []int
@@ -231,7 +232,10 @@ type fakeJob struct {
 	refetch  int
 }
 
-func (f *fakeJob) server(t *testing.T) *httptest.Server {
+// server starts the stand-in and returns the URL the browser opens: a
+// proxy that holds the page's requests against api/openapi.yaml (the
+// stand-in's answers are the test's own).
+func (f *fakeJob) server(t *testing.T) string {
 	mux := http.NewServeMux()
 	pages := web.NewPages()
 	mux.HandleFunc("GET /{$}", pages.Writer)
@@ -283,7 +287,7 @@ func (f *fakeJob) server(t *testing.T) *httptest.Server {
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv
+	return contract.ProxyRequests(t, srv.URL)
 }
 
 func (f *fakeJob) eventRequests() []string {
@@ -335,7 +339,7 @@ func TestBrowserScriptRepeatsGapsAndReconnect(t *testing.T) {
 		},
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the episode",
 		waitFor(`window.scriptgenWriter.done && window.scriptgenWriter.episode !== null`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -375,7 +379,7 @@ func TestBrowserScriptStopsOn204(t *testing.T) {
 		// then 204
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the episode",
 		waitFor(`window.scriptgenWriter.done && window.scriptgenWriter.episode !== null`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -404,7 +408,7 @@ func TestBrowserFailedEventName(t *testing.T) {
 		},
 	}
 	srv := f.server(t)
-	submitOnPage(t, ctx, srv.URL, "fake")
+	submitOnPage(t, ctx, srv, "fake")
 	run(t, ctx, 30*time.Second, "wait for the failure",
 		waitFor(`window.scriptgenWriter.done`, 30*time.Second))
 	s := readScript(t, ctx)
@@ -432,7 +436,7 @@ func TestBrowserFountain(t *testing.T) {
 	mux.HandleFunc("GET /static/", pages.Static)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	run(t, ctx, 20*time.Second, "open the page", chromedp.Navigate(srv.URL+"/"), waitFor(`typeof sgFountain === 'object'`, 10*time.Second))
+	run(t, ctx, 20*time.Second, "open the page", chromedp.Navigate(contract.ProxyRequests(t, srv.URL)+"/"), waitFor(`typeof sgFountain === 'object'`, 10*time.Second))
 
 	gen := generate.NewTemplate(generate.TemplateConfig{})
 	for _, tc := range []struct {

@@ -13,13 +13,16 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/scriptgen/scriptgen/internal/testenv"
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // chromiumPath is Debian's chromium (apt-get install -y chromium).
 const chromiumPath = "/usr/bin/chromium"
 
 // newBrowser starts a headless Chromium of the test's own; without one the
-// test skips locally and fails under CI=true.
+// test skips locally and fails under CI=true. A test that points it at
+// scriptgen serve opens contract.Proxy(t, srv.URL) instead of srv.URL, so
+// that the pages' traffic is held against api/openapi.yaml.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -147,7 +150,7 @@ func checkPageSeqs(t *testing.T, ctx context.Context, w writerState) {
 func TestBrowserWriterSubmit(t *testing.T) {
 	ctx := newBrowser(t)
 	srv := startProc(t, "serve", serveEnv(t, "GENERATOR_STEP_DELAY=150ms"), "serve")
-	submitOnPage(t, ctx, srv.URL, "browser-writer")
+	submitOnPage(t, ctx, contract.Proxy(t, srv.URL), "browser-writer")
 	run(t, ctx, 60*time.Second, "wait for the script",
 		waitFor(`window.scriptgenWriter.done && document.getElementById('script').textContent.length > 0`, 60*time.Second))
 	script := get(t, ctx, 5*time.Second, "read the script", chromedp.Evaluate[string](`document.getElementById('script').textContent`))
@@ -183,7 +186,9 @@ func TestBrowserWriterSubmit(t *testing.T) {
 func TestBrowserReconnectsAcrossRestart(t *testing.T) {
 	ctx := newBrowser(t)
 	srv := startProc(t, "serve", serveEnv(t, "GENERATOR_STEP_DELAY=400ms", "LEASE_DURATION=2s"), "serve")
-	submitOnPage(t, ctx, srv.URL, "browser-restart")
+	// The proxy stays up while serve is killed and restarted behind it:
+	// the page's connections break as they would without it.
+	submitOnPage(t, ctx, contract.Proxy(t, srv.URL), "browser-restart")
 	run(t, ctx, 30*time.Second, "wait until the job is mid-way",
 		waitFor(`document.querySelector('#event-log li[data-stage="scenes"]') !== null`, 30*time.Second))
 	before := readWriter(t, ctx)
@@ -234,6 +239,7 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	// A durable worker beside it, which the rollback leaves running: the page
 	// must then say to stop it.
 	startProc(t, "worker", append(env, "LISTEN_ADDR="), "worker")
+	page := contract.Proxy(t, srv.URL)
 	for _, path := range []string{"/api/admin/worker-system", "/api/admin/stats", "/api/admin/rollbacks", "/api/admin/replicas"} {
 		if code, body := request(t, "GET", srv.URL+path, nil, "Authorization", "Bearer "+token); code != 200 {
 			t.Fatalf("the operator page needs GET %s, which answers %d %v", path, code, body)
@@ -258,7 +264,7 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	}
 
 	run(t, ctx, 30*time.Second, "open the operator page without a token",
-		chromedp.Navigate(srv.URL+"/operator"),
+		chromedp.Navigate(page+"/operator"),
 		chromedp.WaitVisible(chromedp.CSS("#token-form")),
 		waitFor(`!document.getElementById('ws-error').hidden && !document.getElementById('st-error').hidden`, 20*time.Second))
 	if msg := get(t, ctx, 5*time.Second, "read the error", chromedp.Text(chromedp.CSS("#ws-error"))); !strings.Contains(msg, "401") {

@@ -75,6 +75,11 @@ type floodReport struct {
 	Ready bool             `json:"ready,omitempty"` // every stream was tried
 	Final bool             `json:"final,omitempty"` // it stopped
 	Tally map[string]int64 `json:"tally"`
+	// The final report's check of the attacker's answers against
+	// api/openapi.yaml (attackerAnswers).
+	Checked  int      `json:"checked,omitempty"`  // answers held against it
+	Distinct int      `json:"distinct,omitempty"` // of which told apart by the validator
+	Problems []string `json:"problems,omitempty"` // what disagreed, the first few
 }
 
 type flooder struct {
@@ -82,10 +87,11 @@ type flooder struct {
 	dial net.Dialer
 	stop chan struct{}
 
-	mu    sync.Mutex
-	tally map[string]int64
-	held  []net.Conn
-	out   *json.Encoder
+	mu      sync.Mutex
+	tally   map[string]int64
+	held    []net.Conn
+	answers attackerAnswers
+	out     *json.Encoder
 }
 
 func (f *flooder) count(what string) {
@@ -167,9 +173,79 @@ func runFlooder(raw string) int {
 		c.Close()
 	}
 	slow.Wait()
-	f.report(floodReport{Final: true})
+	checked, distinct, problems := f.answers.check()
+	f.report(floodReport{Final: true, Checked: checked, Distinct: distinct, Problems: problems})
 	return 0
 }
+
+// attackerAnswers are the answers the attacker got, kept as they came and
+// held against api/openapi.yaml once the flood has stopped. The validator
+// takes one exchange at a time (contract's spec.mu) and costs far more
+// than reading an answer's head: checking each answer as it comes would
+// slow the attacker down (its 64 dialers would queue on that lock) and
+// take CPU from serve while /health is timed, which would weaken what the
+// test proves. Kept, every answer is still checked, after the flood.
+type attackerAnswers struct {
+	mu sync.Mutex
+	xs []contract.Exchange
+}
+
+// add keeps the answer to the raw request rawReq; offSpec marks a request
+// that breaks the description on purpose (its answer only is checked).
+func (a *attackerAnswers) add(rawReq string, offSpec bool, resp *http.Response, body []byte) {
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(rawReq)))
+	if err != nil {
+		panic(fmt.Sprintf("the flooder's own request %q does not parse: %v", rawReq, err))
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.xs = append(a.xs, contract.Exchange{Request: req, Response: &http.Response{StatusCode: resp.StatusCode, Header: resp.Header},
+		Body: body, OffSpec: offSpec})
+}
+
+// check holds every answer against the description. Answers that differ
+// only in their Date and X-Request-Id values (thousands of 429s, say) are
+// one exchange to the validator, whose verdict does not depend on those
+// two values beyond the id's length (at most 128, which is checked on every
+// one): each is checked once.
+func (a *attackerAnswers) check() (checked, distinct int, problems []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := contract.NewReporting(nowhere{})
+	seen := map[string]bool{}
+	for _, x := range a.xs {
+		checked++
+		if id := x.Response.Header.Get("X-Request-Id"); len(id) > 128 {
+			problems = append(problems, fmt.Sprintf("%s %s (%d): X-Request-Id of %d bytes", x.Request.Method, x.Request.URL, x.Response.StatusCode, len(id)))
+		}
+		h := x.Response.Header.Clone()
+		h.Del("Date")
+		h.Set("X-Request-Id", "")
+		var key strings.Builder
+		fmt.Fprintf(&key, "%s %s %v %d\n", x.Request.Method, x.Request.URL.Path, x.OffSpec, x.Response.StatusCode)
+		h.Write(&key)
+		key.Write(x.Body)
+		if seen[key.String()] {
+			continue
+		}
+		seen[key.String()] = true
+		distinct++
+		for _, p := range c.Problems(x) {
+			problems = append(problems, fmt.Sprintf("%s %s (%d): %s; body %.200s", x.Request.Method, x.Request.URL, x.Response.StatusCode, p, x.Body))
+		}
+	}
+	if len(problems) > 20 {
+		problems = append(problems[:20], fmt.Sprintf("… and %d more", len(problems)-20))
+	}
+	return checked, distinct, problems
+}
+
+// nowhere is a contract.Reporter for Checker.Problems, which reports to
+// none: the flooder sends its problems to the test.
+type nowhere struct{}
+
+func (nowhere) Helper()               {}
+func (nowhere) Errorf(string, ...any) {}
 
 // stream opens one event stream, reads the answer's head and holds the
 // connection without reading on, unless serve closed it.
@@ -179,8 +255,9 @@ func (f *flooder) stream(jobID string) {
 		f.count("stream: dial failed")
 		return
 	}
-	fmt.Fprintf(c, "GET /api/generation/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n",
+	rawReq := fmt.Sprintf("GET /api/generation/%s/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\n\r\n",
 		jobID, f.spec.Addr, f.spec.Key)
+	io.WriteString(c, rawReq)
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 1024), nil)
 	if err != nil {
@@ -189,7 +266,8 @@ func (f *flooder) stream(jobID string) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
-	what := answerClass(resp, true)
+	what, body := answerClass(resp, true)
+	f.answers.add(rawReq, false, resp, body)
 	f.count("stream: " + what)
 	if resp.Close || resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(what, "too_many_connections") {
 		c.Close()
@@ -211,8 +289,10 @@ func (f *flooder) slowBody() {
 			continue
 		}
 		opened := time.Now()
-		fmt.Fprintf(c, "POST /api/generation HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+		// The body never comes, and would be too large: off-spec.
+		rawReq := fmt.Sprintf("POST /api/generation HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
 			f.spec.Addr, f.spec.Key)
+		io.WriteString(c, rawReq)
 		f.count("slow: opened")
 		answer := make(chan string, 1)
 		go func() {
@@ -221,7 +301,9 @@ func (f *flooder) slowBody() {
 				answer <- "closed without an answer (" + errClass(err) + ")"
 				return
 			}
-			answer <- answerClass(resp, false)
+			what, body := answerClass(resp, false)
+			f.answers.add(rawReq, true, resp, body)
+			answer <- what
 		}()
 		tick := time.NewTicker(time.Second)
 		ended := false
@@ -263,19 +345,20 @@ func roundSeconds(d time.Duration) string {
 	return fmt.Sprintf("~%ds", int(math.Round(d.Seconds()/10))*10)
 }
 
-// answerClass names an answer: its status and error code; the body of a
-// stream (200) is not read.
-func answerClass(resp *http.Response, stream bool) string {
+// answerClass names an answer, its status and error code, and returns the
+// body it read (4 KiB at most); the body of a stream (200) is not read.
+func answerClass(resp *http.Response, stream bool) (string, []byte) {
 	if resp.StatusCode == http.StatusOK && stream {
-		return "200 held"
+		return "200 held", nil
 	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
 	}
-	json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body)
+	json.Unmarshal(raw, &body)
 	what := fmt.Sprintf("%d %s", resp.StatusCode, body.Error.Code)
 	if body.Error.Code == "too_many_streams" { // which of its caps
 		switch {
@@ -287,7 +370,7 @@ func answerClass(resp *http.Response, stream bool) string {
 			what += " (in all)"
 		}
 	}
-	return what
+	return what, raw
 }
 
 func errClass(err error) string {
@@ -310,6 +393,10 @@ type floodRun struct {
 	stdin []io.WriteCloser
 	lines chan floodReport
 	done  sync.WaitGroup
+	// checked, distinct and problems sum the final reports' checks of the
+	// attacker's answers.
+	checked, distinct int
+	problems          []string
 }
 
 func startFlood(t *testing.T, spec floodSpec, procs int) *floodRun {
@@ -389,6 +476,9 @@ func (fr *floodRun) wait(pick func(floodReport) bool, limit time.Duration) map[s
 			for k, v := range r.Tally {
 				sum[k] += v
 			}
+			fr.checked += r.Checked
+			fr.distinct += r.Distinct
+			fr.problems = append(fr.problems, r.Problems...)
 		case <-deadline:
 			fr.t.Fatalf("%d of %d flooders reported within %s; so far %v", n, len(fr.procs), limit, sum)
 		}
@@ -840,6 +930,13 @@ func TestFlood(t *testing.T) {
 	stopSampling()
 	rss := <-peak
 	logTally(t, "the flood at its end", end)
+	t.Logf("the attacker's answers: %d held against api/openapi.yaml after the flood (%d distinct to the validator)", flood.checked, flood.distinct)
+	if flood.checked == 0 {
+		t.Error("no answer of the attacker's was held against api/openapi.yaml")
+	}
+	for _, p := range flood.problems {
+		t.Errorf("an answer to the attacker disagrees with api/openapi.yaml: %s", p)
+	}
 
 	p99 := percentile(lat, 0.99)
 	t.Logf("/health under the flood: %d probes, p50 %s, p99 %s, max %s, answers %v", len(lat),

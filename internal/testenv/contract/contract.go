@@ -1,6 +1,7 @@
 // Package contract holds the traffic of tests against api/openapi.yaml: a
-// client's http.RoundTripper (Transport, Client) and a test server's
-// middleware (Handler) give every request and every answer to
+// client's http.RoundTripper (Transport, Client), a test server's
+// middleware (Handler) and a reverse proxy a browser opens the server
+// through (Proxy) give every request and every answer to
 // pb33f/libopenapi-validator, and every Server-Sent Event of an event stream
 // to the schema its name has under the stream's x-events, and fail the test
 // (t.Errorf with the method, path, status and the validator's words) on a
@@ -86,7 +87,10 @@ type spec struct {
 	events map[string]*base.Schema // x-events of the event stream: name → data schema
 	errorS *base.Schema            // components/schemas/Error
 	sv     schema_validation.SchemaValidator
-	err    error
+	// headers are the request headers the description names anywhere
+	// (lower case), which a browser's request keeps when it is checked.
+	headers map[string]bool
+	err     error
 }
 
 var (
@@ -129,6 +133,10 @@ func parse() *spec {
 	schemas := model.Model.Components.Schemas
 	if p := schemas.GetOrZero("Error"); p != nil {
 		s.errorS = p.Schema()
+	}
+	if s.headers, err = headerParams(); err != nil {
+		s.err = err
+		return s
 	}
 	s.events, s.err = eventSchemas(func(name string) *base.Schema {
 		if p := schemas.GetOrZero(name); p != nil {
@@ -180,6 +188,36 @@ func eventSchemas(component func(string) *base.Schema) (map[string]*base.Schema,
 	return out, nil
 }
 
+// headerParams are the names (lower case) of every header parameter of
+// the description, and the headers a request body is read by.
+func headerParams() (map[string]bool, error) {
+	var doc any
+	if err := yaml.Unmarshal(apispec.YAML, &doc); err != nil {
+		return nil, fmt.Errorf("read header parameters: %w", err)
+	}
+	out := map[string]bool{"content-type": true, "content-length": true}
+	var walk func(any)
+	walk = func(n any) {
+		switch n := n.(type) {
+		case map[string]any:
+			if n["in"] == "header" {
+				if name, ok := n["name"].(string); ok {
+					out[strings.ToLower(name)] = true
+				}
+			}
+			for _, v := range n {
+				walk(v)
+			}
+		case []any:
+			for _, v := range n {
+				walk(v)
+			}
+		}
+	}
+	walk(doc)
+	return out, nil
+}
+
 // Reporter is where disagreements go: a *testing.T (or B).
 type Reporter interface {
 	Helper()
@@ -219,6 +257,15 @@ type Exchange struct {
 	Response    *http.Response
 	Body        []byte
 	OffSpec     bool
+	// Browser says a browser sent the request: the headers it adds of its
+	// own accord (Sec-Ch-Ua, Upgrade-Insecure-Requests, Priority…), which
+	// no API describes, are not judged; the headers the description names
+	// are, and so is everything else of the exchange.
+	Browser bool
+	// RequestOnly says the answer is a stand-in's (a test's fake server
+	// in front of which a browser runs the real pages), not scriptgen's:
+	// only the request is checked.
+	RequestOnly bool
 }
 
 // Problems are the ways x disagrees with the description (none: it agrees).
@@ -228,6 +275,13 @@ func (c *Checker) Problems(x Exchange) []string {
 	}
 	req := x.Request.Clone(x.Request.Context())
 	req.Header.Del(OffSpecHeader)
+	if x.Browser {
+		for name := range req.Header {
+			if !c.s.headers[strings.ToLower(name)] {
+				req.Header.Del(name)
+			}
+		}
+	}
 	req.Body = io.NopCloser(bytes.NewReader(x.RequestBody))
 	resp := *x.Response
 	resp.Request = req
@@ -238,6 +292,13 @@ func (c *Checker) Problems(x Exchange) []string {
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	if x.RequestOnly {
+		if x.OffSpec {
+			return nil
+		}
+		_, verrs = c.s.v.ValidateHttpRequest(req)
+		return describe(verrs)
+	}
 	if x.OffSpec {
 		if _, errs := c.s.v.ValidateHttpRequest(req); routeMissing(errs) {
 			return c.offRoute(resp.StatusCode, x.Body)

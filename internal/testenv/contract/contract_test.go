@@ -1,13 +1,18 @@
 package contract_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
@@ -84,21 +89,29 @@ func TestCheckerHasTeeth(t *testing.T) {
 		{"an event with a field more", "GET", "/api/generation/j1/events", false, 200, sse,
 			"id: 1\nevent: progress\ndata: " + strings.Replace(goodEvent, `"seq":1`, `"seq":1,"x":2`, 1) + "\n\n", true, "event progress (id 1)"},
 	}
-	for _, via := range []string{"handler", "transport"} {
+	for _, via := range []string{"handler", "transport", "proxy"} {
 		for _, tc := range cases {
 			t.Run(via+"/"+tc.name, func(t *testing.T) {
 				rep := &collector{}
 				c := contract.NewReporting(rep)
 				h := fake(tc.status, tc.contentType, tc.body)
 				client := http.DefaultClient
-				if via == "handler" {
+				switch via {
+				case "handler":
 					h = c.Handler(h)
-				} else {
+				case "transport":
 					client = &http.Client{Transport: c.Transport(nil)}
+				case "proxy":
+					backend := httptest.NewServer(h)
+					defer backend.Close()
+					h = c.Proxy(mustURL(t, backend.URL), nil)
 				}
 				srv := httptest.NewServer(h)
 				defer srv.Close()
 				req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+				if via == "proxy" {
+					browserHeaders(req)
+				}
 				if tc.offSpec {
 					contract.OffSpec(req)
 				}
@@ -118,5 +131,187 @@ func TestCheckerHasTeeth(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// browserHeaders adds what Chromium sends of its own accord, which no
+// description lists.
+func browserHeaders(req *http.Request) {
+	for k, v := range map[string]string{
+		"Accept":                    "*/*",
+		"Accept-Language":           "en-US,en;q=0.9",
+		"Cache-Control":             "no-cache",
+		"Sec-Ch-Ua":                 `"Chromium";v="131", "Not_A Brand";v="24"`,
+		"Sec-Ch-Ua-Mobile":          "?0",
+		"Sec-Ch-Ua-Platform":        `"Linux"`,
+		"Sec-Fetch-Site":            "same-origin",
+		"Upgrade-Insecure-Requests": "1",
+		"Priority":                  "u=1, i",
+		"Origin":                    "http://" + req.Host,
+		"Cookie":                    "a=b",
+	} {
+		req.Header.Set(k, v)
+	}
+}
+
+// TestProxyIsABrowsersProxy: the proxy holds a browser's traffic to the
+// description without judging the headers a browser adds, still judges the
+// headers the description names, passes an event stream through event by
+// event with Last-Event-ID, and outlives its server: while the server is
+// down the browser's connection closes without an answer (no 502 of the
+// proxy's own), and once it is back the proxy serves again.
+func TestProxyIsABrowsersProxy(t *testing.T) {
+	rep := &collector{}
+	c := contract.NewReporting(rep)
+	release := make(chan struct{})
+	var lastID atomic.Value
+	backendMux := http.NewServeMux()
+	backendMux.HandleFunc("GET /api/generation/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		lastID.Store(r.Header.Get("Last-Event-ID"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "retry: 1000\n\nid: 4\nevent: progress\ndata: "+strings.Replace(goodEvent, `"seq":1`, `"seq":4`, 1)+"\n\n")
+		http.NewResponseController(w).Flush()
+		<-release
+	})
+	backendMux.HandleFunc("GET /api/generation/{id}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, goodError)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	backend := &httptest.Server{Listener: ln, Config: &http.Server{Handler: backendMux}}
+	backend.Start()
+	defer func() { backend.Close() }()
+	proxy := httptest.NewServer(c.Proxy(mustURL(t, "http://"+addr), nil))
+	defer proxy.Close()
+
+	get := func(path string, headers ...string) (*http.Response, error) {
+		req, _ := http.NewRequest("GET", proxy.URL+path, nil)
+		browserHeaders(req)
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return http.DefaultClient.Do(req)
+	}
+
+	// The first event arrives while the server still holds the stream.
+	resp, err := get("/api/generation/j1/events", "Last-Event-ID", "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	go func() {
+		br := bufio.NewReader(resp.Body)
+		var got strings.Builder
+		for !strings.Contains(got.String(), "event: progress") {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				break
+			}
+			got.WriteString(line)
+		}
+		first <- got.String()
+	}()
+	select {
+	case got := <-first:
+		if !strings.Contains(got, "id: 4") {
+			t.Fatalf("stream through the proxy began %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy held the stream's first event back")
+	}
+	close(release)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got, _ := lastID.Load().(string); got != "3" {
+		t.Errorf("the server got Last-Event-ID %q, want 3", got)
+	}
+	if got := rep.take(); len(got) > 0 {
+		t.Fatalf("a browser's documented traffic was reported: %q", got)
+	}
+
+	// A header the description names is still judged: Last-Event-ID is a seq.
+	resp, err = get("/api/generation/j1/events", "Last-Event-ID", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := strings.Join(rep.take(), "\n"); !strings.Contains(got, "Last-Event-ID") {
+		t.Fatalf("Last-Event-ID: x was not reported (%q)", got)
+	}
+
+	// The server goes down: no answer at all, and nothing to report.
+	backend.Close()
+	if resp, err := get("/api/generation/j1"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("with its server down the proxy answered %d, want the connection closed", resp.StatusCode)
+	}
+	if got := rep.take(); len(got) > 0 {
+		t.Fatalf("a dead server was reported: %q", got)
+	}
+	// It comes back on its port, serving something the description lacks.
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend = &httptest.Server{Listener: ln, Config: &http.Server{Handler: fake(http.StatusTeapot, "application/json", goodError)}}
+	backend.Start()
+	resp, err = get("/api/generation/j1")
+	if err != nil {
+		t.Fatalf("after its server came back: %v", err)
+	}
+	resp.Body.Close()
+	proxy.Close()
+	if got := rep.take(); len(got) != 1 || !strings.Contains(got[0], "GET /api/generation/j1 (418)") {
+		t.Fatalf("after the restart, an undocumented status was reported %q, want once", got)
+	}
+}
+
+// TestProxyRequestsChecksThePagesRequests: in front of a stand-in server,
+// the page's requests are held against the description (an undocumented
+// query parameter is reported) and the stand-in's answers are not.
+func TestProxyRequestsChecksThePagesRequests(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		wantReport string
+	}{
+		{"a documented request, a stand-in's odd answer", "/api/generation/j1?include=script", ""},
+		{"an undocumented query parameter", "/api/generation/j1?verbose=1", "verbose"},
+		{"an undocumented route", "/api/nothing", "/api/nothing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &collector{}
+			c := contract.NewReporting(rep)
+			backend := httptest.NewServer(fake(http.StatusTeapot, "application/json", `{"made":"up"}`))
+			defer backend.Close()
+			proxy := httptest.NewServer(c.ProxyRequests(mustURL(t, backend.URL), nil))
+			req, _ := http.NewRequest("GET", proxy.URL+tc.path, nil)
+			browserHeaders(req)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			proxy.Close()
+			got := strings.Join(rep.take(), "\n")
+			if tc.wantReport == "" && got != "" || tc.wantReport != "" && !strings.Contains(got, tc.wantReport) {
+				t.Fatalf("reported %q, want a report naming %q", got, tc.wantReport)
+			}
+		})
 	}
 }

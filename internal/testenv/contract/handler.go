@@ -16,24 +16,48 @@ func Handler(t testing.TB, h http.Handler) http.Handler {
 
 // Handler is the middleware of this checker.
 func (c *Checker) Handler(h http.Handler) http.Handler {
+	return c.handler(h, mode{})
+}
+
+// mode is how a handler's exchanges are checked (Exchange's fields of the
+// same names).
+type mode struct {
+	browser     bool
+	requestOnly bool
+}
+
+// handler is Handler, with the exchanges checked as m says.
+func (c *Checker) handler(h http.Handler, m mode) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		offSpec := r.Header.Get(OffSpecHeader) != ""
+		offSpec := r.Header.Get(OffSpecHeader) != "" || m.browser && browserOwn(r)
 		r.Header.Del(OffSpecHeader)
 		reqBody, body, err := readAll(r.Body)
 		if err != nil {
 			return // the client went away mid-body
 		}
 		r.Body = body
-		rec := &recorder{ResponseWriter: w, c: c, label: r.Method + " " + r.URL.RequestURI()}
+		rec := &recorder{ResponseWriter: w, c: c, label: r.Method + " " + r.URL.RequestURI(), noEvents: m.requestOnly}
+		defer func() {
+			p := recover()
+			if rec.events != nil {
+				rec.events.close()
+			}
+			// An answer h gave up on (a proxy whose server died) is not
+			// the server's, except for an event stream's head and the
+			// events that passed, which were the server's own.
+			if p == nil || rec.events != nil {
+				resp := &http.Response{StatusCode: rec.statusOr200(), Header: rec.sent, Request: r}
+				if resp.Header == nil {
+					resp.Header = w.Header().Clone()
+				}
+				c.check(Exchange{Request: r, RequestBody: reqBody, Response: resp, Body: rec.body.Bytes(), OffSpec: offSpec,
+					Browser: m.browser, RequestOnly: m.requestOnly})
+			}
+			if p != nil {
+				panic(p)
+			}
+		}()
 		h.ServeHTTP(rec, r)
-		if rec.events != nil {
-			rec.events.close()
-		}
-		resp := &http.Response{StatusCode: rec.statusOr200(), Header: rec.sent, Request: r}
-		if resp.Header == nil {
-			resp.Header = w.Header().Clone()
-		}
-		c.check(Exchange{Request: r, RequestBody: reqBody, Response: resp, Body: rec.body.Bytes(), OffSpec: offSpec})
 	})
 }
 
@@ -48,13 +72,15 @@ type recorder struct {
 	sent   http.Header
 	body   bytes.Buffer
 	events *events
+	// noEvents: an event stream's events are not checked (RequestOnly).
+	noEvents bool
 }
 
 func (r *recorder) WriteHeader(status int) {
 	if r.status == 0 && status >= 200 {
 		r.status = status
 		r.sent = r.Header().Clone()
-		if isEventStream(r.sent) && status == http.StatusOK {
+		if isEventStream(r.sent) && status == http.StatusOK && !r.noEvents {
 			r.events = &events{c: r.c, label: r.label}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // purgeCmd deletes the jobs that finished more than --older-than ago, with
@@ -36,8 +38,9 @@ func purgeCmd(ctx context.Context, c *command, args []string, stdout, stderr io.
 	start := time.Now()
 	cutoff := start.Add(-olderThan)
 	total := 0
+	from := store.PurgeCursor{}
 	for {
-		n, err := st.PurgeFinished(ctx, cutoff, batch)
+		n, err := st.PurgeFinished(ctx, cutoff, batch, from)
 		total += n
 		if err != nil {
 			return fmt.Errorf("after %d jobs purged: %w", total, err)

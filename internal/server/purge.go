@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // A retention pass deletes batches for at most purgeBudget, pausing
@@ -19,7 +21,7 @@ const (
 // replicas purging at once delete disjoint or already-deleted rows.
 type purger struct {
 	store interface {
-		PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int, error)
+		PurgeFinished(ctx context.Context, cutoff time.Time, limit int, from store.PurgeCursor) (int, error)
 	}
 	retention time.Duration
 	batch     int
@@ -32,13 +34,14 @@ func (p *purger) pass(ctx context.Context) error {
 	start := p.now()
 	cutoff := start.Add(-p.retention)
 	total := 0
+	from := store.PurgeCursor{}
 	defer func() {
 		if total > 0 {
 			p.logf("Purged finished jobs", "jobs", total, "older_than", p.retention.String(), "took", p.now().Sub(start).Round(time.Millisecond).String())
 		}
 	}()
 	for {
-		n, err := p.store.PurgeFinished(ctx, cutoff, p.batch)
+		n, err := p.store.PurgeFinished(ctx, cutoff, p.batch, from)
 		total += n
 		if err != nil || n < p.batch || p.now().Sub(start) >= purgeBudget {
 			return err

@@ -13,6 +13,14 @@ import (
 // its status only by an operator's retry): only their jobs are purged.
 var finishedStatuses = []job.Status{job.StatusSucceeded, job.StatusFailed, job.StatusCancelled}
 
+// PurgeCursor is where a run of purges has got to: per finished status, the
+// last job id a batch chose. The next batch starts after it rather than at the
+// first entry of the status's index, which after a large purge is a long run
+// of entries for rows already deleted (dead until a vacuum), walked again by
+// every batch. A job of an older id that finishes later is left to the next
+// run. The zero value starts at the beginning.
+type PurgeCursor map[job.Status]string
+
 // PurgeFinished deletes, in one transaction, at most limit jobs that finished
 // before cutoff, with their events, checkpointed script and migration
 // failures. Episodes and documents are the writers' work and stay; so does
@@ -23,15 +31,19 @@ var finishedStatuses = []job.Status{job.StatusSucceeded, job.StatusFailed, job.S
 // batch costs the same with ten thousand jobs or ten million: job ids grow
 // with time, and the first ids of a status are the ones that finished first.
 // A batch that meets a job finished after cutoff stops there for that status.
-func (s *SQL) PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+// A non-nil from is read and moved past the jobs chosen (PurgeCursor).
+func (s *SQL) PurgeFinished(ctx context.Context, cutoff time.Time, limit int, from PurgeCursor) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
 	var ids []string
 	for _, st := range finishedStatuses {
-		more, err := s.oldestFinished(ctx, st, micros(cutoff), limit-len(ids))
+		more, err := s.oldestFinished(ctx, st, from[st], micros(cutoff), limit-len(ids))
 		if err != nil {
 			return 0, err
+		}
+		if len(more) > 0 && from != nil {
+			from[st] = more[len(more)-1]
 		}
 		ids = append(ids, more...)
 		if len(ids) >= limit {
@@ -82,11 +94,11 @@ func (s *SQL) PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (i
 	return len(ids), nil
 }
 
-// oldestFinished returns up to limit ids of jobs of a finished status that
-// finished before cutoff (micros), oldest id first, stopping at the first
-// younger one.
-func (s *SQL) oldestFinished(ctx context.Context, st job.Status, cutoff int64, limit int) ([]string, error) {
-	rows, err := s.query(ctx, `SELECT id, finished_at FROM jobs WHERE status = ? ORDER BY id LIMIT ?`, string(st), limit)
+// oldestFinished returns up to limit ids of jobs of a finished status after
+// the id after ("" for none) that finished before cutoff (micros), oldest id
+// first, stopping at the first younger one.
+func (s *SQL) oldestFinished(ctx context.Context, st job.Status, after string, cutoff int64, limit int) ([]string, error) {
+	rows, err := s.query(ctx, `SELECT id, finished_at FROM jobs WHERE status = ? AND id > ? ORDER BY id LIMIT ?`, string(st), after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("purge: list %s jobs: %w", st, err)
 	}

@@ -41,8 +41,9 @@ type Store interface {
 	// PurgeFinished deletes up to limit jobs that finished before cutoff,
 	// oldest first, with their events and script (JOB_RETENTION); their
 	// episodes and documents stay. It returns how many it deleted or
-	// found deleted: fewer than limit means none older is left.
-	PurgeFinished(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// found deleted: fewer than limit means none older is left. A run of
+	// batches shares one PurgeCursor, so each starts where the last ended.
+	PurgeFinished(ctx context.Context, cutoff time.Time, limit int, from PurgeCursor) (int, error)
 
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.

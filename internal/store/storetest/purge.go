@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // purgeTests: the retention purge (JOB_RETENTION) deletes finished jobs
@@ -13,6 +14,41 @@ import (
 // the cutoff, not an episode.
 var purgeTests = []test{
 	{"PurgeDeletesOldFinishedJobsInBatches", testPurgeFinished},
+	{"PurgeCursorStartsAfterTheLastBatch", testPurgeCursor},
+}
+
+// testPurgeCursor: batches sharing a cursor start after the last id chosen
+// (not at the index's first entry again), so a job of an older id that
+// finishes meanwhile is left to the next run, which starts from the beginning.
+func testPurgeCursor(f *fixture) {
+	f.create("p1", "late", bg)
+	late := f.claim(bg, "w") // the oldest id, finished last
+	var done []job.Job
+	for _, key := range []string{"a", "b"} {
+		f.create("p1", key, bg)
+		j := f.claim(bg, "w")
+		if _, err := f.s.Complete(f.ctx, j.Lease(), f.episode(j)); err != nil {
+			f.t.Fatal(err)
+		}
+		done = append(done, j)
+	}
+	cutoff := f.clk.Now().Add(time.Hour)
+	from := store.PurgeCursor{}
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 1, from); err != nil || n != 1 || from[job.StatusSucceeded] != done[0].ID {
+		f.t.Fatalf("first batch: %d, %v, cursor %v; want %s", n, err, from, done[0].ID)
+	}
+	if _, err := f.s.Complete(f.ctx, late.Lease(), f.episode(late)); err != nil {
+		f.t.Fatal(err)
+	}
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 10, from); err != nil || n != 1 || from[job.StatusSucceeded] != done[1].ID {
+		f.t.Fatalf("second batch: %d, %v, cursor %v; want only %s", n, err, from, done[1].ID)
+	}
+	if _, err := f.s.GetJob(f.ctx, late.ID); err != nil {
+		f.t.Fatalf("the job behind the cursor: %v, want it kept for the next run", err)
+	}
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 10, store.PurgeCursor{}); err != nil || n != 1 {
+		f.t.Fatalf("a new run: %d, %v; want the late job", n, err)
+	}
 }
 
 func testPurgeFinished(f *fixture) {
@@ -37,16 +73,16 @@ func testPurgeFinished(f *fixture) {
 	queued := f.create("p1", "k6", bg)
 
 	cutoff := t0.Add(30 * time.Minute)
-	if n, err := f.s.PurgeFinished(f.ctx, t0.Add(-time.Minute), 10); err != nil || n != 0 {
+	if n, err := f.s.PurgeFinished(f.ctx, t0.Add(-time.Minute), 10, nil); err != nil || n != 0 {
 		f.t.Fatalf("purge before anything is old enough: %d, %v; want 0", n, err)
 	}
-	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2); err != nil || n != 2 {
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2, nil); err != nil || n != 2 {
 		f.t.Fatalf("first batch of 2: %d, %v", n, err)
 	}
-	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2); err != nil || n != 1 {
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2, nil); err != nil || n != 1 {
 		f.t.Fatalf("second batch: %d, %v; want the last old job", n, err)
 	}
-	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2); err != nil || n != 0 {
+	if n, err := f.s.PurgeFinished(f.ctx, cutoff, 2, nil); err != nil || n != 0 {
 		f.t.Fatalf("third batch: %d, %v; want nothing left", n, err)
 	}
 	for _, id := range []string{old1.ID, old2.ID, cancelled.ID} {

@@ -32,24 +32,27 @@ type jobHandler struct {
 
 // JobJSON is a job as the API shows it.
 type JobJSON struct {
-	ID          string            `json:"id"`
-	Kind        job.Kind          `json:"kind"`
-	ProjectID   string            `json:"project_id"`
-	Status      job.Status        `json:"status"`
-	Stage       string            `json:"stage"`
-	Progress    int               `json:"progress"`
-	Attempt     int               `json:"attempt"`
-	MaxAttempts int               `json:"max_attempts"`
-	Backend     job.Backend       `json:"backend"`
-	Epoch       int64             `json:"dispatch_epoch"`
-	Worker      string            `json:"worker,omitempty"`
-	Payload     json.RawMessage   `json:"payload"`
-	Result      json.RawMessage   `json:"result"`
-	Error       string            `json:"error"`
-	CreatedAt   *time.Time        `json:"created_at"`
-	StartedAt   *time.Time        `json:"started_at"`
-	FinishedAt  *time.Time        `json:"finished_at"`
-	Links       map[string]string `json:"links"`
+	ID          string          `json:"id"`
+	Kind        job.Kind        `json:"kind"`
+	ProjectID   string          `json:"project_id"`
+	Status      job.Status      `json:"status"`
+	Stage       string          `json:"stage"`
+	Progress    int             `json:"progress"`
+	Attempt     int             `json:"attempt"`
+	MaxAttempts int             `json:"max_attempts"`
+	Backend     job.Backend     `json:"backend"`
+	Epoch       int64           `json:"dispatch_epoch"`
+	Worker      string          `json:"worker,omitempty"`
+	Payload     json.RawMessage `json:"payload"`
+	Result      json.RawMessage `json:"result"`
+	Error       string          `json:"error"`
+	CreatedAt   *time.Time      `json:"created_at"`
+	StartedAt   *time.Time      `json:"started_at"`
+	FinishedAt  *time.Time      `json:"finished_at"`
+	// RetryAt is when a job queued again after a failed attempt may run
+	// its next attempt (its backoff); absent when it may run now.
+	RetryAt *time.Time        `json:"retry_at,omitempty"`
+	Links   map[string]string `json:"links"`
 	// ScriptSoFar is the length, in characters (Unicode code points), of
 	// the script the job has checkpointed, and Script that text with
 	// ?include=script: GET /api/generation/{id} only.
@@ -86,6 +89,7 @@ func NewJobJSON(r *http.Request, j job.Job) JobJSON {
 		CreatedAt:   timePtr(j.CreatedAt),
 		StartedAt:   timePtr(j.StartedAt),
 		FinishedAt:  timePtr(j.FinishedAt),
+		RetryAt:     timePtr(j.RetryAt),
 		Links:       map[string]string{"self": base, "events": base + "/events", "cancel": base + "/cancel"},
 	}
 }

@@ -552,11 +552,12 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 // SetBackoff sets the delay between a failed job's attempts.
 func (s *SQL) SetBackoff(b job.Backoff) { s.backoff.Store(&b) }
 
-// retryAt is the SQL of a failed attempt's retry_at: now plus the backoff of
-// the row's attempt where requeued holds (its args first), else 0. The
+// retryAt is the SQL of a failed attempt's retry_at and its arguments: now
+// plus the backoff of the row's attempt where requeued (with its arguments
+// condArgs) holds, else 0. The
 // delays are literals, one per attempt up to the cap's, so that one
 // statement gives each row its own.
-func (s *SQL) retryAt(requeued string, args []any, now time.Time) (string, []any) {
+func (s *SQL) retryAt(requeued string, condArgs []any, now time.Time) (string, []any) {
 	var steps []time.Duration
 	if b := s.backoff.Load(); b != nil {
 		steps = b.Steps()
@@ -574,7 +575,7 @@ func (s *SQL) retryAt(requeued string, args []any, now time.Time) (string, []any
 		b.WriteString(` ELSE ` + delay + ` END`)
 		delay = b.String()
 	}
-	return `CASE WHEN ` + requeued + ` THEN CAST(? AS BIGINT) + ` + delay + ` ELSE 0 END`, append(args, micros(now))
+	return `CASE WHEN ` + requeued + ` THEN CAST(? AS BIGINT) + ` + delay + ` ELSE 0 END`, append(condArgs, micros(now))
 }
 
 // retryMessage tells when a job queued again after a failed attempt runs
@@ -644,7 +645,8 @@ func (s *SQL) Release(ctx context.Context, l job.Lease, reason string) error {
 func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 	now := s.Clock.Now()
 	var out []job.Job
-	retryAt, args := s.retryAt(`attempt < max_attempts`, []any{micros(now)}, now)
+	retryAt, retryArgs := s.retryAt(`attempt < max_attempts`, nil, now)
+	args := append(append([]any{micros(now)}, retryArgs...), micros(now), micros(now))
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		out, err = s.transitionAll(ctx, tx, `UPDATE jobs SET
@@ -655,7 +657,7 @@ func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 			retry_at = `+retryAt+`,
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, updated_at = ?,
 			event_seq = event_seq + 1
-			WHERE status = 'running' AND lease_expires_at < ?`, append(args, micros(now), micros(now)),
+			WHERE status = 'running' AND lease_expires_at < ?`, args,
 			func(j job.Job) job.Event {
 				if j.Status == job.StatusFailed {
 					return job.Event{Type: job.EventError, Status: j.Status, Progress: j.Progress, Stage: j.Stage, Message: j.Error}

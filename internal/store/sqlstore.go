@@ -554,9 +554,8 @@ func (s *SQL) SetBackoff(b job.Backoff) { s.backoff.Store(&b) }
 
 // retryAt is the SQL of a failed attempt's retry_at and its arguments: now
 // plus the backoff of the row's attempt where requeued (with its arguments
-// condArgs) holds, else 0. The
-// delays are literals, one per attempt up to the cap's, so that one
-// statement gives each row its own.
+// condArgs) holds, else 0. The delays are literals, one per attempt up to
+// the cap's, so that one statement gives each row its own.
 func (s *SQL) retryAt(requeued string, condArgs []any, now time.Time) (string, []any) {
 	var steps []time.Duration
 	if b := s.backoff.Load(); b != nil {

@@ -57,7 +57,10 @@ type Job struct {
 	CreatedAt     *time.Time      `json:"created_at"`
 	StartedAt     *time.Time      `json:"started_at"`
 	FinishedAt    *time.Time      `json:"finished_at"`
-	Links         struct {
+	// RetryAt is when a job queued again after a failed attempt runs its
+	// next attempt, at the earliest; nil when it may run now.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Links   struct {
 		Self   string `json:"self"`
 		Events string `json:"events"`
 		Cancel string `json:"cancel"`

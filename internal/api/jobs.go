@@ -49,7 +49,10 @@ type JobJSON struct {
 	CreatedAt   *time.Time      `json:"created_at"`
 	StartedAt   *time.Time      `json:"started_at"`
 	FinishedAt  *time.Time      `json:"finished_at"`
-	Links       JobLinks        `json:"links"`
+	// RetryAt is when a job queued again after a failed attempt may run
+	// its next attempt (its backoff); absent when it may run now.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Links   JobLinks   `json:"links"`
 	// ScriptSoFar is the length, in characters (Unicode code points), of
 	// the script the job has checkpointed, and Script that text with
 	// ?include=script: GET /api/generation/{id} only.
@@ -96,6 +99,7 @@ func NewJobJSON(r *http.Request, j job.Job) JobJSON {
 		CreatedAt:   timePtr(j.CreatedAt),
 		StartedAt:   timePtr(j.StartedAt),
 		FinishedAt:  timePtr(j.FinishedAt),
+		RetryAt:     timePtr(j.RetryAt),
 		Links:       JobLinks{Cancel: base + "/cancel", Events: base + "/events", Self: base},
 	}
 }

@@ -114,3 +114,55 @@ func TestCancelManyByFilter(t *testing.T) {
 		t.Fatal("p2's job was cancelled by a filter naming p1")
 	}
 }
+
+// failOnce is a generation handler whose first run fails in a way that may
+// pass (retryable).
+type failOnce struct{ failed atomic.Bool }
+
+func (h *failOnce) Handle(context.Context, job.Job, runner.ReportFunc) (store.Completion, error) {
+	if h.failed.CompareAndSwap(false, true) {
+		return store.Completion{}, fmt.Errorf("the model timed out")
+	}
+	return store.Completion{}, fmt.Errorf("the second attempt ran before its backoff")
+}
+
+// TestRetryAtShowsTheBackoff: a job queued again after a failed attempt shows
+// when its next attempt is due (retry_at), its event log says so, and it is
+// not run before.
+func TestRetryAtShowsTheBackoff(t *testing.T) {
+	h := &failOnce{}
+	e := startEnv(t, 1, func(store.Store) map[job.Kind]runner.Handler {
+		return map[job.Kind]runner.Handler{job.KindGeneration: h}
+	}, func(cfg *api.Config) { cfg.AdminToken = testAdminToken })
+	e.store.SetBackoff(job.Backoff{Base: time.Hour, Cap: time.Hour})
+	admin := []string{"Authorization", "Bearer " + testAdminToken}
+	start := time.Now()
+	code, j := e.do("POST", "/api/generation", `{"project_id":"p1","episode_data":{"title":"t"}}`, admin...)
+	if code != 202 {
+		t.Fatalf("submit: %d %v", code, j)
+	}
+	if _, ok := j["retry_at"]; ok {
+		t.Fatalf("a new job shows retry_at: %v", j)
+	}
+	id := j["id"].(string)
+	var g map[string]any
+	waitUntil(t, 10*time.Second, "the first attempt to fail", func() bool {
+		_, g = e.do("GET", "/api/generation/"+id, "", admin...)
+		return g["status"] == "queued" && g["attempt"] == float64(1)
+	})
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(g["retry_at"]))
+	if err != nil || at.Before(start.Add(time.Hour)) || at.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("retry_at %v (%v), want an hour after the failure", g["retry_at"], err)
+	}
+	evs, err := e.store.ListEvents(context.Background(), id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := evs[len(evs)-1].Message; last != "attempt failed, will retry: the model timed out; attempt 2 of 3 in 1h0m0s" {
+		t.Fatalf("the retry's event says %q", last)
+	}
+	time.Sleep(200 * time.Millisecond) // polls of the pool meanwhile
+	if _, g = e.do("GET", "/api/generation/"+id, "", admin...); g["status"] != "queued" || g["attempt"] != float64(1) {
+		t.Fatalf("the job moved during its backoff: %v", g)
+	}
+}

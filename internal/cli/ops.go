@@ -43,6 +43,11 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if errors.Is(err, database.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w; set DATABASE_URL or --database-url", err)
 	}
+	if err == nil {
+		// A rollback expires the leases of jobs it finds stuck: their
+		// retries wait like the service's.
+		st.SetBackoff(cfg.Backoff())
+	}
 	return st, err
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 // Config is every setting of scriptgen.
@@ -57,7 +59,11 @@ type Config struct {
 	// changes as JSON with a Slack-compatible "text" (NOTIFY_WEBHOOK_URL).
 	NotifyWebhookURL string
 	// JobMaxAttempts is how often a new job is tried (JOB_MAX_ATTEMPTS).
-	JobMaxAttempts         int
+	JobMaxAttempts int
+	// JobBackoffBase and JobBackoffCap space a failed job's attempts
+	// (JOB_BACKOFF_BASE, JOB_BACKOFF_CAP; Backoff).
+	JobBackoffBase         time.Duration
+	JobBackoffCap          time.Duration
 	RollforwardCleanWindow time.Duration
 	RollbackInterval       time.Duration
 
@@ -210,6 +216,8 @@ var options = []option{
 	{"ROLLFORWARD_CLEAN_WINDOWS", "3", "after a rollback, a roll-forward is refused until this many clean windows passed (0: never refused) unless forced with a reason", integer(func(c *Config) *int { return &c.RollforwardCleanWindows })},
 	{"ROLLFORWARD_CLEAN_WINDOW", "5m", "length of one clean window: no trigger's condition held and every reading could be taken", duration(func(c *Config) *time.Duration { return &c.RollforwardCleanWindow })},
 	{"JOB_MAX_ATTEMPTS", "3", "how often a new job is tried before it fails for good (1-100)", integer(func(c *Config) *int { return &c.JobMaxAttempts })},
+	{"JOB_BACKOFF_BASE", "1s", "wait before a failed job's second attempt, doubling for each later one (0: retry at once; at most 1h)", duration(func(c *Config) *time.Duration { return &c.JobBackoffBase })},
+	{"JOB_BACKOFF_CAP", "1m", "longest wait between a failed job's attempts (at least JOB_BACKOFF_BASE; at most 24h)", duration(func(c *Config) *time.Duration { return &c.JobBackoffCap })},
 	{"NOTIFY_WEBHOOK_URL", "", "POST rollbacks, roll-forwards and trigger state changes here as JSON with a Slack-compatible text field (retried with backoff)", str(func(c *Config) *string { return &c.NotifyWebhookURL })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
@@ -454,6 +462,13 @@ func (c *Config) validate() error {
 	if c.JobMaxAttempts < 1 || c.JobMaxAttempts > 100 {
 		return fmt.Errorf("JOB_MAX_ATTEMPTS=%d: must be from 1 to 100", c.JobMaxAttempts)
 	}
+	if c.JobBackoffBase < 0 || c.JobBackoffBase > job.MaxBackoffBase {
+		return fmt.Errorf("JOB_BACKOFF_BASE=%s: must be from 0 (retry at once) to %s", c.JobBackoffBase, job.MaxBackoffBase)
+	}
+	if c.JobBackoffCap < c.JobBackoffBase || c.JobBackoffCap > job.MaxBackoffCap {
+		return fmt.Errorf("JOB_BACKOFF_CAP=%s: must be at least JOB_BACKOFF_BASE (%s) and at most %s",
+			c.JobBackoffCap, c.JobBackoffBase, job.MaxBackoffCap)
+	}
 	if c.NotifyWebhookURL != "" {
 		if u, err := url.Parse(c.NotifyWebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("NOTIFY_WEBHOOK_URL: want an http:// or https:// URL")
@@ -503,6 +518,11 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// Backoff is the delay between a failed job's attempts.
+func (c *Config) Backoff() job.Backoff {
+	return job.Backoff{Base: c.JobBackoffBase, Cap: c.JobBackoffCap}
 }
 
 // Origins is ALLOWED_ORIGINS as a list.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/job"
 )
 
 func TestParse(t *testing.T) {
@@ -164,4 +166,47 @@ func TestACommandReadingAnUnknownSettingPanics(t *testing.T) {
 		}
 	}()
 	Command{Name: "x", Settings: []string{"NO_SUCH"}}.Parse(nil, func(string) string { return "" }, io.Discard)
+}
+
+// JOB_BACKOFF_BASE and JOB_BACKOFF_CAP: 1s and 1m by default, 0 retries at
+// once, and a cap below the base or either beyond its bound is refused with
+// an error that names the setting.
+func TestBackoffSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		want    job.Backoff
+		wantErr string
+	}{
+		{name: "defaults", want: job.Backoff{Base: time.Second, Cap: time.Minute}},
+		{name: "set", env: map[string]string{"JOB_BACKOFF_BASE": "250ms", "JOB_BACKOFF_CAP": "10s"},
+			want: job.Backoff{Base: 250 * time.Millisecond, Cap: 10 * time.Second}},
+		{name: "zero base retries at once", env: map[string]string{"JOB_BACKOFF_BASE": "0"}, want: job.Backoff{Cap: time.Minute}},
+		{name: "cap equal to the base", env: map[string]string{"JOB_BACKOFF_BASE": "1h", "JOB_BACKOFF_CAP": "1h"},
+			want: job.Backoff{Base: time.Hour, Cap: time.Hour}},
+		{name: "cap below the base", env: map[string]string{"JOB_BACKOFF_BASE": "2m"},
+			wantErr: "JOB_BACKOFF_CAP=1m0s: must be at least JOB_BACKOFF_BASE (2m0s)"},
+		{name: "base beyond its bound", env: map[string]string{"JOB_BACKOFF_BASE": "2h", "JOB_BACKOFF_CAP": "3h"},
+			wantErr: "JOB_BACKOFF_BASE=2h0m0s: must be from 0 (retry at once) to 1h0m0s"},
+		{name: "cap beyond its bound", env: map[string]string{"JOB_BACKOFF_CAP": "25h"},
+			wantErr: "JOB_BACKOFF_CAP=25h0m0s: must be at least JOB_BACKOFF_BASE (1s) and at most 24h0m0s"},
+		{name: "negative base", env: map[string]string{"JOB_BACKOFF_BASE": "-1s"}, wantErr: "JOB_BACKOFF_BASE=\"-1s\": must be a duration"},
+		{name: "not a duration", env: map[string]string{"JOB_BACKOFF_CAP": "soon"}, wantErr: "JOB_BACKOFF_CAP=\"soon\": must be a duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("serve", nil, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Backoff() != tc.want {
+				t.Fatalf("backoff %+v, want %+v", c.Backoff(), tc.want)
+			}
+		})
+	}
 }

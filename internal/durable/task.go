@@ -9,6 +9,7 @@ package durable
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -43,11 +44,27 @@ type payload struct {
 	Epoch int64  `json:"epoch"`
 }
 
-// NewTask builds the task of one dispatch.
+// NewTask builds the task of one dispatch. A job waiting for its retry
+// backoff (RetryAt) is scheduled for then: asynq keeps scheduled tasks in
+// whole seconds, so for the next whole second, which is never early.
 func NewTask(j job.Job) *asynq.Task {
 	b, _ := json.Marshal(payload{JobID: j.ID, Epoch: j.DispatchEpoch})
-	return asynq.NewTask(TaskType, b, asynq.TaskID(TaskID(j.Dispatch())),
-		asynq.Queue(QueueFor(j.Kind)), asynq.MaxRetry(10))
+	opts := []asynq.Option{asynq.TaskID(TaskID(j.Dispatch())), asynq.Queue(QueueFor(j.Kind)), asynq.MaxRetry(10)}
+	if !j.RetryAt.IsZero() {
+		opts = append(opts, asynq.ProcessAt(wholeSecondAfter(j.RetryAt)))
+	}
+	return asynq.NewTask(TaskType, b, opts...)
+}
+
+// wholeSecondAfter is t, or the whole second after it: asynq compares the
+// times of scheduled and retried tasks in whole seconds (Unix()), so a task
+// due at t is moved to its queue no sooner than t only if t is whole.
+func wholeSecondAfter(t time.Time) time.Time {
+	w := t.Truncate(time.Second)
+	if w.Equal(t) {
+		return t
+	}
+	return w.Add(time.Second)
 }
 
 // ParseTask reads the dispatch out of a task, rejecting anything foreign.

@@ -81,12 +81,35 @@ func busyDelay(queuedAt, now time.Time) time.Duration {
 	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 
+// notDue is a task handed back to asynq because its job waits for its retry
+// backoff: asynq moved it to its queue early (its times are whole seconds),
+// or it was enqueued without its schedule. Like tenantBusy it is no failure.
+type notDue struct {
+	delay time.Duration
+}
+
+func (e *notDue) Error() string {
+	return fmt.Sprintf("job waits for its retry backoff; again in %s", e.delay.Round(time.Millisecond))
+}
+
+func (e *notDue) Unwrap() error { return store.ErrNotDue }
+
+// handedBackErr reports whether err hands a task back to asynq rather than
+// failing it.
+func handedBackErr(err error) bool {
+	return errors.Is(err, store.ErrTenantAtCap) || errors.Is(err, store.ErrNotDue)
+}
+
 // retryDelay is asynq's delay before a task that failed the n-th time runs
 // again.
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var busy *tenantBusy
 	if errors.As(err, &busy) {
 		return busy.delay
+	}
+	var wait *notDue
+	if errors.As(err, &wait) {
+		return wait.delay
 	}
 	// A failed task is retried soon: a failure here is a database hiccup,
 	// not the job's own failure, which the executor records in the row.
@@ -190,14 +213,14 @@ func NewWorker(st Store, exec *runner.Executor, disp *Dispatcher, cfg WorkerConf
 		Logger:            asynqLogger{w.log.With("component", "asynq")},
 		LogLevel:          asynq.WarnLevel,
 		RetryDelayFunc:    retryDelay,
-		// A task refused for its tenant's cap is not a failure: it keeps its
-		// retries (which would otherwise run out and archive it) and is not
-		// counted in the queue's failures.
-		IsFailure:                func(err error) bool { return !errors.Is(err, store.ErrTenantAtCap) },
+		// A task refused for its tenant's cap or its job's backoff is not a
+		// failure: it keeps its retries (which would otherwise run out and
+		// archive it) and is not counted in the queue's failures.
+		IsFailure:                func(err error) bool { return !handedBackErr(err) },
 		DelayedTaskCheckInterval: delayedCheck,
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
-			if errors.Is(err, store.ErrTenantAtCap) {
+			if handedBackErr(err) {
 				w.log.Debug("Task handed back", "task_id", id, "reason", err)
 				return
 			}
@@ -266,6 +289,10 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		w.back.add(tenantOf(j), backTask{jobID: j.ID, queue: queue, taskID: taskID})
 		return &tenantBusy{delay: busyDelay(j.UpdatedAt, time.Now())}
 	}
+	if errors.Is(err, store.ErrNotDue) {
+		now := time.Now()
+		return &notDue{delay: wholeSecondAfter(j.RetryAt).Sub(now)}
+	}
 	if err != nil {
 		return fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
@@ -303,7 +330,7 @@ func (w *Worker) pull(tenant string) {
 }
 
 // redispatch enqueues the job's next epoch at once rather than waiting for
-// the reconciler.
+// the reconciler; a retry is scheduled for the end of its backoff (NewTask).
 func (w *Worker) redispatch(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

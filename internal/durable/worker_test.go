@@ -67,3 +67,22 @@ func TestHandedBack(t *testing.T) {
 		t.Fatalf("the oldest job is kept when the list is full: got %s", got.jobID)
 	}
 }
+
+// A task handed back for its job's backoff is no failure and comes back when
+// the backoff ends, on asynq's whole seconds: never before it.
+func TestNotDueComesBackAtTheWholeSecond(t *testing.T) {
+	err := fmt.Errorf("wrapped: %w", &notDue{delay: 1700 * time.Millisecond})
+	if !errors.Is(err, store.ErrNotDue) || !handedBackErr(err) || retryDelay(3, err, nil) != 1700*time.Millisecond {
+		t.Fatalf("a hand-back for the backoff: %v, retry delay %s", err, retryDelay(3, err, nil))
+	}
+	whole := time.Date(2026, 12, 7, 12, 0, 5, 0, time.UTC)
+	for _, tc := range []struct{ at, want time.Time }{
+		{whole, whole},
+		{whole.Add(time.Microsecond), whole.Add(time.Second)},
+		{whole.Add(999 * time.Millisecond), whole.Add(time.Second)},
+	} {
+		if got := wholeSecondAfter(tc.at); !got.Equal(tc.want) || got.Unix() < tc.at.Unix() || got.Before(tc.at) {
+			t.Errorf("wholeSecondAfter(%s) = %s, want %s", tc.at, got, tc.want)
+		}
+	}
+}

@@ -83,6 +83,9 @@ type Job struct {
 	UpdatedAt      time.Time
 	StartedAt      time.Time
 	FinishedAt     time.Time
+	// RetryAt is when a job queued again after a failed attempt may be
+	// claimed (its backoff, Backoff); zero when it may be claimed now.
+	RetryAt time.Time
 
 	// NoDocuments is not stored: the claim that leased the job saw no
 	// document chunks in its project, so its run need not look for context.

@@ -172,6 +172,7 @@ func newStore(ctx context.Context, cfg *config.Config) (store.Store, asynq.Redis
 	if err != nil {
 		return nil, nil, err
 	}
+	st.SetBackoff(cfg.Backoff())
 	return st, redisOpt, nil
 }
 

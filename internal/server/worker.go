@@ -34,6 +34,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		return err
 	}
 	defer st.Close()
+	st.SetBackoff(cfg.Backoff())
 	exec, err := NewExecutor(cfg, st, log, nil)
 	if err != nil {
 		return err

@@ -25,12 +25,15 @@ func TestCreateTriedAgainAfterItsCommitAddsNothing(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	schema, err := os.ReadFile("sqlite/migrations/001_jobs.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(string(schema)); err != nil {
-		t.Fatal(err)
+	// The jobs table and its later columns.
+	for _, m := range []string{"001_jobs.sql", "008_retry_backoff.sql"} {
+		schema, err := os.ReadFile("sqlite/migrations/" + m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(string(schema)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := NewSQL(db, db, Dialect{}, nil)
 	payload := json.RawMessage(`{"title":"t"}`)

@@ -32,10 +32,13 @@ func (s *SQL) ListQueued(ctx context.Context, backend job.Backend, olderThan tim
 // OldestQueuedAt is when the queued job of a backend that has waited longest
 // was queued, or the zero time when none waits. It is not the job with the
 // smallest id: a job queued again (retried, released, its lease expired) waits
-// from then on, behind younger ids.
+// from then on, behind younger ids. A job waiting for its retry backoff is
+// not waiting for a runner: it counts from when its backoff ends, and not at
+// all before.
 func (s *SQL) OldestQueuedAt(ctx context.Context, backend job.Backend) (time.Time, error) {
 	var oldest sql.NullInt64
-	if err := s.queryRow(ctx, `SELECT MIN(updated_at) FROM jobs WHERE status = 'queued' AND backend = ?`, backend).Scan(&oldest); err != nil {
+	if err := s.queryRow(ctx, `SELECT MIN(CASE WHEN retry_at > updated_at THEN retry_at ELSE updated_at END) FROM jobs
+		WHERE status = 'queued' AND backend = ? AND retry_at <= ?`, backend, micros(s.Clock.Now())).Scan(&oldest); err != nil {
 		return time.Time{}, fmt.Errorf("oldest queued %s job: %w", backend, err)
 	}
 	if !oldest.Valid {

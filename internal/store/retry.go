@@ -12,14 +12,14 @@ import (
 var ErrNotFailed = errors.New("job has not failed")
 
 // RetryJob queues a failed job again, as an operator's retry: its attempts
-// start over (it gets its max_attempts again), its epoch moves on, and its
-// event log says so. A job that is not failed is refused with ErrNotFailed.
+// start over (it gets its max_attempts again), its epoch moves on, it may be
+// claimed at once (no backoff), and its event log says so. A job that is not failed is refused with ErrNotFailed.
 func (s *SQL) RetryJob(ctx context.Context, id string) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'queued', stage = 'retried', attempt = 0, error = '',
+		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'queued', stage = 'retried', attempt = 0, error = '', retry_at = 0,
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, finished_at = 0, updated_at = ?,
 			event_seq = event_seq + 1 WHERE id = ? AND status = 'failed'`,
 			[]any{micros(now), id}, statusEvent("retried by an operator"))

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
@@ -35,6 +36,7 @@ type SQL struct {
 	stopped     chan struct{} // closed once every committer has returned
 	batchers    sync.WaitGroup
 	onEvents    eventHook // onevents.go
+	backoff     atomic.Pointer[job.Backoff]
 }
 
 // NewSQL builds the shared store for a driver.
@@ -86,17 +88,17 @@ func fromMicros(v int64) time.Time {
 
 const jobColumns = `id, kind, project_id, payload, COALESCE(idempotency_key, ''), request_hash, status, backend,
 	dispatch_epoch, attempt, max_attempts, lease_owner, lease_expires_at, progress, stage,
-	result, error, created_at, updated_at, started_at, finished_at`
+	result, error, created_at, updated_at, started_at, finished_at, retry_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanJob(sc scanner) (job.Job, error) {
 	var j job.Job
 	var payload, result string
-	var leaseExp, created, updated, started, finished int64
+	var leaseExp, created, updated, started, finished, retryAt int64
 	err := sc.Scan(&j.ID, &j.Kind, &j.ProjectID, &payload, &j.IdempotencyKey, &j.RequestHash,
 		&j.Status, &j.Backend, &j.DispatchEpoch, &j.Attempt, &j.MaxAttempts, &j.LeaseOwner,
-		&leaseExp, &j.Progress, &j.Stage, &result, &j.Error, &created, &updated, &started, &finished)
+		&leaseExp, &j.Progress, &j.Stage, &result, &j.Error, &created, &updated, &started, &finished, &retryAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, job.ErrNotFound
 	}
@@ -110,6 +112,7 @@ func scanJob(sc scanner) (job.Job, error) {
 	j.LeaseExpiresAt = fromMicros(leaseExp)
 	j.CreatedAt, j.UpdatedAt = fromMicros(created), fromMicros(updated)
 	j.StartedAt, j.FinishedAt = fromMicros(started), fromMicros(finished)
+	j.RetryAt = fromMicros(retryAt)
 	return j, nil
 }
 
@@ -382,7 +385,7 @@ func statusEvent(msg string) func(j job.Job) job.Event {
 
 const claimSet = `UPDATE jobs SET status = 'running', attempt = attempt + 1, lease_owner = ?, lease_expires_at = ?,
 	started_at = CASE WHEN started_at = 0 THEN ? ELSE started_at END, stage = 'started', error = '',
-	updated_at = ?, event_seq = event_seq + 1`
+	retry_at = 0, updated_at = ?, event_seq = event_seq + 1`
 
 // ClaimNext leases the oldest queued job of a backend.
 func (s *SQL) ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error) {
@@ -436,11 +439,11 @@ func (s *SQL) pick(ctx context.Context, ex execer, r pickReq) ([]job.Job, error)
 	// condition on its latest version), so the update finds them by id alone:
 	// a status condition there let the planner, without statistics on a young
 	// table, scan every queued row for each claim.
-	picked := `picked AS (SELECT id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ?
+	picked := `picked AS (SELECT id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ? AND retry_at <= ?
 		ORDER BY id LIMIT ? ` + s.rb.d.SkipLocked + `)`
-	args := []any{r.backend, r.after, r.n}
+	args := []any{r.backend, r.after, micros(now), r.n}
 	if r.opts.TenantMaxRunning > 0 {
-		picked, args = s.pickFair(r)
+		picked, args = s.pickFair(r, now)
 	}
 	if s.takesTurns(r.opts) {
 		if err := s.takeTurn(ctx, ex.(*Tx)); err != nil {
@@ -465,18 +468,18 @@ func (s *SQL) pick(ctx context.Context, ex execer, r pickReq) ([]job.Job, error)
 // running jobs among the oldest queued. The open server's projects (the
 // empty tenant) are one namespace rather than a tenant among others, and are
 // not capped. It returns the CTEs and their arguments.
-func (s *SQL) pickFair(r pickReq) (string, []any) {
+func (s *SQL) pickFair(r pickReq, now time.Time) (string, []any) {
 	running, args := runningByTenant(r.opts, r.owner, r.backend)
 	window := min(4*r.n, r.n+64)
 	return running + `,
-		cand AS (SELECT id, tenant_id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ?
+		cand AS (SELECT id, tenant_id FROM jobs WHERE status = 'queued' AND backend = ? AND id > ? AND retry_at <= ?
 			AND tenant_id NOT IN (SELECT tenant_id FROM running WHERE n >= ? AND tenant_id <> '')
 			ORDER BY id LIMIT ? ` + s.rb.d.SkipLocked + `),
 		picked AS (SELECT id FROM (SELECT cand.id, cand.tenant_id,
 				COALESCE(running.n, 0) + ROW_NUMBER() OVER (PARTITION BY cand.tenant_id ORDER BY cand.id) AS load
 				FROM cand LEFT JOIN running ON running.tenant_id = cand.tenant_id) AS l
 			WHERE load <= ? OR tenant_id = '' ORDER BY load, id LIMIT ?)`,
-		append(args, r.backend, r.after, r.opts.TenantMaxRunning, window, r.opts.TenantMaxRunning, r.n)
+		append(args, r.backend, r.after, micros(now), r.opts.TenantMaxRunning, window, r.opts.TenantMaxRunning, r.n)
 }
 
 // runningByTenant is the CTE "running": the running jobs of each tenant and
@@ -549,8 +552,47 @@ func (s *SQL) ReportProgress(ctx context.Context, l job.Lease, p Progress) error
 	})
 }
 
+// SetBackoff sets the delay between a failed job's attempts.
+func (s *SQL) SetBackoff(b job.Backoff) { s.backoff.Store(&b) }
+
+// retryAt is the SQL of a failed attempt's retry_at and its arguments: now
+// plus the backoff of the row's attempt where requeued (with its arguments
+// condArgs) holds, else 0. The delays are literals, one per attempt up to
+// the cap's, so that one statement gives each row its own.
+func (s *SQL) retryAt(requeued string, condArgs []any, now time.Time) (string, []any) {
+	var steps []time.Duration
+	if b := s.backoff.Load(); b != nil {
+		steps = b.Steps()
+	}
+	if len(steps) == 0 {
+		return `0`, nil
+	}
+	delay := fmt.Sprint(steps[len(steps)-1].Microseconds())
+	if len(steps) > 1 {
+		var b strings.Builder
+		b.WriteString(`CASE`)
+		for i, d := range steps[:len(steps)-1] {
+			fmt.Fprintf(&b, ` WHEN attempt <= %d THEN %d`, i+1, d.Microseconds())
+		}
+		b.WriteString(` ELSE ` + delay + ` END`)
+		delay = b.String()
+	}
+	return `CASE WHEN ` + requeued + ` THEN CAST(? AS BIGINT) + ` + delay + ` ELSE 0 END`, append(condArgs, micros(now))
+}
+
+// retryMessage tells when a job queued again after a failed attempt runs
+// next: "attempt 2 of 3 in 2s".
+func retryMessage(j job.Job, now time.Time) string {
+	when := "at once"
+	if d := j.RetryAt.Sub(now); d > 0 {
+		when = "in " + d.Round(time.Millisecond).String()
+	}
+	return fmt.Sprintf("attempt %d of %d %s", j.Attempt+1, j.MaxAttempts, when)
+}
+
 // Fail records a failed attempt: the job is queued again with the next epoch
-// while attempts remain and the failure is retryable, else it is failed.
+// while attempts remain and the failure is retryable, not to be claimed
+// before its backoff has passed (retry_at), else it is failed.
 func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error) {
 	now := s.Clock.Now()
 	var j job.Job
@@ -558,6 +600,8 @@ func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bo
 	if retryable {
 		retry = 1
 	}
+	retryAt, retryArgs := s.retryAt(`? = 1 AND attempt < max_attempts`, []any{retry}, now)
+	args := append([]any{retry, reason, retry, retry, micros(now)}, retryArgs...)
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		j, err = s.transition(ctx, tx, `UPDATE jobs SET
@@ -565,14 +609,14 @@ func (s *SQL) Fail(ctx context.Context, l job.Lease, reason string, retryable bo
 			dispatch_epoch = dispatch_epoch + 1, error = ?, lease_owner = '', lease_expires_at = 0,
 			stage = CASE WHEN ? = 1 AND attempt < max_attempts THEN 'retrying' ELSE 'failed' END,
 			finished_at = CASE WHEN ? = 1 AND attempt < max_attempts THEN 0 ELSE CAST(? AS BIGINT) END,
-			updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
-			append([]any{retry, reason, retry, retry, micros(now), micros(now)}, leaseArgs(l)...),
+			retry_at = `+retryAt+`, updated_at = ?, event_seq = event_seq + 1`+leaseHeld,
+			append(append(args, micros(now)), leaseArgs(l)...),
 			func(j job.Job) job.Event {
 				if j.Status == job.StatusFailed {
 					return job.Event{Type: job.EventError, Status: job.StatusFailed, Progress: j.Progress, Stage: j.Stage, Message: reason}
 				}
 				return job.Event{Type: job.EventStatus, Status: job.StatusQueued, Progress: j.Progress, Stage: j.Stage,
-					Message: "attempt failed, will retry: " + reason}
+					Message: "attempt failed, will retry: " + reason + "; " + retryMessage(j, now)}
 			})
 		return err
 	})
@@ -603,6 +647,8 @@ func (s *SQL) Release(ctx context.Context, l job.Lease, reason string) error {
 func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 	now := s.Clock.Now()
 	var out []job.Job
+	retryAt, retryArgs := s.retryAt(`attempt < max_attempts`, nil, now)
+	args := append(append([]any{micros(now)}, retryArgs...), micros(now), micros(now))
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
 		out, err = s.transitionAll(ctx, tx, `UPDATE jobs SET
@@ -610,15 +656,16 @@ func (s *SQL) ExpireLeases(ctx context.Context) ([]job.Job, error) {
 			stage = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'lease_expired' END,
 			error = 'lease of ' || lease_owner || ' expired',
 			finished_at = CASE WHEN attempt >= max_attempts THEN CAST(? AS BIGINT) ELSE 0 END,
+			retry_at = `+retryAt+`,
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, updated_at = ?,
 			event_seq = event_seq + 1
-			WHERE status = 'running' AND lease_expires_at < ?`, []any{micros(now), micros(now), micros(now)},
+			WHERE status = 'running' AND lease_expires_at < ?`, args,
 			func(j job.Job) job.Event {
-				typ := job.EventStatus
 				if j.Status == job.StatusFailed {
-					typ = job.EventError
+					return job.Event{Type: job.EventError, Status: j.Status, Progress: j.Progress, Stage: j.Stage, Message: j.Error}
 				}
-				return job.Event{Type: typ, Status: j.Status, Progress: j.Progress, Stage: j.Stage, Message: j.Error}
+				return job.Event{Type: job.EventStatus, Status: j.Status, Progress: j.Progress, Stage: j.Stage,
+					Message: j.Error + "; " + retryMessage(j, now)}
 			})
 		return err
 	})
@@ -634,7 +681,7 @@ func (s *SQL) Cancel(ctx context.Context, id string) (job.Job, error) {
 	var j job.Job
 	err := s.inTx(ctx, func(tx *Tx) error {
 		var err error
-		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'cancelled', stage = 'cancelled',
+		j, err = s.transition(ctx, tx, `UPDATE jobs SET status = 'cancelled', stage = 'cancelled', retry_at = 0,
 			dispatch_epoch = dispatch_epoch + 1, lease_owner = '', lease_expires_at = 0, finished_at = ?, updated_at = ?,
 			event_seq = event_seq + 1 WHERE id = ? AND status IN ('queued', 'running')`,
 			[]any{micros(now), micros(now), id}, statusEvent("cancelled"))

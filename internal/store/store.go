@@ -48,7 +48,8 @@ type Store interface {
 	// ClaimNext takes the oldest queued job of a backend and leases it to owner.
 	// It returns job.ErrNotFound when nothing is queued.
 	ClaimNext(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration) (job.Job, error)
-	// ClaimBatch leases up to n queued jobs of a backend at once, oldest first.
+	// ClaimBatch leases up to n queued jobs of a backend at once, oldest first,
+	// leaving those whose backoff has not passed (RetryAt).
 	// With after set, only jobs whose id sorts after it: a claimer that passes
 	// the last id it took skips the index entries of the jobs claimed before
 	// (PostgreSQL keeps them until VACUUM), and must look from the start ("")
@@ -57,10 +58,11 @@ type Store interface {
 	// tenants with the fewest running jobs among the oldest it looks at.
 	ClaimBatch(ctx context.Context, backend job.Backend, owner string, leaseFor time.Duration, n int, after string, opts ...ClaimOptions) ([]job.Job, error)
 	// ClaimDispatch leases the job of one dispatch to owner, if that dispatch is
-	// still current and the job runnable; otherwise job.ErrStaleLease. With a
-	// tenant cap (opts, at most one), a current dispatch whose tenant is at its
-	// cap is refused with ErrTenantAtCap (and the job as it is): it stays
-	// queued as it was.
+	// still current and the job runnable; otherwise job.ErrStaleLease. A
+	// current dispatch whose job waits for its backoff (RetryAt) is refused
+	// with ErrNotDue and the job as it is. With a tenant cap (opts, at most
+	// one), a current dispatch whose tenant is at its cap is refused with
+	// ErrTenantAtCap (and the job as it is): it stays queued as it was.
 	ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...ClaimOptions) (job.Job, error)
 	ExtendLease(ctx context.Context, l job.Lease, leaseFor time.Duration) error
 	ReportProgress(ctx context.Context, l job.Lease, p Progress) error
@@ -70,11 +72,19 @@ type Store interface {
 	// ScriptSoFar is the text the job's attempts have checkpointed.
 	ScriptSoFar(ctx context.Context, jobID string) (string, error)
 	Complete(ctx context.Context, l job.Lease, c Completion) (job.Job, error)
+	// Fail records a failed attempt: queued again, not to be claimed before
+	// its backoff has passed (SetBackoff; job.Job.RetryAt), while attempts
+	// remain and the failure is retryable, else failed.
 	Fail(ctx context.Context, l job.Lease, reason string, retryable bool) (job.Job, error)
+	// SetBackoff sets the delay between a failed job's attempts (Fail,
+	// ExpireLeases); call it before the store is used. The zero Backoff, the
+	// default, queues a failed job again at once.
+	SetBackoff(b job.Backoff)
 	// Release gives a running job back to the queue with the next epoch.
 	Release(ctx context.Context, l job.Lease, reason string) error
 	// ExpireLeases requeues (or fails, when out of attempts) running jobs whose
-	// lease has run out, and returns them as they are now.
+	// lease has run out, each after its backoff like Fail, and returns them
+	// as they are now.
 	ExpireLeases(ctx context.Context) ([]job.Job, error)
 	Cancel(ctx context.Context, id string) (job.Job, error)
 	// RetryJob queues a failed job again with its attempts given back
@@ -173,6 +183,10 @@ func claimOptions(opts []ClaimOptions) ClaimOptions {
 // as many jobs as ClaimOptions.TenantMaxRunning allows. The job is untouched:
 // still queued under the same dispatch, its attempts not counted.
 var ErrTenantAtCap = errors.New("tenant at its cap of running jobs")
+
+// ErrNotDue refuses the claim of a dispatch whose job was queued again after
+// a failed attempt and waits for its backoff (job.Job.RetryAt).
+var ErrNotDue = errors.New("job waits for its retry backoff")
 
 // NewJob is a job to be created.
 type NewJob struct {

@@ -87,15 +87,15 @@ type claimRes struct {
 	err error
 }
 
-// ClaimDispatch leases the job of a still-current dispatch; under a tenant
-// cap it refuses, with ErrTenantAtCap and the job as it is, one whose tenant
-// is at the cap.
+// ClaimDispatch leases the job of a still-current dispatch; it refuses, with
+// ErrNotDue and the job as it is, one whose backoff has not passed, and under
+// a tenant cap, with ErrTenantAtCap, one whose tenant is at the cap.
 func (s *SQL) ClaimDispatch(ctx context.Context, d job.Dispatch, owner string, leaseFor time.Duration, opts ...ClaimOptions) (job.Job, error) {
 	r, err := s.claims.do(s, claimReq{d, owner, leaseFor, claimOptions(opts)})
 	if err == nil {
 		err = r.err
 	}
-	if err != nil && !errors.Is(err, job.ErrStaleLease) && !errors.Is(err, ErrTenantAtCap) {
+	if err != nil && !errors.Is(err, job.ErrStaleLease) && !errors.Is(err, ErrTenantAtCap) && !errors.Is(err, ErrNotDue) {
 		return job.Job{}, fmt.Errorf("claim job %s epoch %d: %w", d.JobID, d.Epoch, err)
 	}
 	return r.j, err
@@ -140,6 +140,7 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 	now := s.Clock.Now()
 	claimed := map[job.Dispatch]job.Job{}
 	atCap := map[job.Dispatch]job.Job{}
+	notDue := map[job.Dispatch]job.Job{}
 	for _, k := range order {
 		idx := groups[k]
 		ds := make([]job.Dispatch, len(idx))
@@ -147,6 +148,7 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 			ds[n] = batch[i].d
 		}
 		where, whereArgs := dispatchesWhere(ds)
+		where, whereArgs = `(`+where+`) AND retry_at <= ?`, append(whereArgs, micros(now))
 		set := []any{k.owner, micros(now.Add(k.leaseFor)), micros(now), micros(now)}
 		with, args := "", append(set, whereArgs...)
 		if k.opts.TenantMaxRunning > 0 {
@@ -170,8 +172,8 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 		for _, j := range jobs {
 			claimed[j.Dispatch()] = j
 		}
-		if k.opts.TenantMaxRunning > 0 && len(jobs) < len(ds) {
-			if err := s.stillQueued(ctx, ex, ds, claimed, atCap); err != nil {
+		if len(jobs) < len(ds) {
+			if err := s.stillQueued(ctx, ex, ds, claimed, now, k.opts.TenantMaxRunning > 0, atCap, notDue); err != nil {
 				return err
 			}
 		}
@@ -181,6 +183,8 @@ func (s *SQL) claimAll(ctx context.Context, ex execer, batch []claimReq, res []c
 		if j, ok := claimed[r.d]; ok {
 			res[i] = claimRes{j: j}
 			delete(claimed, r.d)
+		} else if j, ok := notDue[r.d]; ok {
+			res[i] = claimRes{j: j, err: ErrNotDue}
 		} else if j, ok := atCap[r.d]; ok {
 			res[i] = claimRes{j: j, err: ErrTenantAtCap}
 		} else {
@@ -205,10 +209,12 @@ func claimFair(o ClaimOptions, owner, where string, whereArgs []any) (string, []
 		append(append(args, whereArgs...), o.TenantMaxRunning)
 }
 
-// stillQueued puts in atCap the jobs of the dispatches of ds that a claim
-// under a cap did not take though they are still current and queued: the
-// cap refused them.
-func (s *SQL) stillQueued(ctx context.Context, ex execer, ds []job.Dispatch, claimed, atCap map[job.Dispatch]job.Job) error {
+// stillQueued sorts the jobs of the dispatches of ds that a claim did not
+// take though they are still current and queued: in notDue those whose
+// backoff has not passed by now, in atCap, when capped, the others, which the
+// tenant cap refused.
+func (s *SQL) stillQueued(ctx context.Context, ex execer, ds []job.Dispatch, claimed map[job.Dispatch]job.Job, now time.Time,
+	capped bool, atCap, notDue map[job.Dispatch]job.Job) error {
 	var left []job.Dispatch
 	for _, d := range ds {
 		if _, ok := claimed[d]; !ok {
@@ -226,7 +232,11 @@ func (s *SQL) stillQueued(ctx context.Context, ex execer, ds []job.Dispatch, cla
 		if err != nil {
 			return err
 		}
-		atCap[j.Dispatch()] = j
+		if j.RetryAt.After(now) {
+			notDue[j.Dispatch()] = j
+		} else if capped {
+			atCap[j.Dispatch()] = j
+		}
 	}
 	return rows.Err()
 }

@@ -3,7 +3,8 @@
 //
 // The suite is split by area, a file each: jobs.go (submission, reading,
 // listing, cancelling), claims.go (taking queued jobs), leases.go (what a
-// lease holder may do, and what happens when a lease runs out), episodes.go
+// lease holder may do, and what happens when a lease runs out), backoff.go
+// (the wait between a failed job's attempts), episodes.go
 // (completions and the episodes they save), flag.go (the worker setting),
 // leadership.go, migration.go (moving queued jobs between backends, audit
 // records, the migration_failed list), workers.go (the worker
@@ -40,6 +41,7 @@ func areas() [][]test {
 		jobTests,
 		claimTests,
 		leaseTests,
+		backoffTests,
 		episodeTests,
 		flagTests,
 		leadershipTests,

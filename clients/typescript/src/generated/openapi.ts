@@ -566,7 +566,8 @@ export interface paths {
         /**
          * Queue a job that failed for good again
          * @description Its attempts start over (it is tried `max_attempts` times again), its
-         *     dispatch epoch moves on, and its event log records the retry. 409
+         *     dispatch epoch moves on, it may run at once (no retry backoff), and its
+         *     event log records the retry. 409
          *     `not_failed` for a job in any other status.
          */
         post: operations["retryJob"];
@@ -965,6 +966,12 @@ export interface components {
             created_at: components["schemas"]["NullableTimestamp"];
             started_at: components["schemas"]["NullableTimestamp"];
             finished_at: components["schemas"]["NullableTimestamp"];
+            /**
+             * @description A job queued again after a failed attempt: when its next attempt is
+             *     due (`JOB_BACKOFF_BASE`, doubling per attempt up to `JOB_BACKOFF_CAP`);
+             *     no runner claims it before. Absent when the job may run now.
+             */
+            retry_at?: components["schemas"]["Timestamp"];
             links: {
                 self: string;
                 events: string;

@@ -350,8 +350,7 @@ func TestBrowserOperatorCharts(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#token-form")),
 		chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
-		waitFor(`['ch-depth', 'ch-delay', 'ch-active', 'ch-jobs', 'ch-p99'].every(id =>
-			Number(document.getElementById(id).dataset.points) > 1)`, 20*time.Second))
+		waitFor(`Number(document.getElementById('ch-jobs').dataset.points) > 1`, 20*time.Second))
 
 	type chart struct {
 		Paths  []string `json:"paths"`
@@ -370,7 +369,9 @@ func TestBrowserOperatorCharts(t *testing.T) {
 		return out })()`))
 	for id, c := range charts {
 		if c.Empty || len(c.Paths) == 0 {
-			t.Errorf("%s: no chart drawn: %+v", id, c)
+			_, h := request(t, "GET", srv.URL+"/api/admin/history", nil, "Authorization", "Bearer "+token)
+			points, _ := h["points"].([]any)
+			t.Errorf("%s: no chart drawn: %+v; the history's last point: %v", id, c, points[len(points)-1])
 			continue
 		}
 		if n := strings.Count(c.Paths[0], "L") + 1; n < 2 {

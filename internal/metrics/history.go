@@ -149,10 +149,11 @@ func (h *History) Stop(ctx context.Context) error {
 	}
 }
 
-// Sample takes one point now. Its reads of the source are bounded by the
-// interval, so that a slow Redis cannot pile samples up.
+// Sample takes one point now. Its reads of the source are bounded like a
+// scrape's; a tick that comes while a slow read goes on is dropped (the
+// ticker's), so samples never pile up.
 func (h *History) Sample(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, min(h.interval, snapshotTimeout))
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
 	f := h.src.HistoryFigures(ctx)
 	now := h.clock.Now()

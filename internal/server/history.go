@@ -15,6 +15,8 @@ func (s *Server) HistoryFigures(ctx context.Context) metrics.HistoryFigures {
 	if s.insp != nil {
 		if qs, err := s.insp.Stats(ctx); err == nil {
 			f.QueueDepth = &qs.Depth
+		} else {
+			s.log.Debug("Could not read the durable queues for the history", "err", err)
 		}
 	}
 	if d, err := s.QueueDelay(ctx); err == nil {

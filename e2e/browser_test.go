@@ -347,3 +347,68 @@ func TestBrowserOperatorSwitch(t *testing.T) {
 	}
 	screenshot(t, ctx, "screenshot-operator.png")
 }
+
+// TestBrowserOperatorCharts: after some jobs ran, the operator page draws its
+// five charts of the last hour from GET /api/admin/history — each a path of
+// more than one point, with its current value and the hour's maximum in
+// text and in the SVG's label — and the jobs chart shows the successes.
+func TestBrowserOperatorCharts(t *testing.T) {
+	ctx := newBrowser(t)
+	const token = "browser-charts-token"
+	// Redis for the queue depth; the kill switch keeps the jobs in this
+	// process, where the jobs/s and background_tasks charts count them.
+	srv := startProc(t, "serve", serveEnv(t, "REDIS_URL="+testenv.RedisURL(t), "ADMIN_TOKEN="+token,
+		"AUTO_ROLLBACK=false", "USE_DURABLE_WORKER=false", "HISTORY_INTERVAL=200ms"), "serve")
+	var jobs []submitted
+	for i := 1; i <= 6; i++ {
+		jobs = append(jobs, submit(t, srv.URL, "charts", i))
+	}
+	waitAllSucceeded(t, srv.URL, jobs, 60*time.Second)
+
+	run(t, ctx, 30*time.Second, "open the operator page with the token",
+		chromedp.Navigate(srv.URL+"/operator"),
+		chromedp.WaitVisible(chromedp.CSS("#token-form")),
+		chromedp.SendKeys(chromedp.CSS("#token"), token),
+		chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)),
+		waitFor(`Number(document.getElementById('ch-jobs').dataset.points) > 1`, 20*time.Second))
+
+	type chart struct {
+		Paths  []string `json:"paths"`
+		Label  string   `json:"label"`
+		Values string   `json:"values"`
+		Empty  bool     `json:"empty"`
+	}
+	charts := get(t, ctx, 5*time.Second, "read the charts", chromedp.Evaluate[map[string]chart](`(() => {
+		const out = {};
+		for (const id of ['ch-depth', 'ch-delay', 'ch-active', 'ch-jobs', 'ch-p99']) {
+			const f = document.getElementById(id), svg = f.querySelector('svg');
+			out[id] = { paths: [...f.querySelectorAll('svg path')].map(p => p.getAttribute('d')),
+				label: svg ? svg.getAttribute('aria-label') : '', values: (f.querySelector('.values') || {}).textContent || '',
+				empty: f.textContent.includes('no data yet') };
+		}
+		return out })()`))
+	for id, c := range charts {
+		if c.Empty || len(c.Paths) == 0 {
+			_, h := request(t, "GET", srv.URL+"/api/admin/history", nil, "Authorization", "Bearer "+token)
+			points, _ := h["points"].([]any)
+			t.Errorf("%s: no chart drawn: %+v; the history's last point: %v", id, c, points[len(points)-1])
+			continue
+		}
+		if n := strings.Count(c.Paths[0], "L") + 1; n < 2 {
+			t.Errorf("%s: path %q has %d point, want more than one", id, c.Paths[0], n)
+		}
+		if !strings.Contains(c.Values, "now") || !strings.Contains(c.Values, "max") ||
+			!strings.Contains(c.Label, "now") || !strings.Contains(c.Label, "max") {
+			t.Errorf("%s: labels %q / %q do not give the current value and the maximum", id, c.Values, c.Label)
+		}
+	}
+	if c := charts["ch-jobs"]; len(c.Paths) != 5 || strings.Contains(c.Values, "max 0.00/s") {
+		t.Errorf("jobs chart: %d paths, values %q; want one per outcome and a maximum above 0 after 6 jobs", len(c.Paths), c.Values)
+	}
+	errs := get(t, ctx, 5*time.Second, "read the page's errors",
+		chromedp.Evaluate[[]string](`[...document.querySelectorAll('.error')].filter(e => !e.hidden).map(e => e.textContent)`))
+	if len(errs) > 0 {
+		t.Fatalf("operator page shows errors: %v", errs)
+	}
+	screenshot(t, ctx, "screenshot-operator-charts.png")
+}

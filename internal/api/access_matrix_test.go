@@ -17,6 +17,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/jobhandler"
 	"github.com/scriptgen/scriptgen/internal/limits"
+	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/progress"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store/sqlite"
@@ -56,6 +57,9 @@ var matrixMemory = map[string]any{"rss_bytes": 1 << 20, "heap_bytes": 1 << 19, "
 func (matrixAdmin) GracefulRestart() error { return nil }
 func (matrixAdmin) Replicas(context.Context, time.Duration) (ReplicasView, error) {
 	return ReplicasView{Replicas: []Replica{}}, nil
+}
+func (matrixAdmin) History() metrics.HistoryView {
+	return metrics.HistoryView{IntervalSeconds: 10, Capacity: metrics.HistoryPoints, Points: []metrics.HistoryPoint{}}
 }
 
 const matrixAdminToken = "matrix-admin-token-0123456789"
@@ -255,6 +259,7 @@ func TestAccessMatrix(t *testing.T) {
 		adminRow("GET", "/api/admin/migration-failed", "/api/admin/migration-failed", "", 200),
 		adminRow("POST", "/api/admin/migration-failed/{job_id}/retry", "/api/admin/migration-failed/none/retry", "", -1),
 		adminRow("GET", "/api/admin/stats", "/api/admin/stats", "", 200),
+		adminRow("GET", "/api/admin/history", "/api/admin/history", "", 200),
 		adminRow("GET", "/api/admin/replicas", "/api/admin/replicas?stale_after=5s", "", 200),
 		adminRow("DELETE", "/api/admin/verify-project", "/api/admin/verify-project", "", 200),
 		adminRow("POST", "/api/admin/jobs/{id}/retry", "/api/admin/jobs/none/retry", "", 404),

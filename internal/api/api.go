@@ -16,6 +16,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/access"
 	"github.com/scriptgen/scriptgen/internal/httpx/response"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/rag"
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -74,6 +75,8 @@ type Admin interface {
 	GracefulRestart() error
 	// Replicas answers GET /api/admin/replicas (replicas.go).
 	Replicas(ctx context.Context, staleAfter time.Duration) (ReplicasView, error)
+	// History answers GET /api/admin/history: the operator page's charts.
+	History() metrics.HistoryView
 }
 
 // Config is what the API needs. A test may leave out what its routes do not

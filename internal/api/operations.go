@@ -302,6 +302,12 @@ func (h *adminHandler) stats(w http.ResponseWriter, r *http.Request) {
 	response.OK(w, h.admin.Stats(r.Context()))
 }
 
+// history answers the last hour of the operator page's charts, as this
+// replica sampled it.
+func (h *adminHandler) history(w http.ResponseWriter, r *http.Request) {
+	response.OK(w, h.admin.History())
+}
+
 // cleanup returns freed memory to the system and drops caches, as asked.
 func (h *adminHandler) cleanup(w http.ResponseWriter, r *http.Request) {
 	var body struct {

@@ -88,7 +88,7 @@ func (a *API) writerRoutes() []Route {
 
 // adminRoutes is the operator's API: the worker-system flag, rollbacks and
 // roll-forwards with their history and reports, job migration, and the
-// process's stats, cleanup and graceful restart.
+// process's stats and their last hour, cleanup and graceful restart.
 func (a *API) adminRoutes() []Route {
 	admin := a.admin
 	return []Route{
@@ -106,6 +106,7 @@ func (a *API) adminRoutes() []Route {
 		{"POST", "/api/admin/migration-failed/{job_id}/retry", admin.retryMigrationFailure, AdminOnly},
 
 		{"GET", "/api/admin/stats", admin.stats, AdminOnly},
+		{"GET", "/api/admin/history", admin.history, AdminOnly},
 		{"GET", "/api/admin/replicas", admin.replicas, AdminOnly},
 		{"DELETE", "/api/admin/verify-project", admin.deleteVerifyProject, AdminOnly},
 		{"POST", "/api/admin/jobs/{id}/retry", admin.retryJob, AdminOnly},

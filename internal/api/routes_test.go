@@ -50,6 +50,7 @@ var servedRoutes = []string{
 	"GET /api/admin/migration-failed",
 	"POST /api/admin/migration-failed/{job_id}/retry",
 	"GET /api/admin/stats",
+	"GET /api/admin/history",
 	"GET /api/admin/replicas",
 	"DELETE /api/admin/verify-project",
 	"POST /api/admin/jobs/{id}/retry",

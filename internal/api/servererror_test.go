@@ -16,6 +16,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/api"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv"
 	"github.com/scriptgen/scriptgen/internal/testenv/contract"
@@ -55,6 +56,7 @@ func (brokenAdmin) SetWorkerSystem(context.Context, api.WorkerSystemChange, stri
 func (brokenAdmin) Stats(context.Context) any               { panic(secret) }
 func (brokenAdmin) Cleanup(context.Context, bool, bool) any { return nil }
 func (brokenAdmin) GracefulRestart() error                  { return nil }
+func (brokenAdmin) History() metrics.HistoryView            { return metrics.HistoryView{} }
 func (brokenAdmin) Replicas(context.Context, time.Duration) (api.ReplicasView, error) {
 	return api.ReplicasView{}, errSecret
 }

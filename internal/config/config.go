@@ -66,6 +66,7 @@ type Config struct {
 	JobBackoffCap          time.Duration
 	RollforwardCleanWindow time.Duration
 	RollbackInterval       time.Duration
+	HistoryInterval        time.Duration
 
 	Auth                 string
 	AdminTokens          string
@@ -220,6 +221,7 @@ var options = []option{
 	{"JOB_BACKOFF_CAP", "1m", "longest wait between a failed job's attempts (at least JOB_BACKOFF_BASE; at most 24h)", duration(func(c *Config) *time.Duration { return &c.JobBackoffCap })},
 	{"NOTIFY_WEBHOOK_URL", "", "POST rollbacks, roll-forwards and trigger state changes here as JSON with a Slack-compatible text field (retried with backoff)", str(func(c *Config) *string { return &c.NotifyWebhookURL })},
 	{"ROLLBACK_INTERVAL", "5s", "how often the controller evaluates the triggers", duration(func(c *Config) *time.Duration { return &c.RollbackInterval })},
+	{"HISTORY_INTERVAL", "10s", "how often serve takes a point of the operator page's charts; it keeps 360 (an hour at 10s)", duration(func(c *Config) *time.Duration { return &c.HistoryInterval })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error", str(func(c *Config) *string { return &c.LogLevel })},
 	{"LOG_FORMAT", "text", "text or json", str(func(c *Config) *string { return &c.LogFormat })},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OpenTelemetry collector that receives traces by OTLP/HTTP, one trace per job (e.g. http://otel-collector:4318; the SDK's other OTEL_* variables apply); unset: tracing off", str(func(c *Config) *string { return &c.OTLPEndpoint })},
@@ -458,6 +460,9 @@ func (c *Config) validate() error {
 	}
 	if c.RollbackInterval <= 0 {
 		return fmt.Errorf("ROLLBACK_INTERVAL must be positive")
+	}
+	if c.HistoryInterval < 100*time.Millisecond || c.HistoryInterval > time.Minute {
+		return fmt.Errorf("HISTORY_INTERVAL=%s: must be from 100ms to 1m", c.HistoryInterval)
 	}
 	if c.JobMaxAttempts < 1 || c.JobMaxAttempts > 100 {
 		return fmt.Errorf("JOB_MAX_ATTEMPTS=%d: must be from 1 to 100", c.JobMaxAttempts)

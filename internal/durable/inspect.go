@@ -47,7 +47,17 @@ func (i *Inspector) Stats(ctx context.Context) (QueueStats, error) {
 	if err := i.Ping(ctx); err != nil {
 		return s, err
 	}
-	for q := range Queues {
+	// GetQueueInfo answers a queue never used yet with an error that is not
+	// asynq.ErrQueueNotFound, so only the queues Redis knows are read: a
+	// fresh Redis has a depth of 0, not an unreadable one.
+	known, err := i.insp.Queues()
+	if err != nil {
+		return s, err
+	}
+	for _, q := range known {
+		if _, ours := Queues[q]; !ours {
+			continue
+		}
 		info, err := i.insp.GetQueueInfo(q)
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			continue

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/scriptgen/scriptgen/internal/runner"
 )
 
 // Source reports the state the scrape-time gauges show. The serving process
@@ -84,6 +86,7 @@ type Metrics struct {
 	jobDuration    *prometheus.HistogramVec
 	httpDuration   *prometheus.HistogramVec
 	window         *window
+	runs           runCounts
 }
 
 // New registers scriptgen's metrics, the Go runtime's and the process's on
@@ -111,6 +114,7 @@ func New(reg prometheus.Registerer, src Source) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route", "code"}),
 		window: newWindow(windowSize, windowAge, time.Now),
+		runs:   runCounts{n: map[runner.Outcome]uint64{}},
 	}
 	reg.MustRegister(m.rollbackErrors, m.jobsFinished, m.jobDuration, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

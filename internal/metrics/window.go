@@ -71,3 +71,25 @@ func (w *window) stats() (avg, p99 time.Duration) {
 	rank := (99*len(took) + 99) / 100 // ceil(0.99·n)
 	return sum / time.Duration(len(took)), took[rank-1]
 }
+
+// p99Since is the nearest-rank 99th percentile of the samples taken after
+// since, of the last len(ring) at most; false without any.
+func (w *window) p99Since(since time.Time) (time.Duration, bool) {
+	w.mu.Lock()
+	n := w.next
+	if w.full {
+		n = len(w.ring)
+	}
+	took := make([]time.Duration, 0, n)
+	for _, s := range w.ring[:n] {
+		if s.at.After(since) {
+			took = append(took, s.took)
+		}
+	}
+	w.mu.Unlock()
+	if len(took) == 0 {
+		return 0, false
+	}
+	slices.Sort(took)
+	return took[(99*len(took)+99)/100-1], true
+}

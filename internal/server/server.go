@@ -62,6 +62,7 @@ type Server struct {
 	rollback   *rollback.Service
 	controller *rollback.Controller // nil unless AUTO_ROLLBACK and REDIS_URL
 	metrics    *metrics.Metrics
+	history    *metrics.History
 	draining   atomic.Bool
 	// lastWriteFailure is the last write the database could not take, for
 	// Degraded.
@@ -143,6 +144,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	s.newRollback()
 	s.newNotifier()
+	s.history = metrics.NewHistory(s.metrics, s, metrics.HistoryConfig{Interval: cfg.HistoryInterval, Clock: clock.Real{}}, log)
+	s.components = append(s.components, s.history)
 	if err := s.newAccess(ctx); err != nil {
 		if s.side != nil {
 			s.side.Close()

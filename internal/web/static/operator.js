@@ -98,6 +98,85 @@ async function refreshStats() {
     : [sg.el("tr", {}, sg.el("td", { colSpan: 5, class: "notice" }, "자동 롤백 꺼짐 또는 트리거 없음 · automatic rollback off or no triggers"))]));
 }
 
+// --- the last hour ----------------------------------------------------------
+// Five sparklines of GET /api/admin/history, drawn as inline SVG: one path
+// per series over the hour the server keeps (capacity × interval), a null
+// value leaving a gap. Each says its current value and the hour's maximum,
+// in text and in the SVG's label for screen readers.
+const SVG = "http://www.w3.org/2000/svg";
+const JOB_OUTCOMES = ["succeeded", "failed", "retry", "released", "dropped"];
+const CHARTS = [
+  { id: "ch-depth", label: "Queue depth", series: [{ key: "queue", value: (p) => p.queue_depth }], fmt: num },
+  { id: "ch-delay", label: "Queue delay", series: [{ key: "delay", value: (p) => p.queue_delay_seconds }], fmt: secs },
+  { id: "ch-active", label: "Active background_tasks", series: [{ key: "active", value: (p) => p.background_tasks_active }], fmt: num },
+  { id: "ch-jobs", label: "Jobs per second", series: JOB_OUTCOMES.map((o) => ({ key: o, value: (p) => p.jobs_per_second && p.jobs_per_second[o] })),
+    fmt: (v) => typeof v === "number" ? v.toFixed(2) + "/s" : "—" },
+  { id: "ch-p99", label: "p99 response", series: [{ key: "p99", value: (p) => p.p99_response_seconds }], fmt: secs },
+];
+
+function svgEl(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function drawChart(c, view) {
+  const fig = $(c.id);
+  const caption = fig.querySelector("figcaption");
+  const points = view.points || [];
+  const W = 300, H = 60;
+  const values = (s) => points.map((p) => { const v = s.value(p); return typeof v === "number" ? v : null; });
+  const all = c.series.flatMap((s) => values(s)).filter((v) => v !== null);
+  if (!all.length) {
+    fig.replaceChildren(caption, sg.el("p", { class: "notice" }, "데이터 없음 · no data yet"));
+    fig.dataset.points = "0";
+    return;
+  }
+  const max = Math.max(...all);
+  const span = (view.capacity || points.length) * (view.interval_seconds || 1) * 1000;
+  const end = Date.parse(points[points.length - 1].at);
+  const x = (p) => (W * (1 - (end - Date.parse(p.at)) / span)).toFixed(1);
+  const y = (v) => (H - 2 - (H - 4) * (max > 0 ? v / max : 0)).toFixed(1);
+  // Several series (jobs by outcome) are labelled by their total.
+  const total = (p) => c.series.reduce((sum, s) => { const v = s.value(p); return typeof v === "number" ? (sum || 0) + v : sum; }, null);
+  const totals = points.map(total).filter((v) => v !== null);
+  const now = total(points[points.length - 1]);
+  const top = Math.max(...totals);
+  const text = c.label + ", last hour: now " + c.fmt(now) + ", max " + c.fmt(top) + " (" + points.length + " points)";
+  const svg = svgEl("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": text });
+  svg.append(svgEl("title"));
+  svg.firstChild.textContent = text;
+  for (const s of c.series) {
+    // A point alone between gaps gets a short stroke, so that it shows.
+    let d = "", pen = "M", run = 0;
+    const endRun = () => { if (run === 1) d += "h1 "; run = 0; };
+    values(s).forEach((v, i) => {
+      if (v === null) { endRun(); pen = "M"; return; }
+      d += pen + x(points[i]) + "," + y(v) + " ";
+      pen = "L";
+      run++;
+    });
+    endRun();
+    if (d) svg.append(svgEl("path", { d: d.trim(), class: "s-" + s.key, "data-series": s.key }));
+  }
+  const kids = [caption, svg,
+    sg.el("div", { class: "values" }, (c.series.length > 1 ? "합계 total " : "") + "현재 now " + c.fmt(now) + " · 최대 max " + c.fmt(top))];
+  if (c.series.length > 1) kids.push(sg.el("div", { class: "legend" }, ...c.series.map((s) => sg.el("span", { class: "s-" + s.key }, s.key + " "))));
+  fig.replaceChildren(...kids);
+  fig.dataset.points = String(points.length);
+}
+
+async function loadCharts() {
+  const r = await admin("GET", "/api/admin/history");
+  if (!r.ok) { showError("ch-error", r.error); return; }
+  showError("ch-error", "");
+  const v = r.body || {};
+  const minutes = ((v.capacity || 0) * (v.interval_seconds || 0) / 60).toFixed(0);
+  $("ch-scope").textContent = "이 레플리카가 본 것 · as this replica saw it: 점 points every " + num(v.interval_seconds) +
+    " s, last " + minutes + " min; 대기열은 클러스터 전체 · queue figures are cluster-wide, the rest this replica's";
+  for (const c of CHARTS) drawChart(c, v);
+}
+
 // --- replicas --------------------------------------------------------------
 // Every serving replica and the flag revision it applied; one behind the
 // current revision for longer than the server's stale_after is marked.
@@ -231,6 +310,7 @@ async function showJobLog(id) {
 function refreshAll() {
   if (!op.dirty) loadWorkerSystem();
   refreshStats();
+  loadCharts();
   loadReplicas();
   loadHistory();
   loadFailed();

@@ -511,6 +511,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The last hour of the operator page's charts, as this replica sampled it
+         * @description Every `HISTORY_INTERVAL` (10s) each `scriptgen serve` replica takes a point and keeps the last 360 (an hour at 10s), oldest first. Queue depth and queue delay are the cluster's (every replica reads the same Redis and database); running background_tasks, finished runs per second and the p99 response time are the answering replica's own. A replica's history starts when it starts.
+         */
+        get: operations["history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/replicas": {
         parameters: {
             query?: never;
@@ -1151,6 +1171,35 @@ export interface components {
             updated_at: components["schemas"]["Timestamp"];
             /** @description Counts the saves of the setting; every replica reports the one it applied (GET /api/admin/replicas). */
             revision: number;
+        };
+        /** @description The operator page's charts (GET /api/admin/history). */
+        HistoryView: {
+            /** @description Time between two points (HISTORY_INTERVAL). */
+            interval_seconds: number;
+            /** @description How many points are kept (360); older ones are dropped. */
+            capacity: number;
+            /** @description Oldest first. */
+            points: components["schemas"]["HistoryPoint"][];
+        };
+        HistoryPoint: {
+            at: components["schemas"]["Timestamp"];
+            /** @description Durable tasks waiting in Redis (cluster-wide); null while Redis is unconfigured or down. */
+            queue_depth: number | null;
+            /** @description Age of the oldest queued durable job (cluster-wide; what the queue-delay trigger reads); null when it could not be read. */
+            queue_delay_seconds: number | null;
+            /** @description background_tasks jobs running in this replica. */
+            background_tasks_active: number;
+            /** @description Runs of jobs finished in this replica per second over the interval, by outcome (scriptgen_jobs_finished_total). Runs of a durable worker process are counted on its own /metrics, not here. */
+            jobs_per_second: {
+                succeeded: number;
+                failed: number;
+                retry: number;
+                released: number;
+                /** @description Runs that lost their lease (cancelled, expired or migrated). */
+                dropped: number;
+            };
+            /** @description p99 of the HTTP requests this replica answered in the interval (event streams excluded; the latest 1000 when more); null without any. */
+            p99_response_seconds: number | null;
         };
         /** @description The serving replicas (GET /api/admin/replicas). */
         ReplicasView: {
@@ -2588,6 +2637,32 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["AdminForbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+        };
+    };
+    history: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The points. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryView"];
                 };
             };
             400: components["responses"]["BadRequest"];

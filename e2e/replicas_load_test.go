@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
 // replicaLoad is the steady load of the multi-replica test: submitters that
@@ -79,7 +81,9 @@ func startReplicaLoad(t *testing.T, base string, submitters int, pace time.Durat
 // it.
 func (l *replicaLoad) submitter(g int, pace time.Duration) {
 	defer l.wg.Done()
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
+	// Checked against the description, but for HAProxy's own answers (a
+	// 502 when a replica dies under a request), which are not scriptgen's.
+	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{})}
 	var header []string
 	if g == 0 {
 		header = []string{"X-No-Redispatch", "1"}
@@ -320,7 +324,7 @@ func (l *replicaLoad) submitHeldOnKill(lb *haproxy, server string, kill func()) 
 	l.mu.Lock()
 	l.failures = append(l.failures, fc)
 	l.mu.Unlock()
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{})}
 	if id := l.submitOnce(client, project, key, i, true, "X-No-Redispatch", "1"); id == "" {
 		l.t.Fatalf("the retry of %s got no job", key)
 	}
@@ -336,7 +340,7 @@ func (l *replicaLoad) checkRetriedKeys() {
 	if len(l.retried) == 0 {
 		l.t.Fatal("no submission was retried by its client: the retry branch never ran")
 	}
-	client := &http.Client{Timeout: 15 * time.Second}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(nil)}
 	for key, id := range l.retried {
 		req, _ := http.NewRequest("POST", l.base+"/api/generation", bytes.NewReader(l.retriedBody[key]))
 		req.Header.Set("Content-Type", "application/json")

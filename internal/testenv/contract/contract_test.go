@@ -315,3 +315,40 @@ func TestProxyRequestsChecksThePagesRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestBalancedTransportJudgesScriptgensAnswersOnly: through a load balancer,
+// an answer without scriptgen's X-Request-Id is the balancer's and only its
+// request is checked; an answer that carries it is judged in full.
+func TestBalancedTransportJudgesScriptgensAnswersOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name, path, requestID string
+		wantReport            string
+	}{
+		{"the balancer's 502", "/api/generation/j1", "", ""},
+		{"the balancer's 502 to an undocumented request", "/api/generation/j1?verbose=1", "", "verbose"},
+		{"scriptgen's undocumented 502", "/api/generation/j1", "r1", "502"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &collector{}
+			c := contract.NewReporting(rep)
+			backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.requestID != "" {
+					w.Header().Set("X-Request-Id", tc.requestID)
+				}
+				fake(http.StatusBadGateway, "text/html", "<html>502 Bad Gateway</html>").ServeHTTP(w, r)
+			}))
+			defer backend.Close()
+			client := &http.Client{Transport: c.BalancedTransport(nil)}
+			resp, err := client.Get(backend.URL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got := strings.Join(rep.take(), "\n")
+			if tc.wantReport == "" && got != "" || tc.wantReport != "" && !strings.Contains(got, tc.wantReport) {
+				t.Fatalf("reported %q, want a report naming %q", got, tc.wantReport)
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+
+	"github.com/scriptgen/scriptgen/internal/httpx/response"
 )
 
 // clients are the tests' checked clients, one per test, however many
@@ -37,9 +39,21 @@ func (c *Checker) Transport(base http.RoundTripper) http.RoundTripper {
 	return &transport{c: c, base: base}
 }
 
+// BalancedTransport is Transport for a test that talks to scriptgen through
+// a load balancer (HAProxy): an answer without the X-Request-Id header that
+// scriptgen puts on every answer is the balancer's own (a 502 or 503 when a
+// replica died under the request), and only its request is checked.
+func (c *Checker) BalancedTransport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{c: c, base: base, balanced: true}
+}
+
 type transport struct {
-	c    *Checker
-	base http.RoundTripper
+	c        *Checker
+	base     http.RoundTripper
+	balanced bool
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -58,7 +72,8 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return resp, err
 	}
-	x := Exchange{Request: out, RequestBody: reqBody, Response: resp, OffSpec: offSpec}
+	x := Exchange{Request: out, RequestBody: reqBody, Response: resp, OffSpec: offSpec,
+		RequestOnly: tr.balanced && resp.Header.Get(response.RequestIDHeader) == ""}
 	if isEventStream(resp.Header) && resp.StatusCode == http.StatusOK {
 		tr.c.check(x) // status and headers now; the events as they are read
 		resp.Body = &streamBody{rc: resp.Body, ev: &events{c: tr.c, label: req.Method + " " + req.URL.RequestURI()}}

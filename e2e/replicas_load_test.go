@@ -83,7 +83,7 @@ func (l *replicaLoad) submitter(g int, pace time.Duration) {
 	defer l.wg.Done()
 	// Checked against the description, but for HAProxy's own answers (a
 	// 502 when a replica dies under a request), which are not scriptgen's.
-	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{})}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{}, "X-No-Redispatch")}
 	var header []string
 	if g == 0 {
 		header = []string{"X-No-Redispatch", "1"}
@@ -324,7 +324,7 @@ func (l *replicaLoad) submitHeldOnKill(lb *haproxy, server string, kill func()) 
 	l.mu.Lock()
 	l.failures = append(l.failures, fc)
 	l.mu.Unlock()
-	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{})}
+	client := &http.Client{Timeout: 15 * time.Second, Transport: contract.New(l.t).BalancedTransport(&http.Transport{}, "X-No-Redispatch")}
 	if id := l.submitOnce(client, project, key, i, true, "X-No-Redispatch", "1"); id == "" {
 		l.t.Fatalf("the retry of %s got no job", key)
 	}

@@ -95,12 +95,13 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	base := "http://" + ln.Addr().String()
 	submitAndWait(t, base)
 
-	// The run is counted just after the job is marked succeeded: scrape
-	// until it shows.
+	// The run is counted, and its duration observed, just after the job is
+	// marked succeeded: scrape until both show.
 	var names map[string]bool
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		names = scrapeNames(t, base)
-		return names["scriptgen_jobs_finished_total"] && names["scriptgen_durable_queue_depth"] && names["scriptgen_http_request_duration_seconds_bucket"]
+		return names["scriptgen_jobs_finished_total"] && names["scriptgen_job_duration_seconds_bucket"] &&
+			names["scriptgen_durable_queue_depth"] && names["scriptgen_http_request_duration_seconds_bucket"]
 	}, "the server does not export its job, queue and HTTP metrics")
 	return names
 }

@@ -42,18 +42,21 @@ func (c *Checker) Transport(base http.RoundTripper) http.RoundTripper {
 // BalancedTransport is Transport for a test that talks to scriptgen through
 // a load balancer (HAProxy): an answer without the X-Request-Id header that
 // scriptgen puts on every answer is the balancer's own (a 502 or 503 when a
-// replica died under the request), and only its request is checked.
-func (c *Checker) BalancedTransport(base http.RoundTripper) http.RoundTripper {
+// replica died under the request), and only its request is checked. The
+// headers named in forBalancer are the test's words to the balancer, not to
+// scriptgen: they are sent, and not judged.
+func (c *Checker) BalancedTransport(base http.RoundTripper, forBalancer ...string) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &transport{c: c, base: base, balanced: true}
+	return &transport{c: c, base: base, balanced: true, forBalancer: forBalancer}
 }
 
 type transport struct {
-	c        *Checker
-	base     http.RoundTripper
-	balanced bool
+	c           *Checker
+	base        http.RoundTripper
+	balanced    bool
+	forBalancer []string
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -74,6 +77,12 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	x := Exchange{Request: out, RequestBody: reqBody, Response: resp, OffSpec: offSpec,
 		RequestOnly: tr.balanced && resp.Header.Get(response.RequestIDHeader) == ""}
+	if len(tr.forBalancer) > 0 {
+		x.Request = out.Clone(out.Context())
+		for _, h := range tr.forBalancer {
+			x.Request.Header.Del(h)
+		}
+	}
 	if isEventStream(resp.Header) && resp.StatusCode == http.StatusOK {
 		tr.c.check(x) // status and headers now; the events as they are read
 		resp.Body = &streamBody{rc: resp.Body, ev: &events{c: tr.c, label: req.Method + " " + req.URL.RequestURI()}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -356,7 +357,8 @@ func TestBrowserOperatorCharts(t *testing.T) {
 	ctx := newBrowser(t)
 	const token = "browser-charts-token"
 	// Redis for the queue depth; the kill switch keeps the jobs in this
-	// process, where the jobs/s and background_tasks charts count them.
+	// process, where the background_tasks chart counts them (jobs/s counts
+	// them too, from this replica's heartbeats).
 	srv := startProc(t, "serve", serveEnv(t, "REDIS_URL="+testenv.RedisURL(t), "ADMIN_TOKEN="+token,
 		"AUTO_ROLLBACK=false", "USE_DURABLE_WORKER=false", "HISTORY_INTERVAL=200ms"), "serve")
 	var jobs []submitted
@@ -364,6 +366,17 @@ func TestBrowserOperatorCharts(t *testing.T) {
 		jobs = append(jobs, submit(t, srv.URL, "charts", i))
 	}
 	waitAllSucceeded(t, srv.URL, jobs, 60*time.Second)
+	// The runs reach the history with this replica's next heartbeat (1 s):
+	// wait for them there before the page reads it.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		peak, runs := historyJobs(t, srv.URL, token)
+		if peak > 0 && math.Abs(runs-float64(len(jobs))) < 0.01 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history: peak %.2f succeeded/s, %.3f runs in all; want above 0 and %d", peak, runs, len(jobs))
+		}
+	}
 
 	run(t, ctx, 30*time.Second, "open the operator page with the token",
 		chromedp.Navigate(srv.URL+"/operator"),

@@ -96,7 +96,7 @@ func verifyFailsAStaleReplica(t *testing.T, srv *proc, env []string) {
 	go func() { // beats as a live replica would, on the old revision
 		defer close(done)
 		for {
-			st.HeartbeatReplica(context.Background(), ghost.ID, cur.Revision)
+			st.HeartbeatReplica(context.Background(), ghost.ID, cur.Revision, nil)
 			select {
 			case <-stop:
 				return

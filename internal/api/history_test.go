@@ -12,9 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scriptgen/scriptgen/internal/api"
-	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/metrics"
-	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
 	"github.com/scriptgen/scriptgen/internal/testenv/contract"
 )
 
@@ -26,11 +25,14 @@ type historyAdmin struct {
 
 func (a historyAdmin) History() metrics.HistoryView { return a.h.View() }
 
-type queueFigures struct{}
+// queueFigures answers fixed queue figures and a worker process's
+// finished-run counts as the test sets them.
+type queueFigures struct{ runs *store.RunCounts }
 
-func (queueFigures) HistoryFigures(context.Context) metrics.HistoryFigures {
+func (f queueFigures) HistoryFigures(context.Context) metrics.HistoryFigures {
 	depth, delay := 4, 2*time.Second
-	return metrics.HistoryFigures{QueueDepth: &depth, QueueDelay: &delay, BackgroundActive: 1}
+	return metrics.HistoryFigures{QueueDepth: &depth, QueueDelay: &delay, BackgroundActive: 1,
+		Runs: map[string]store.RunCounts{"worker-1": *f.runs}}
 }
 
 // GET /api/admin/history wants the admin token and answers the History's
@@ -38,7 +40,8 @@ func (queueFigures) HistoryFigures(context.Context) metrics.HistoryFigures {
 // answer): one with figures and one without a request or Redis.
 func TestAdminHistory(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry(), nil)
-	h := metrics.NewHistory(m, queueFigures{}, metrics.HistoryConfig{Interval: time.Second}, slog.New(slog.DiscardHandler))
+	runs := store.RunCounts{"succeeded": 5}
+	h := metrics.NewHistory(m, queueFigures{runs: &runs}, metrics.HistoryConfig{Interval: time.Second}, slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(contract.Handler(t, m.Middleware(api.New(api.Config{
 		System:     system{},
 		AdminToken: testAdminToken,
@@ -72,19 +75,21 @@ func TestAdminHistory(t *testing.T) {
 		t.Fatalf("before a sample: %d %+v, want 200, no points, capacity %d, interval 1", code, v, metrics.HistoryPoints)
 	}
 
-	m.JobFinished(job.Job{Kind: job.KindGeneration}, runner.OutcomeSucceeded, time.Second)
-	h.Sample(context.Background()) // after the requests above: a p99
+	h.Sample(context.Background()) // the worker's baseline
+	runs = store.RunCounts{"succeeded": 6}
+	get(testAdminToken)
+	h.Sample(context.Background()) // after a request: a p99
 	h.Sample(context.Background())
 	code, v = get(testAdminToken)
-	if code != 200 || len(v.Points) != 2 {
-		t.Fatalf("after two samples: %d, %d points", code, len(v.Points))
+	if code != 200 || len(v.Points) != 3 {
+		t.Fatalf("after three samples: %d, %d points", code, len(v.Points))
 	}
-	p := v.Points[0]
+	p := v.Points[1]
 	if p.QueueDepth == nil || *p.QueueDepth != 4 || p.QueueDelaySeconds == nil || *p.QueueDelaySeconds != 2 ||
 		p.BackgroundTasksActive != 1 || p.JobsPerSecond.Succeeded <= 0 || p.P99ResponseSeconds == nil || p.At.IsZero() {
 		t.Fatalf("first point %+v: want depth 4, delay 2, active 1, a success rate, a p99 and a time", p)
 	}
-	if q := v.Points[1]; q.P99ResponseSeconds != nil || q.JobsPerSecond.Succeeded != 0 || !q.At.After(p.At) {
+	if q := v.Points[2]; q.P99ResponseSeconds != nil || q.JobsPerSecond.Succeeded != 0 || !q.At.After(p.At) {
 		t.Fatalf("second point %+v: want no p99 and no runs (none in its interval), after the first", q)
 	}
 }

@@ -197,7 +197,7 @@ func TestRollbackSaysWhatToDoWithTheWorkers(t *testing.T) {
 	}
 	beat := func() { // as live workers do, so that the rollback's count finds them up
 		for _, id := range []string{"worker-a", "worker-b"} {
-			if err := st.HeartbeatWorker(t.Context(), id); err != nil {
+			if err := st.HeartbeatWorker(t.Context(), id, nil); err != nil {
 				t.Error(err)
 			}
 		}

@@ -14,15 +14,17 @@ import (
 type Registry interface {
 	RegisterWorker(ctx context.Context, w store.WorkerProcess) error
 	PruneWorkers(ctx context.Context, before time.Time) error
-	HeartbeatWorker(ctx context.Context, id string) error
-	HeartbeatReplica(ctx context.Context, id string, flagRevision int64) error
+	HeartbeatWorker(ctx context.Context, id string, runs store.RunCounts) error
+	HeartbeatReplica(ctx context.Context, id string, flagRevision int64, runs store.RunCounts) error
 	StopWorker(ctx context.Context, id string) error
 }
 
 // Heartbeater registers a worker process and beats for it, so that the
 // service knows how many workers are up and which died without a clean stop.
 // A serving replica registers the same way (NewReplicaHeartbeater), and its
-// beats also carry the flag revision it has applied.
+// beats also carry the flag revision it has applied. Every beat carries the
+// runs the process has finished so far, so that the operator page's jobs/s
+// is the cluster's.
 type Heartbeater struct {
 	reg      Registry
 	proc     store.WorkerProcess
@@ -30,20 +32,24 @@ type Heartbeater struct {
 	log      *slog.Logger
 	// flagRevision is what a replica's beats report; nil for a worker.
 	flagRevision func() int64
+	// runs reads the process's finished-run counts for each beat.
+	runs func() store.RunCounts
 
 	loop loop.Loop
 }
 
-// NewHeartbeater builds a heartbeater for the worker process id.
-func NewHeartbeater(reg Registry, id string, interval time.Duration, log *slog.Logger) *Heartbeater {
-	return &Heartbeater{reg: reg, proc: store.WorkerProcess{ID: id, Role: RoleWorker}, interval: interval, log: log}
+// NewHeartbeater builds a heartbeater for the worker process id, whose beats
+// report runs' counts.
+func NewHeartbeater(reg Registry, id string, runs func() store.RunCounts, interval time.Duration, log *slog.Logger) *Heartbeater {
+	return &Heartbeater{reg: reg, proc: store.WorkerProcess{ID: id, Role: RoleWorker}, interval: interval, log: log, runs: runs}
 }
 
 // NewReplicaHeartbeater builds a heartbeater for the serving replica id,
-// which listens on address, runs build version and reports flagRevision.
-func NewReplicaHeartbeater(reg Registry, id, address, version string, flagRevision func() int64, interval time.Duration, log *slog.Logger) *Heartbeater {
+// which listens on address, runs build version and reports flagRevision and
+// runs' counts.
+func NewReplicaHeartbeater(reg Registry, id, address, version string, flagRevision func() int64, runs func() store.RunCounts, interval time.Duration, log *slog.Logger) *Heartbeater {
 	p := store.WorkerProcess{ID: id, Role: RoleReplica, Address: address, Version: version}
-	return &Heartbeater{reg: reg, proc: p, interval: interval, log: log, flagRevision: flagRevision}
+	return &Heartbeater{reg: reg, proc: p, interval: interval, log: log, flagRevision: flagRevision, runs: runs}
 }
 
 // Start registers the process and beats until Stop.
@@ -70,10 +76,14 @@ func (h *Heartbeater) Start(ctx context.Context) error {
 }
 
 func (h *Heartbeater) beat(ctx context.Context) error {
-	if h.flagRevision != nil {
-		return h.reg.HeartbeatReplica(ctx, h.proc.ID, h.flagRevision())
+	var runs store.RunCounts
+	if h.runs != nil {
+		runs = h.runs()
 	}
-	return h.reg.HeartbeatWorker(ctx, h.proc.ID)
+	if h.flagRevision != nil {
+		return h.reg.HeartbeatReplica(ctx, h.proc.ID, h.flagRevision(), runs)
+	}
+	return h.reg.HeartbeatWorker(ctx, h.proc.ID, runs)
 }
 
 // Stop records a clean stop.

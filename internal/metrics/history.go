@@ -8,6 +8,7 @@ import (
 
 	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/runner"
+	"github.com/scriptgen/scriptgen/internal/store"
 )
 
 // HistoryPoints is how many points History keeps: an hour at the default
@@ -32,10 +33,17 @@ type HistoryFigures struct {
 	QueueDelay *time.Duration
 	// BackgroundActive is the background_tasks jobs running in this process.
 	BackgroundActive int
+	// Runs are the finished-run counts every live process of the cluster,
+	// worker or serving replica, reported with its last heartbeat, by
+	// process id (one read of the registry); nil when they could not be
+	// read.
+	Runs map[string]store.RunCounts
 }
 
-// JobRates are runs of jobs finished in this process per second over one
-// interval, by outcome (scriptgen_jobs_finished_total's outcome label).
+// JobRates are runs of jobs finished in the whole cluster (every worker
+// process and serving replica) per second over one interval, by outcome
+// (scriptgen_jobs_finished_total's outcome label). The counts come with the
+// processes' heartbeats, so a run shows up to one heartbeat late.
 type JobRates struct {
 	Succeeded float64 `json:"succeeded"`
 	Failed    float64 `json:"failed"`
@@ -74,7 +82,7 @@ type HistoryConfig struct {
 
 // History samples the figures of the operator page's charts every interval
 // and keeps the last HistoryPoints of them. Each replica keeps its own: the
-// queue figures are the cluster's, the rest this process's.
+// queue figures and the jobs/s are the cluster's, the rest this process's.
 type History struct {
 	m        *Metrics
 	src      HistorySource
@@ -86,10 +94,15 @@ type History struct {
 	ring [HistoryPoints]HistoryPoint
 	next int
 	full bool
-	// last is when the previous point was taken, and the finished-run
-	// counts then: the rates of the next point are over the time between.
-	last     time.Time
-	lastRuns map[runner.Outcome]uint64
+	// last is when the previous point was taken: the p99 of the next point
+	// is of the requests since.
+	last time.Time
+	// lastRuns are the processes' finished-run counts read at lastRunsAt,
+	// by process id: the rates of the next point are what the processes
+	// finished since, over the time between. A failed read keeps them, so
+	// the next point that reads covers the gap.
+	lastRuns   map[string]store.RunCounts
+	lastRunsAt time.Time
 
 	stop chan struct{}
 	done chan struct{}
@@ -111,7 +124,6 @@ func NewHistory(m *Metrics, src HistorySource, cfg HistoryConfig, log *slog.Logg
 		clock:    cfg.Clock,
 		log:      log,
 		last:     cfg.Clock.Now(),
-		lastRuns: m.finishedRuns(),
 	}
 }
 
@@ -157,7 +169,6 @@ func (h *History) Sample(ctx context.Context) {
 	defer cancel()
 	f := h.src.HistoryFigures(ctx)
 	now := h.clock.Now()
-	runs := h.m.finishedRuns()
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -166,26 +177,61 @@ func (h *History) Sample(ctx context.Context) {
 		s := f.QueueDelay.Seconds()
 		p.QueueDelaySeconds = &s
 	}
-	if secs := now.Sub(h.last).Seconds(); secs > 0 {
-		rate := func(o runner.Outcome) float64 { return float64(runs[o]-h.lastRuns[o]) / secs }
-		p.JobsPerSecond = JobRates{
-			Succeeded: rate(runner.OutcomeSucceeded),
-			Failed:    rate(runner.OutcomeFailed),
-			Retry:     rate(runner.OutcomeRetry),
-			Released:  rate(runner.OutcomeReleased),
-			Dropped:   rate(runner.OutcomeDropped),
+	if f.Runs != nil {
+		if secs := now.Sub(h.lastRunsAt).Seconds(); secs > 0 && h.lastRuns != nil {
+			runs := clusterRuns(h.lastRuns, f.Runs)
+			rate := func(o runner.Outcome) float64 { return float64(runs[string(o)]) / secs }
+			p.JobsPerSecond = JobRates{
+				Succeeded: rate(runner.OutcomeSucceeded),
+				Failed:    rate(runner.OutcomeFailed),
+				Retry:     rate(runner.OutcomeRetry),
+				Released:  rate(runner.OutcomeReleased),
+				Dropped:   rate(runner.OutcomeDropped),
+			}
 		}
+		h.lastRuns, h.lastRunsAt = f.Runs, now
 	}
 	if p99, ok := h.m.window.p99Since(h.last); ok {
 		s := p99.Seconds()
 		p.P99ResponseSeconds = &s
 	}
-	h.last, h.lastRuns = now, runs
+	h.last = now
 	h.ring[h.next] = p
 	h.next = (h.next + 1) % len(h.ring)
 	if h.next == 0 {
 		h.full = true
 	}
+}
+
+// clusterRuns is what the processes of cur finished since prev, summed by
+// outcome, each process differenced against its own previous counts. A
+// process not in prev, seen for the first time, adds nothing: its counts are
+// of its whole life, not of the interval, so it adds from its next sample
+// on. A process in prev but not in cur, gone, adds nothing. A process whose
+// count of any outcome went down restarted under the same id, so all its
+// counts are of runs since then.
+func clusterRuns(prev, cur map[string]store.RunCounts) store.RunCounts {
+	sum := store.RunCounts{}
+	for id, now := range cur {
+		before, seen := prev[id]
+		if !seen {
+			continue
+		}
+		restarted := false
+		for o, n := range before {
+			if now[o] < n {
+				restarted = true
+				break
+			}
+		}
+		for o, n := range now {
+			if !restarted {
+				n -= before[o]
+			}
+			sum[o] += n
+		}
+	}
+	return sum
 }
 
 // View returns the points kept, oldest first.

@@ -16,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/scriptgen/scriptgen/internal/runner"
 )
 
 // Source reports the state the scrape-time gauges show. The serving process
@@ -86,7 +84,7 @@ type Metrics struct {
 	jobDuration    *prometheus.HistogramVec
 	httpDuration   *prometheus.HistogramVec
 	window         *window
-	runs           runCounts
+	runs           RunCounter
 }
 
 // New registers scriptgen's metrics, the Go runtime's and the process's on
@@ -114,7 +112,6 @@ func New(reg prometheus.Registerer, src Source) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"method", "route", "code"}),
 		window: newWindow(windowSize, windowAge, time.Now),
-		runs:   runCounts{n: map[runner.Outcome]uint64{}},
 	}
 	reg.MustRegister(m.rollbackErrors, m.jobsFinished, m.jobDuration, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

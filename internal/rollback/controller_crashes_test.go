@@ -98,7 +98,7 @@ func TestControllerDoesNotUndoARollforwardOnOldCrashes(t *testing.T) {
 	for range 3 { // 15 s of ticks; the new workers keep beating
 		clk.Advance(5 * time.Second)
 		for i := range 4 {
-			st.HeartbeatWorker(ctx, fmt.Sprintf("new-%d", i))
+			st.HeartbeatWorker(ctx, fmt.Sprintf("new-%d", i), nil)
 		}
 		ctl.Tick(ctx)
 	}

@@ -144,7 +144,7 @@ func TestDegradedDurableSide(t *testing.T) {
 	wantReasons(t, s, "no durable worker alive")
 	// …one that beats now is.
 	clk.Advance(2 * time.Minute)
-	if err := st.HeartbeatWorker(ctx, w.ID); err != nil {
+	if err := st.HeartbeatWorker(ctx, w.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantReasons(t, s)

@@ -14,10 +14,11 @@ import (
 // replicaHeartbeater registers this serving replica in the registry (role
 // "serve") and beats every second with the revision of the worker setting
 // its flag has applied, so that operators see every replica and one that did
-// not follow a flip (Replicas).
+// not follow a flip (Replicas), and with the runs it has finished, which the
+// operator page's jobs/s sums over the cluster.
 func (s *Server) replicaHeartbeater(addr net.Addr) *durable.Heartbeater {
 	revision := func() int64 { return s.flag.State().Setting.Revision }
-	return durable.NewReplicaHeartbeater(s.store, s.id, advertised(addr), version.String(), revision, durable.HeartbeatInterval, s.log)
+	return durable.NewReplicaHeartbeater(s.store, s.id, advertised(addr), version.String(), revision, s.metrics.FinishedRuns, durable.HeartbeatInterval, s.log)
 }
 
 // advertised is the address others reach this replica at: the listener's,

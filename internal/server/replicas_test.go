@@ -64,8 +64,8 @@ func TestReplicasViewMarksAReplicaBehindTheFlag(t *testing.T) {
 		t.Fatalf("second save: revision %d (%v), want %d", next.Revision, err, saved.Revision+1)
 	}
 	beat := func() {
-		st.HeartbeatReplica(ctx, "serve-self", next.Revision)
-		st.HeartbeatReplica(ctx, "serve-lagging", saved.Revision)
+		st.HeartbeatReplica(ctx, "serve-self", next.Revision, nil)
+		st.HeartbeatReplica(ctx, "serve-lagging", saved.Revision, nil)
 	}
 	beat()
 	code, v := view("1h")

@@ -11,6 +11,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/database"
 	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
+	"github.com/scriptgen/scriptgen/internal/metrics"
 	"github.com/scriptgen/scriptgen/internal/reconciler"
 	"github.com/scriptgen/scriptgen/internal/runner"
 )
@@ -35,7 +36,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer st.Close()
 	st.SetBackoff(cfg.Backoff())
-	exec, err := NewExecutor(cfg, st, log, nil)
+	// The worker's heartbeats report the runs it finished, which the
+	// operator page's jobs/s sums over the cluster.
+	runs := &metrics.RunCounter{}
+	exec, err := NewExecutor(cfg, st, log, runs)
 	if err != nil {
 		return err
 	}
@@ -46,7 +50,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	disp := side.Dispatcher
 	adapter := runner.NewAdapter(onlyDurable{}, log, disp)
 	components := []component{
-		durable.NewHeartbeater(st, id, durable.HeartbeatInterval, log),
+		durable.NewHeartbeater(st, id, runs.Counts, durable.HeartbeatInterval, log),
 		durable.NewWorker(st, exec, disp, durable.WorkerConfig{
 			Redis:           opt,
 			ID:              id,

@@ -101,8 +101,9 @@ type Store interface {
 	PutWorkerSetting(ctx context.Context, w WorkerSetting) (WorkerSetting, error)
 
 	RegisterWorker(ctx context.Context, w WorkerProcess) error
-	HeartbeatWorker(ctx context.Context, id string) error
-	HeartbeatReplica(ctx context.Context, id string, flagRevision int64) error
+	HeartbeatWorker(ctx context.Context, id string, runs RunCounts) error
+	HeartbeatReplica(ctx context.Context, id string, flagRevision int64, runs RunCounts) error
+	FinishedRuns(ctx context.Context, since time.Time) (map[string]RunCounts, error)
 	StopWorker(ctx context.Context, id string) error
 	ListWorkers(ctx context.Context, role string, since time.Time) ([]WorkerProcess, error)
 	PruneWorkers(ctx context.Context, before time.Time) error

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/scriptgen/scriptgen/internal/store"
@@ -10,6 +11,61 @@ import (
 var workerTests = []test{
 	{"WorkerRegistry", testWorkerRegistry},
 	{"ReplicaRegistry", testReplicaRegistry},
+	{"WorkerFinishedRuns", testWorkerFinishedRuns},
+}
+
+// testWorkerFinishedRuns: the finished-run counts a worker's or a replica's
+// heartbeat writes are read back by process id, for both roles in one read;
+// each beat replaces the previous counts; a process registered but not beaten
+// yet reads {}; one silent since before the window is left out.
+func testWorkerFinishedRuns(f *fixture) {
+	for _, p := range []store.WorkerProcess{
+		{ID: "old", Role: "worker", Host: "h", PID: 1},
+		{ID: "w1", Role: "worker", Host: "h", PID: 2},
+		{ID: "s1", Role: "serve", Host: "h", PID: 3, Address: "a:1"},
+	} {
+		if err := f.s.RegisterWorker(f.ctx, p); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	if err := f.s.HeartbeatWorker(f.ctx, "old", store.RunCounts{"succeeded": 99}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clk.Advance(time.Minute)
+	since := f.clk.Now()
+	if err := f.s.HeartbeatWorker(f.ctx, "w1", store.RunCounts{"succeeded": 3, "failed": 1}); err != nil {
+		f.t.Fatal(err)
+	}
+	f.clk.Advance(time.Second)
+	if err := f.s.HeartbeatWorker(f.ctx, "w1", store.RunCounts{"succeeded": 12, "failed": 1, "retry": 1 << 40}); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.s.HeartbeatReplica(f.ctx, "s1", 2, store.RunCounts{"dropped": 2}); err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := f.s.FinishedRuns(f.ctx, since)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	want := map[string]store.RunCounts{
+		"w1": {"succeeded": 12, "failed": 1, "retry": 1 << 40},
+		"s1": {"dropped": 2},
+	}
+	if !reflect.DeepEqual(got, want) {
+		f.t.Fatalf("finished runs since %v: %v, want %v (old left out)", since, got, want)
+	}
+
+	// A replica's beat without counts (nil) writes {}.
+	if err := f.s.HeartbeatReplica(f.ctx, "s1", 2, nil); err != nil {
+		f.t.Fatal(err)
+	}
+	got, err = f.s.FinishedRuns(f.ctx, time.Time{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if r, ok := got["s1"]; !ok || len(r) != 0 || !reflect.DeepEqual(got["old"], store.RunCounts{"succeeded": 99}) || len(got) != 3 {
+		f.t.Fatalf("finished runs of all: %v, want s1 {} and old 99 succeeded among 3", got)
+	}
 }
 
 // testReplicaRegistry: a serving replica registers with its address and
@@ -24,7 +80,7 @@ func testReplicaRegistry(f *fixture) {
 		f.t.Fatal(err)
 	}
 	f.clk.Advance(time.Second)
-	if err := f.s.HeartbeatReplica(f.ctx, "serve-1", 5); err != nil {
+	if err := f.s.HeartbeatReplica(f.ctx, "serve-1", 5, nil); err != nil {
 		f.t.Fatal(err)
 	}
 	ws, err := f.s.ListWorkers(f.ctx, "serve", time.Time{})
@@ -45,8 +101,8 @@ func testWorkerRegistry(f *fixture) {
 		}
 	}
 	f.clk.Advance(25 * time.Hour)
-	f.s.HeartbeatWorker(f.ctx, "live")
-	f.s.HeartbeatWorker(f.ctx, "stopped")
+	f.s.HeartbeatWorker(f.ctx, "live", nil)
+	f.s.HeartbeatWorker(f.ctx, "stopped", nil)
 	f.s.StopWorker(f.ctx, "stopped")
 	if err := f.s.PruneWorkers(f.ctx, f.clk.Now().Add(-24*time.Hour)); err != nil {
 		f.t.Fatal(err)

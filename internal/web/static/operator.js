@@ -173,7 +173,8 @@ async function loadCharts() {
   const v = r.body || {};
   const minutes = ((v.capacity || 0) * (v.interval_seconds || 0) / 60).toFixed(0);
   $("ch-scope").textContent = "이 레플리카가 본 것 · as this replica saw it: 점 points every " + num(v.interval_seconds) +
-    " s, last " + minutes + " min; 대기열은 클러스터 전체 · queue figures are cluster-wide, the rest this replica's";
+    " s, last " + minutes + " min; 대기열과 작업/초는 클러스터 전체 · queue figures and jobs/s are cluster-wide " +
+    "(jobs/s up to one heartbeat late), the rest this replica's";
   for (const c of CHARTS) drawChart(c, v);
 }
 

@@ -520,7 +520,7 @@ export interface paths {
         };
         /**
          * The last hour of the operator page's charts, as this replica sampled it
-         * @description Every `HISTORY_INTERVAL` (10s) each `scriptgen serve` replica takes a point and keeps the last 360 (an hour at 10s), oldest first. Queue depth and queue delay are the cluster's (every replica reads the same Redis and database); running background_tasks, finished runs per second and the p99 response time are the answering replica's own. A replica's history starts when it starts.
+         * @description Every `HISTORY_INTERVAL` (10s) each `scriptgen serve` replica takes a point and keeps the last 360 (an hour at 10s), oldest first. Queue depth, queue delay and finished runs per second are the cluster's (every replica reads the same Redis and database; every worker process and replica reports its finished runs with its heartbeat); running background_tasks and the p99 response time are the answering replica's own. A replica's history starts when it starts.
          */
         get: operations["history"];
         put?: never;
@@ -1189,7 +1189,7 @@ export interface components {
             queue_delay_seconds: number | null;
             /** @description background_tasks jobs running in this replica. */
             background_tasks_active: number;
-            /** @description Runs of jobs finished in this replica per second over the interval, by outcome (scriptgen_jobs_finished_total). Runs of a durable worker process are counted on its own /metrics, not here. */
+            /** @description Runs of jobs finished in the whole cluster (every `scriptgen worker` process and serving replica) per second over the interval, by outcome (scriptgen_jobs_finished_total's outcome label). Each process reports its counts with its heartbeat, so a run shows up to one heartbeat (1 s) late; a process seen for the first time counts from its next point. */
             jobs_per_second: {
                 succeeded: number;
                 failed: number;

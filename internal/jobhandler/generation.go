@@ -55,12 +55,14 @@ type Generation struct {
 	FlushChars int
 }
 
-// The default coalescing of checkpoints: a job writes at most about twenty a
+// The default coalescing of checkpoints: a job writes at most about ten a
 // second while text streams in, however many tokens that is, and a token
-// waits at most 50 ms for its checkpoint to start (bench/README.md, issue
-// 18: with 100 ms the wait alone took the p99 of token → reader past 100 ms).
+// waits at most 100 ms for its checkpoint to start. 50 ms gives a lighter
+// load a shorter wait, but at 200 generations on 2 cores its twice as many
+// commits took the CPU the readers needed: lag p99 325 ms against 119–210 ms
+// at 100 ms, 70 and 85 ms no better than 50 (bench/README.md, issue 18).
 const (
-	DefaultFlushEvery = 50 * time.Millisecond
+	DefaultFlushEvery = 100 * time.Millisecond
 	DefaultFlushChars = 200
 )
 

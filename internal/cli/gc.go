@@ -13,12 +13,14 @@ import (
 // ~33 MiB of goroutine stacks, and GOGC=400 let the heap grow to whatever
 // limit there was: 256 MiB put serve's RSS at 270 MiB. 100 MiB left the
 // collector no room above what is live — it ran without pause, its goal
-// below the heap in use — and 128 MiB keeps RSS near 150 MiB
-// (bench/README.md, issue 18). Either is left alone when set in the
+// below the heap in use — 128 MiB kept RSS near 160 MiB, and 112 MiB keeps
+// it at 146 MiB, for about a tenth more of serve's CPU (bench/README.md,
+// issue 18; RSS also holds ~35 MiB outside the Go runtime: the binary's code
+// and SQLite's page caches). Either is left alone when set in the
 // environment (GOGC, GOMEMLIMIT).
 const (
 	gcPercent   = 400
-	memoryLimit = 128 << 20
+	memoryLimit = 112 << 20
 )
 
 func tuneGC(getenv func(string) string) {

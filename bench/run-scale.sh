@@ -120,5 +120,5 @@ for n in "${sizes[@]}"; do
 done
 fi
 if [ "${KEEP:-1}" = 0 ]; then
-  for n in "${sizes[@]}"; do psql -c "DROP SCHEMA IF EXISTS scale_$n CASCADE"; done
+  for n in "${sizes[@]}"; do psql -c "SET client_min_messages = warning; DROP SCHEMA IF EXISTS scale_$n CASCADE"; done
 fi

@@ -25,21 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10000 1000000 5000000)
-tmp=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o "$tmp/scriptgen" ./cmd/scriptgen
-go build -o "$tmp/submit" ./bench/submit
-psql() { command psql -h 127.0.0.1 -U postgres test -qAtX -v ON_ERROR_STOP=1 "$@"; }
-pid=""
-start() {
-  LISTEN_ADDR=127.0.0.1:$port GENERATOR=noop REDIS_URL= LOG_LEVEL=warn "$tmp/scriptgen" serve 2>>"$tmp/serve.log" &
-  pid=$!
-  for _ in $(seq 1 300); do curl -sf "$base/health" >/dev/null && return; sleep 0.1; done
-  echo "serve did not start"; tail "$tmp/serve.log"; exit 1
-}
-stop() { kill -TERM "$pid"; wait "$pid" || true; }
+. bench/serve-lib.sh
 
 echo "machine: $(nproc) cores, $(uname -r), $(psql -c 'SHOW server_version')"
 for n in "${sizes[@]}"; do

@@ -159,12 +159,12 @@ func (h *haproxy) status() map[string]string {
 	return out
 }
 
-// current is how many requests server name of backend has open now ("show
-// stat" field scur).
-func (h *haproxy) current(backend, name string) int {
+// statRow is the row of HAProxy's "show stat" for proxy and server name
+// (BACKEND for the backend's own), nil when it cannot be read.
+func (h *haproxy) statRow(proxy, name string) []string {
 	c, err := net.DialTimeout("unix", h.sock, time.Second)
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
@@ -174,14 +174,24 @@ func (h *haproxy) current(backend, name string) int {
 	for {
 		rec, err := r.Read()
 		if err != nil {
-			return -1
+			return nil
 		}
-		if len(rec) > 4 && rec[0] == backend && rec[1] == name {
-			var n int
-			fmt.Sscan(rec[4], &n)
-			return n
+		if len(rec) > 16 && rec[0] == proxy && rec[1] == name {
+			return rec
 		}
 	}
+}
+
+// current is how many requests server name of backend has open now ("show
+// stat" field scur).
+func (h *haproxy) current(backend, name string) int {
+	rec := h.statRow(backend, name)
+	if rec == nil {
+		return -1
+	}
+	var n int
+	fmt.Sscan(rec[4], &n)
+	return n
 }
 
 // waitServer waits until HAProxy has server name in state want (UP, DOWN).
@@ -195,25 +205,12 @@ func (h *haproxy) waitServer(name, want string, limit time.Duration) {
 // (retries and redispatches of the backend, "show stat" fields wretr and
 // wredis): the requests in flight on, or refused by, a replica that died.
 func (h *haproxy) retried() int {
-	c, err := net.DialTimeout("unix", h.sock, time.Second)
-	if err != nil {
+	rec := h.statRow("replicas", "BACKEND")
+	if rec == nil {
 		return -1
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprint(c, "show stat\n")
-	r := csv.NewReader(bufio.NewReader(c))
-	r.FieldsPerRecord = -1
-	for {
-		rec, err := r.Read()
-		if err != nil {
-			return -1
-		}
-		if len(rec) > 16 && rec[0] == "replicas" && rec[1] == "BACKEND" {
-			var retr, redis int
-			fmt.Sscan(rec[15], &retr)
-			fmt.Sscan(rec[16], &redis)
-			return retr + redis
-		}
-	}
+	var retr, redis int
+	fmt.Sscan(rec[15], &retr)
+	fmt.Sscan(rec[16], &redis)
+	return retr + redis
 }

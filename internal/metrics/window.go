@@ -48,18 +48,7 @@ func (w *window) add(took time.Duration) {
 // stats is the average and the nearest-rank 99th percentile.
 func (w *window) stats() (avg, p99 time.Duration) {
 	since := w.now().Add(-w.maxAge)
-	w.mu.Lock()
-	n := w.next
-	if w.full {
-		n = len(w.ring)
-	}
-	took := make([]time.Duration, 0, n)
-	for _, s := range w.ring[:n] {
-		if !s.at.Before(since) {
-			took = append(took, s.took)
-		}
-	}
-	w.mu.Unlock()
+	took := w.took(func(at time.Time) bool { return !at.Before(since) })
 	if len(took) == 0 {
 		return 0, 0
 	}
@@ -67,29 +56,38 @@ func (w *window) stats() (avg, p99 time.Duration) {
 	for _, t := range took {
 		sum += t
 	}
-	slices.Sort(took)
-	rank := (99*len(took) + 99) / 100 // ceil(0.99·n)
-	return sum / time.Duration(len(took)), took[rank-1]
+	return sum / time.Duration(len(took)), nearestP99(took)
 }
 
 // p99Since is the nearest-rank 99th percentile of the samples taken after
 // since, of the last len(ring) at most; false without any.
 func (w *window) p99Since(since time.Time) (time.Duration, bool) {
+	took := w.took(since.Before)
+	if len(took) == 0 {
+		return 0, false
+	}
+	return nearestP99(took), true
+}
+
+// took is the durations of the samples kept whose time keep accepts.
+func (w *window) took(keep func(at time.Time) bool) []time.Duration {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := w.next
 	if w.full {
 		n = len(w.ring)
 	}
 	took := make([]time.Duration, 0, n)
 	for _, s := range w.ring[:n] {
-		if s.at.After(since) {
+		if keep(s.at) {
 			took = append(took, s.took)
 		}
 	}
-	w.mu.Unlock()
-	if len(took) == 0 {
-		return 0, false
-	}
+	return took
+}
+
+// nearestP99 sorts took and returns its nearest-rank 99th percentile.
+func nearestP99(took []time.Duration) time.Duration {
 	slices.Sort(took)
-	return took[(99*len(took)+99)/100-1], true
+	return took[(99*len(took)+99)/100-1] // ceil(0.99·n)
 }

@@ -41,23 +41,7 @@ echo "machine: $(nproc) cores, $(uname -r), PostgreSQL $(psql -c 'SHOW server_ve
 schema=list_$$
 psql -c "CREATE SCHEMA $schema"
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
-start
-"$tmp/submit" -url "$base" -c 50 -n 2000 -warmup 0 -project template -label "template rows" >/dev/null
-stop
-psql <<SQL
-SET search_path = $schema;
-CREATE TEMP TABLE template AS SELECT * FROM jobs WHERE status = 'succeeded' ORDER BY id LIMIT 1;
-INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash, status, backend, dispatch_epoch, attempt,
-    max_attempts, lease_owner, lease_expires_at, progress, stage, result, error, event_seq, created_at, updated_at, started_at, finished_at)
-SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), t.kind, 'seed-' || (g % 1000), t.payload, 'seed-' || g,
-    t.request_hash, t.status, t.backend, t.dispatch_epoch, t.attempt, t.max_attempts, '', 0, t.progress, t.stage,
-    t.result, t.error, t.event_seq, t.created_at - 86400000000, t.updated_at - 86400000000, t.started_at - 86400000000, t.finished_at - 86400000000
-FROM template t, generate_series(1, $seed) g;
-INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), e.seq, e.type, e.status, e.progress, e.stage, e.message, e.data, e.created_at - 86400000000
-FROM template t JOIN job_events e ON e.job_id = t.id, generate_series(1, $seed) g;
-ANALYZE;
-SQL
+seed_pg "$schema" "$n"
 measure postgres "$(psql -c "SELECT count(*) FROM $schema.jobs")"
 psql -c "DROP SCHEMA $schema CASCADE" 2>/dev/null
 

@@ -36,32 +36,10 @@ for n in "${sizes[@]}"; do
     continue
   fi
   psql -c "CREATE SCHEMA $schema"
-  start
-  "$tmp/submit" -url "$base" -c 50 -n 2000 -warmup 0 -project template -label "template rows" >/dev/null
-  stop
-  seed=$((n - 2000))
   t0=$(date +%s.%N)
-  psql <<SQL
-SET search_path = $schema;
-CREATE TEMP TABLE template AS SELECT * FROM jobs WHERE status = 'succeeded' ORDER BY id LIMIT 1;
-INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash, status, backend, dispatch_epoch, attempt,
-    max_attempts, lease_owner, lease_expires_at, progress, stage, result, error, event_seq, created_at, updated_at, started_at, finished_at)
-SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), t.kind, 'seed-' || (g % 1000), t.payload, 'seed-' || g,
-    t.request_hash, t.status, t.backend, t.dispatch_epoch, t.attempt, t.max_attempts, '', 0, t.progress, t.stage,
-    t.result, t.error, t.event_seq, t.created_at - 86400000000, t.updated_at - 86400000000, t.started_at - 86400000000, t.finished_at - 86400000000
-FROM template t, generate_series(1, $seed) g;
-INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
-SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), e.seq, e.type, e.status, e.progress, e.stage, e.message, e.data, e.created_at - 86400000000
-FROM template t JOIN job_events e ON e.job_id = t.id, generate_series(1, $seed) g;
-INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
-SELECT 'seed-' || (g % 1000), g / 1000 + 1, ep.title, ep.script, '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), ep.created_at - 86400000000
-FROM template t JOIN episodes ep ON ep.job_id = t.id, generate_series(1, $seed) g;
-INSERT INTO project_counters (project_id, last_episode)
-SELECT project_id, max(number) FROM episodes WHERE project_id LIKE 'seed-%' GROUP BY project_id;
-ANALYZE;
-SQL
+  seed_pg "$schema" "$n"
   t1=$(date +%s.%N)
-  echo "== N=$n: seeded $seed jobs in $(echo "$t1 - $t0" | bc) s; jobs=$(psql -c "SELECT count(*) FROM $schema.jobs") events=$(psql -c "SELECT count(*) FROM $schema.job_events") size=$(psql -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = '$schema'"); load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== N=$n: seeded $((n - 2000)) jobs in $(echo "$t1 - $t0" | bc) s; jobs=$(psql -c "SELECT count(*) FROM $schema.jobs") events=$(psql -c "SELECT count(*) FROM $schema.job_events") size=$(psql -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = '$schema'"); load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 
 for round in $(seq 1 "${ROUNDS:-3}"); do

@@ -19,3 +19,34 @@ start() {
 }
 stop() { kill -TERM "$pid"; wait "$pid" || true; }
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+
+# seed_pg SCHEMA N fills a fresh schema with N finished jobs: serve takes 2,000
+# real ones through the API, and SQL copies the first of them (with its events
+# and episode, in one of 1,000 projects, ids and times older than every real
+# job's) until there are N, then ANALYZE (this machine runs PostgreSQL with
+# autovacuum off; a deployment's autovacuum does this). DATABASE_URL must name
+# the schema.
+seed_pg() {
+  start
+  "$tmp/submit" -url "$base" -c 50 -n 2000 -warmup 0 -project template -label "template rows" >/dev/null
+  stop
+  psql <<SQL
+SET search_path = $1;
+CREATE TEMP TABLE template AS SELECT * FROM jobs WHERE status = 'succeeded' ORDER BY id LIMIT 1;
+INSERT INTO jobs (id, kind, project_id, payload, idempotency_key, request_hash, status, backend, dispatch_epoch, attempt,
+    max_attempts, lease_owner, lease_expires_at, progress, stage, result, error, event_seq, created_at, updated_at, started_at, finished_at)
+SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), t.kind, 'seed-' || (g % 1000), t.payload, 'seed-' || g,
+    t.request_hash, t.status, t.backend, t.dispatch_epoch, t.attempt, t.max_attempts, '', 0, t.progress, t.stage,
+    t.result, t.error, t.event_seq, t.created_at - 86400000000, t.updated_at - 86400000000, t.started_at - 86400000000, t.finished_at - 86400000000
+FROM template t, generate_series(1, $(($2 - 2000))) g;
+INSERT INTO job_events (job_id, seq, type, status, progress, stage, message, data, created_at)
+SELECT '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), e.seq, e.type, e.status, e.progress, e.stage, e.message, e.data, e.created_at - 86400000000
+FROM template t JOIN job_events e ON e.job_id = t.id, generate_series(1, $(($2 - 2000))) g;
+INSERT INTO episodes (project_id, number, title, script, job_id, created_at)
+SELECT 'seed-' || (g % 1000), g / 1000 + 1, ep.title, ep.script, '00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'), ep.created_at - 86400000000
+FROM template t JOIN episodes ep ON ep.job_id = t.id, generate_series(1, $(($2 - 2000))) g;
+INSERT INTO project_counters (project_id, last_episode)
+SELECT project_id, max(number) FROM episodes WHERE project_id LIKE 'seed-%' GROUP BY project_id;
+ANALYZE;
+SQL
+}

@@ -25,6 +25,10 @@ rounds=${ROUNDS:-3}
 submit_n=${SUBMIT_N:-5000} # submissions per client count
 e2e_n=${E2E_N:-2000}       # jobs of the end-to-end run
 py=/usr/bin/python3
+$py -c 'import fastapi, uvicorn, rq, sqlalchemy, psycopg2' 2>/dev/null || {
+  echo "the Python peer needs Debian's packages: apt-get install python3-fastapi python3-uvicorn python3-rq python3-sqlalchemy python3-psycopg2"
+  exit 1
+}
 tmp=$(mktemp -d)
 freeport() { $py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rport=$(freeport)
@@ -121,7 +125,7 @@ measure() { # system mode round
   "$tmp/submit" "${args[@]}" -c 50 -n "$e2e_n" -warmup 0 -project "e2e-$3" -label "$tag e2e$e2e_n"
   stop_all
   check_once "$1" "$schema" $((200 + 2 * submit_n + e2e_n))
-  psql -c "DROP SCHEMA $schema CASCADE"
+  psql -c "SET client_min_messages = warning; DROP SCHEMA $schema CASCADE"
 }
 
 echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1048576 " GiB"}'), $(uname -r), go $(go env GOVERSION), python $($py -V 2>&1 | cut -d' ' -f2)"

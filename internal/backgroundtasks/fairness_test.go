@@ -40,9 +40,7 @@ import (
 // for A's queue; a wait of FAIRNESS_MAX_WAIT, default 2 s, is the limit the
 // test checks). bench/README.md, "Issue 17: fairness", has the figures.
 func TestTenantBStartsWhileTenantAHasABacklog(t *testing.T) {
-	if testing.Short() && !testenv.InCI() {
-		t.Skip("a few seconds per repeat")
-	}
+	testenv.SkipShort(t, "a few seconds per repeat")
 	repeats := envInt(t, "FAIRNESS_REPEATS", 1)
 	load := backlog{jobs: 1000, documents: 30}
 	if raceEnabled {

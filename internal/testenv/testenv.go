@@ -36,6 +36,15 @@ func Require(t testing.TB, service string, err error) {
 	t.Skipf("%s unavailable, skipping (start it as the README says; under CI=true this fails): %v", service, err)
 }
 
+// SkipShort skips a slow test under -short, except under CI=true, where
+// every test runs.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() && !InCI() {
+		t.Skipf("%s: skipped with -short (under CI=true it runs)", why)
+	}
+}
+
 // PostgresBaseURL is the shared server, overridable with TEST_POSTGRES_URL.
 // The tests only create schemas of their own there and drop them.
 func PostgresBaseURL() string {

@@ -136,21 +136,8 @@ func startHAProxy(t *testing.T, servers [][2]string) *haproxy {
 // status is each server's state by name (UP, DOWN, MAINT, "UP 1/2"…) from
 // the runtime API's "show stat".
 func (h *haproxy) status() map[string]string {
-	c, err := net.DialTimeout("unix", h.sock, time.Second)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprint(c, "show stat\n")
-	r := csv.NewReader(bufio.NewReader(c))
-	r.FieldsPerRecord = -1
 	out := map[string]string{}
-	for {
-		rec, err := r.Read()
-		if err != nil {
-			break
-		}
+	for _, rec := range h.stat() {
 		// # pxname,svname,…,status is the 18th field.
 		if len(rec) > 17 && rec[0] == "replicas" && rec[1] != "BACKEND" && rec[1] != "FRONTEND" {
 			out[rec[1]] = rec[17]
@@ -162,6 +149,17 @@ func (h *haproxy) status() map[string]string {
 // statRow is the row of HAProxy's "show stat" for proxy and server name
 // (BACKEND for the backend's own), nil when it cannot be read.
 func (h *haproxy) statRow(proxy, name string) []string {
+	for _, rec := range h.stat() {
+		if len(rec) > 16 && rec[0] == proxy && rec[1] == name {
+			return rec
+		}
+	}
+	return nil
+}
+
+// stat is the rows of the runtime API's "show stat" (none when it cannot be
+// read).
+func (h *haproxy) stat() [][]string {
 	c, err := net.DialTimeout("unix", h.sock, time.Second)
 	if err != nil {
 		return nil
@@ -171,14 +169,13 @@ func (h *haproxy) statRow(proxy, name string) []string {
 	fmt.Fprint(c, "show stat\n")
 	r := csv.NewReader(bufio.NewReader(c))
 	r.FieldsPerRecord = -1
+	var rows [][]string
 	for {
 		rec, err := r.Read()
 		if err != nil {
-			return nil
+			return rows
 		}
-		if len(rec) > 16 && rec[0] == proxy && rec[1] == name {
-			return rec
-		}
+		rows = append(rows, rec)
 	}
 }
 

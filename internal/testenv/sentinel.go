@@ -113,7 +113,7 @@ func StartSentinelGroup(t T) *SentinelGroup {
 				port, dir, filepath.Join(dir, "redis.log"), SentinelMaster, master.Port)
 		}))
 	}
-	eventually(t, 30*time.Second, func() bool { return g.settled() },
+	Eventually(t, 30*time.Second, func() bool { return g.settled() },
 		"the sentinels never saw the replica and each other")
 	return g
 }
@@ -217,7 +217,7 @@ func (g *SentinelGroup) Failover() *SentinelNode {
 	defer c.Close()
 	// A sentinel refuses while the replica is not yet usable (just
 	// restarted, still syncing): ask again until it accepts.
-	eventually(g.t, 30*time.Second, func() bool {
+	Eventually(g.t, 30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return c.Failover(ctx, SentinelMaster).Err() == nil
@@ -230,7 +230,7 @@ func (g *SentinelGroup) Failover() *SentinelNode {
 func (g *SentinelGroup) WaitNewMaster(old string) *SentinelNode {
 	g.t.Helper()
 	var now *SentinelNode
-	eventually(g.t, 60*time.Second, func() bool {
+	Eventually(g.t, 60*time.Second, func() bool {
 		addr := ""
 		for _, s := range g.Sentinels {
 			if s.cmd == nil {
@@ -279,7 +279,7 @@ func StartTied(cmd *exec.Cmd) error { return startTied(cmd) }
 func (g *SentinelGroup) WaitReplicaSynced() {
 	g.t.Helper()
 	master := g.MasterAddr()
-	eventually(g.t, 30*time.Second, func() bool {
+	Eventually(g.t, 30*time.Second, func() bool {
 		for _, n := range g.Nodes {
 			if n.cmd == nil || n.Addr() == master {
 				continue
@@ -295,18 +295,6 @@ func (g *SentinelGroup) WaitReplicaSynced() {
 		}
 		return false
 	}, "no replica of the master %s is in sync", master)
-}
-
-// eventually is Eventually for a T.
-func eventually(t T, timeout time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s (waited %s)", fmt.Sprintf(msg, args...), timeout)
-		}
-		time.Sleep(15 * time.Millisecond)
-	}
 }
 
 // Restart starts a killed node again on its port, with its configuration as

@@ -105,7 +105,10 @@ func freePort() (int, error) {
 // Eventually waits until cond holds, asking every 15 ms, and fails the test
 // with msg (formatted with args) if it does not within timeout. It is the
 // tests' way to wait for something to happen, rather than a fixed sleep.
-func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
+func Eventually(t interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

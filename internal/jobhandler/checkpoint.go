@@ -28,8 +28,9 @@ const maxBehind = 64 << 10
 // job's script, off the generator's path: telling text never waits for a
 // commit. A checkpoint is written at once when none was started within
 // `every` (so the first text of a pause, and of the script, goes out at
-// once), else when `every` has passed since the last one started or `chars`
-// characters wait, whichever comes first — at most about 1/every
+// once), else at the next multiple of `every` on the clock after the last
+// one started (due), or when `chars` characters wait, whichever comes
+// first — at most about 1/every
 // checkpoints a second however fast the tokens come. Checkpoints are written
 // one at a time, in order, by a goroutine of their own, each at the offset
 // (in characters) where the stored text ends; the text told meanwhile waits
@@ -119,7 +120,7 @@ func (c *checkpointer) schedule() {
 	if (c.waiting == 0 && c.report == nil) || c.writing != nil || c.closed || c.err != nil {
 		return
 	}
-	wait := c.every - time.Since(c.started)
+	wait := time.Until(due(c.started, c.every))
 	if !c.failing && (wait <= 0 || c.waiting >= c.chars) {
 		c.start()
 		return
@@ -127,6 +128,16 @@ func (c *checkpointer) schedule() {
 	if c.timer == nil {
 		c.timer = time.AfterFunc(max(wait, time.Millisecond), c.tick)
 	}
+}
+
+// due is when the checkpoint after one started at started is due: at the
+// next multiple of `every` on the clock, at most `every` after it. Every
+// streaming job's timer of a process (and of every process on the same
+// clock) then fires at the same moment, and the group commit takes their
+// checkpoints as one transaction, which writes each page they share once,
+// where jobs keeping time of their own committed a few at a time.
+func due(started time.Time, every time.Duration) time.Time {
+	return started.Truncate(every).Add(every)
 }
 
 // tick writes what has waited its time.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/scriptgen/scriptgen/internal/job"
@@ -118,9 +119,9 @@ type part struct {
 }
 
 // checkpointAll commits the batch's checkpoints in tx: one statement fences
-// every lease (and locks the jobs' rows), one reads where each script ends,
-// and multi-row statements insert the new parts and events and move the jobs'
-// event_seq. A request whose lease is not held, or whose text does not
+// every lease and reads where each script ends (the job row's script_chars
+// and script_parts), and multi-row statements insert the new parts and
+// events and move the jobs' event_seq and script ends. A request whose lease is not held, or whose text does not
 // continue its script, gets its error and writes nothing; the others of the
 // batch are not affected.
 func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointReq, res []checkpointRes) error {
@@ -139,9 +140,6 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 			res[i] = checkpointRes{job.ErrStaleLease}
 		}
 		return nil
-	}
-	if err := s.readScriptEnds(ctx, tx, held, perRow); err != nil {
-		return err
 	}
 	var evs []job.Event
 	for i, r := range batch {
@@ -178,7 +176,7 @@ func (s *SQL) checkpointAll(ctx context.Context, ex execer, batch []checkpointRe
 	if err := s.writeParts(ctx, tx, held, perRow); err != nil {
 		return err
 	}
-	if err := s.moveEventSeqs(ctx, tx, held, perRow); err != nil {
+	if err := s.moveJobs(ctx, tx, held, now, perRow); err != nil {
 		return err
 	}
 	return s.appendScriptEvents(ctx, tx, evs, perRow)
@@ -224,8 +222,10 @@ func jsonRows(n int, row func(i int) []any) (string, error) {
 	return string(b), err
 }
 
-// fenceScripts touches the rows of the jobs whose leases the batch holds,
-// which locks them until the commit, and returns their state by lease.
+// fenceScripts finds the rows of the jobs whose leases the batch holds and
+// returns their state by lease. On PostgreSQL it touches them, which locks
+// them until the commit; SQLite's transaction holds the database's one write
+// lock from its start (_txlock=immediate), so there a read fences.
 func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, now int64, perRow bool) (map[job.Lease]*scriptState, error) {
 	seen := map[job.Lease]bool{}
 	var leases []job.Lease
@@ -239,8 +239,8 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 	if perRow {
 		for _, l := range leases {
 			st := &scriptState{}
-			err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld+` RETURNING event_seq, progress, stage`),
-				append([]any{now}, leaseArgs(l)...)...).Scan(&st.seq, &st.progress, &st.stage)
+			err := tx.QueryRowContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?`+leaseHeld+` RETURNING event_seq, progress, stage, script_chars, script_parts`),
+				append([]any{now}, leaseArgs(l)...)...).Scan(&st.seq, &st.progress, &st.stage, &st.end, &st.parts)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -261,20 +261,21 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 		rows, err = tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
 			FROM unnest(?::text[], ?::bigint[], ?::text[]) AS l(id, epoch, owner)
 			WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND jobs.status = 'running'
-			RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ids, epochs, owners)
+			RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage,
+				jobs.script_chars, jobs.script_parts`), now, ids, epochs, owners)
 	} else {
 		var ls string
 		if ls, err = jsonRows(len(leases), func(i int) []any { return []any{leases[i].JobID, leases[i].Epoch, leases[i].Owner} }); err != nil {
 			return nil, err
 		}
-		// The unary + keeps SQLite's planner off jobs_lease (status, …):
-		// without it, it walks every running job and scans the batch's
-		// leases for each, where the batch's leases should find their jobs
-		// by id.
-		rows, err = tx.QueryContext(ctx, s.Q(`UPDATE jobs SET updated_at = ?
+		// CROSS JOIN keeps SQLite's planner on the batch's leases finding
+		// their jobs by id; the unary + keeps it off jobs_lease (status, …),
+		// which would walk every running job.
+		rows, err = tx.QueryContext(ctx, s.Q(`SELECT jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage,
+				jobs.script_chars, jobs.script_parts
 			FROM (SELECT value ->> 0 AS id, value ->> 1 AS epoch, value ->> 2 AS owner FROM json_each(?)) AS l
-			WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND +jobs.status = 'running'
-			RETURNING jobs.id, jobs.dispatch_epoch, jobs.lease_owner, jobs.event_seq, jobs.progress, jobs.stage`), now, ls)
+			CROSS JOIN jobs
+			WHERE jobs.id = l.id AND jobs.dispatch_epoch = l.epoch AND jobs.lease_owner = l.owner AND +jobs.status = 'running'`), ls)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fence %d checkpoints: %w", len(batch), err)
@@ -283,7 +284,7 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 	for rows.Next() {
 		var l job.Lease
 		st := &scriptState{}
-		if err := rows.Scan(&l.JobID, &l.Epoch, &l.Owner, &st.seq, &st.progress, &st.stage); err != nil {
+		if err := rows.Scan(&l.JobID, &l.Epoch, &l.Owner, &st.seq, &st.progress, &st.stage, &st.end, &st.parts); err != nil {
 			return nil, err
 		}
 		held[l] = st
@@ -291,50 +292,14 @@ func (s *SQL) fenceScripts(ctx context.Context, tx *Tx, batch []checkpointReq, n
 	return held, rows.Err()
 }
 
-// readScriptEnds reads where the script of each held job ends and how many
-// parts it has.
-func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
-	if perRow {
-		for l, st := range held {
-			if err := tx.QueryRowContext(ctx, s.Q(`SELECT COALESCE(MAX(start + chars), 0), COUNT(*) FROM job_script_parts WHERE job_id = ?`),
-				l.JobID).Scan(&st.end, &st.parts); err != nil {
-				return fmt.Errorf("read the end of the script of job %s: %w", l.JobID, err)
-			}
-		}
-		return nil
+// readScriptEnd reads where the job's script ends, and how many parts it
+// has, from the parts themselves.
+func (s *SQL) readScriptEnd(ctx context.Context, tx *Tx, jobID string, st *scriptState) error {
+	if err := tx.QueryRowContext(ctx, s.Q(`SELECT COALESCE(MAX(start + chars), 0), COUNT(*) FROM job_script_parts WHERE job_id = ?`),
+		jobID).Scan(&st.end, &st.parts); err != nil {
+		return fmt.Errorf("read the end of the script of job %s: %w", jobID, err)
 	}
-	byID := make(map[string]*scriptState, len(held))
-	ids := make([]string, 0, len(held))
-	for l, st := range held {
-		byID[l.JobID] = st
-		ids = append(ids, l.JobID)
-	}
-	var rows *sql.Rows
-	var err error
-	if s.rb.d.ArrayParams {
-		rows, err = tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
-			WHERE job_id = ANY(?::text[]) GROUP BY job_id`), ids)
-	} else {
-		var js []byte
-		if js, err = json.Marshal(ids); err != nil {
-			return err
-		}
-		rows, err = tx.QueryContext(ctx, s.Q(`SELECT job_id, MAX(start + chars), COUNT(*) FROM job_script_parts
-			WHERE job_id IN (SELECT value FROM json_each(?)) GROUP BY job_id`), string(js))
-	}
-	if err != nil {
-		return fmt.Errorf("read the ends of %d scripts: %w", len(ids), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var end, parts int
-		if err := rows.Scan(&id, &end, &parts); err != nil {
-			return err
-		}
-		byID[id].end, byID[id].parts = end, parts
-	}
-	return rows.Err()
+	return nil
 }
 
 // continueScript decides what request r appends to its script: where the
@@ -344,6 +309,16 @@ func (s *SQL) readScriptEnds(ctx context.Context, tx *Tx, held map[job.Lease]*sc
 func (s *SQL) continueScript(ctx context.Context, tx *Tx, r checkpointReq, st *scriptState) (int, string, error) {
 	if r.offset == st.end {
 		return r.offset, r.text, nil
+	}
+	if r.offset > st.end && len(st.added) == 0 {
+		// The row's script_chars is behind its parts only when a binary
+		// older than it appended them: the parts have the last word.
+		if err := s.readScriptEnd(ctx, tx, r.l.JobID, st); err != nil {
+			return 0, "", err
+		}
+		if r.offset == st.end {
+			return r.offset, r.text, nil
+		}
 	}
 	if r.offset > st.end {
 		return 0, "", fmt.Errorf("%w: checkpoint at %d, %d characters stored", ErrScriptConflict, r.offset, st.end)
@@ -381,7 +356,8 @@ func (s *SQL) storedScript(ctx context.Context, tx *Tx, jobID string, st *script
 }
 
 // writeParts inserts the parts the batch adds; a job that would have
-// maxScriptParts parts or more has its parts merged into one instead.
+// maxScriptParts parts or more has its parts merged into one instead. It
+// counts them in each job's state, for moveJobs.
 func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
 	var ids, texts []string
 	var starts, chars, epochs []int64
@@ -393,8 +369,10 @@ func (s *SQL) writeParts(ctx context.Context, tx *Tx, held map[job.Lease]*script
 			if err := s.mergeParts(ctx, tx, l, st); err != nil {
 				return err
 			}
+			st.parts = 1
 			continue
 		}
+		st.parts += len(st.added)
 		for _, p := range st.added {
 			if perRow {
 				if _, err := tx.ExecContext(ctx, s.Q(`INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, ?, ?, ?, ?)`),
@@ -445,37 +423,40 @@ func (s *SQL) mergeParts(ctx context.Context, tx *Tx, l job.Lease, st *scriptSta
 	return nil
 }
 
-// moveEventSeqs sets the event_seq of every job the batch appended events
-// to.
-func (s *SQL) moveEventSeqs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, perRow bool) error {
+// moveJobs sets the event_seq and the script's end of every job the batch
+// appended to.
+func (s *SQL) moveJobs(ctx context.Context, tx *Tx, held map[job.Lease]*scriptState, now time.Time, perRow bool) error {
 	var ids []string
-	var seqs []int64
+	var seqs, ends, parts []int64
 	for l, st := range held {
 		if len(st.added) == 0 {
 			continue
 		}
 		if perRow {
-			if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = ? WHERE id = ?`), st.seq, l.JobID); err != nil {
+			if _, err := tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = ?, script_chars = ?, script_parts = ?, updated_at = ? WHERE id = ?`),
+				st.seq, st.end, st.parts, micros(now), l.JobID); err != nil {
 				return fmt.Errorf("number the events of job %s: %w", l.JobID, err)
 			}
 			continue
 		}
-		ids, seqs = append(ids, l.JobID), append(seqs, st.seq)
+		ids, seqs, ends, parts = append(ids, l.JobID), append(seqs, st.seq), append(ends, int64(st.end)), append(parts, int64(st.parts))
 	}
 	if len(ids) == 0 {
 		return nil
 	}
 	var err error
 	if s.rb.d.ArrayParams {
-		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq FROM unnest(?::text[], ?::bigint[]) AS v(id, seq)
-			WHERE jobs.id = v.id`), ids, seqs)
+		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq, script_chars = v.chars, script_parts = v.parts, updated_at = ?
+			FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bigint[]) AS v(id, seq, chars, parts)
+			WHERE jobs.id = v.id`), micros(now), ids, seqs, ends, parts)
 	} else {
 		var vs string
-		if vs, err = jsonRows(len(ids), func(i int) []any { return []any{ids[i], seqs[i]} }); err != nil {
+		if vs, err = jsonRows(len(ids), func(i int) []any { return []any{ids[i], seqs[i], ends[i], parts[i]} }); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq
-			FROM (SELECT value ->> 0 AS id, value ->> 1 AS seq FROM json_each(?)) AS v WHERE jobs.id = v.id`), vs)
+		_, err = tx.ExecContext(ctx, s.Q(`UPDATE jobs SET event_seq = v.seq, script_chars = v.chars, script_parts = v.parts, updated_at = ?
+			FROM (SELECT value ->> 0 AS id, value ->> 1 AS seq, value ->> 2 AS chars, value ->> 3 AS parts FROM json_each(?)) AS v
+			WHERE jobs.id = v.id`), micros(now), vs)
 	}
 	if err != nil {
 		return fmt.Errorf("number the events of %d checkpoints: %w", len(ids), err)

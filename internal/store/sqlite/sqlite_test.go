@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -135,5 +137,53 @@ func TestScriptTextIsStoredAsIs(t *testing.T) {
 				t.Fatalf("script so far %q (%v), want %q", got, err, texts[i])
 			}
 		}
+	}
+}
+
+// TestScriptEndBehindItsParts: a part appended without moving the job row's
+// script_chars — what a binary from before that column does during an
+// upgrade — does not make the next checkpoint a conflict: the parts have the
+// last word, and the row catches up.
+func TestScriptEndBehindItsParts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := sqlite.Open(ctx, path, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.CreateJob(ctx, store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"t"}`),
+		IdempotencyKey: "k", RequestHash: "h", Backend: job.BackendBackgroundTasks}); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.ClaimNext(ctx, job.BackendBackgroundTasks, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckpointScript(ctx, j.Lease(), 0, "장면 1. "); err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, err := old.ExecContext(ctx, `INSERT INTO job_script_parts (job_id, start, chars, epoch, text) VALUES (?, 6, 4, ?, '지수가 ')`,
+		j.ID, j.DispatchEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckpointScript(ctx, j.Lease(), 10, "웃는다."); err != nil {
+		t.Fatalf("a checkpoint at the parts' end: %v", err)
+	}
+	var chars, parts int
+	if err := old.QueryRowContext(ctx, `SELECT script_chars, script_parts FROM jobs WHERE id = ?`, j.ID).Scan(&chars, &parts); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ScriptSoFar(ctx, j.ID); err != nil || got != "장면 1. 지수가 웃는다." || chars != 14 || parts != 3 {
+		t.Fatalf("script %q (%v), the row says %d characters in %d parts; want 14 in 3", got, err, chars, parts)
+	}
+	if err := s.CheckpointScript(ctx, j.Lease(), 20, "!"); !errors.Is(err, store.ErrScriptConflict) {
+		t.Fatalf("a checkpoint past the end: %v, want ErrScriptConflict", err)
 	}
 }

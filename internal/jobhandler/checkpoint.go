@@ -3,6 +3,7 @@ package jobhandler
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ type checkpointer struct {
 	ctx   context.Context
 	r     runner.Reporter
 	every time.Duration
+	phase time.Duration // where in each `every` this job's checkpoints fall due
 	chars int
 
 	mu      sync.Mutex
@@ -59,8 +61,8 @@ type checkpointer struct {
 	closed  bool
 }
 
-func newCheckpointer(ctx context.Context, r runner.Reporter, resume string, every time.Duration, chars int) *checkpointer {
-	return &checkpointer{ctx: ctx, r: r, every: every, chars: chars, offset: utf8.RuneCountInString(resume)}
+func newCheckpointer(ctx context.Context, r runner.Reporter, jobID, resume string, every time.Duration, chars int) *checkpointer {
+	return &checkpointer{ctx: ctx, r: r, every: every, phase: phase(jobID, every), chars: chars, offset: utf8.RuneCountInString(resume)}
 }
 
 // add takes a delta of the script (a generate.TextFunc). It waits only when
@@ -120,7 +122,7 @@ func (c *checkpointer) schedule() {
 	if (c.waiting == 0 && c.report == nil) || c.writing != nil || c.closed || c.err != nil {
 		return
 	}
-	wait := time.Until(due(c.started, c.every))
+	wait := time.Until(due(c.started, c.every, c.phase))
 	if !c.failing && (wait <= 0 || c.waiting >= c.chars) {
 		c.start()
 		return
@@ -130,14 +132,28 @@ func (c *checkpointer) schedule() {
 	}
 }
 
+// checkpointPhases is how many groups the jobs of a process fall into by
+// when their checkpoints fall due: each group's commit at its own moment of
+// the interval.
+const checkpointPhases = 10
+
+// phase is where in each interval a job's checkpoints fall due: one of
+// checkpointPhases moments, by its id.
+func phase(jobID string, every time.Duration) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(jobID))
+	return time.Duration(h.Sum32()%checkpointPhases) * (every / checkpointPhases)
+}
+
 // due is when the checkpoint after one started at started is due: at the
-// next multiple of `every` on the clock, at most `every` after it. Every
-// streaming job's timer of a process (and of every process on the same
-// clock) then fires at the same moment, and the group commit takes their
-// checkpoints as one transaction, which writes each page they share once,
-// where jobs keeping time of their own committed a few at a time.
-func due(started time.Time, every time.Duration) time.Time {
-	return started.Truncate(every).Add(every)
+// job's next moment of the clock-wide grid of `every` (shifted by its
+// phase), at most `every` after it. The jobs of a phase, in every process on
+// the same clock, then fall due at the same moment, and the group commit
+// takes their checkpoints as one transaction, which writes each page they
+// share once, where jobs keeping time of their own committed a few at a
+// time; the phases keep each moment's readers to a share of them.
+func due(started time.Time, every, phase time.Duration) time.Time {
+	return started.Add(-phase).Truncate(every).Add(every + phase)
 }
 
 // tick writes what has waited its time.

@@ -61,6 +61,8 @@ type Generation struct {
 // load a shorter wait, but at 200 generations on 2 cores its twice as many
 // commits took the CPU the readers needed: lag p99 325 ms against 119–210 ms
 // at 100 ms, 70 and 85 ms no better than 50 (bench/README.md, issue 18).
+// With checkpoints on the phased grid (due) 85 and 90 ms came out as 100
+// (lag p99 ~110 ms), and 70 ms went back to a tail of 126–180 ms.
 const (
 	DefaultFlushEvery = 100 * time.Millisecond
 	DefaultFlushChars = 200
@@ -123,7 +125,7 @@ func (h Generation) HandleLive(ctx context.Context, j job.Job, r runner.Reporter
 		}
 		req.Context = chunks
 	}
-	cp := newCheckpointer(ctx, r, resume, cmp.Or(h.FlushEvery, DefaultFlushEvery), cmp.Or(h.FlushChars, DefaultFlushChars))
+	cp := newCheckpointer(ctx, r, j.ID, resume, cmp.Or(h.FlushEvery, DefaultFlushEvery), cmp.Or(h.FlushChars, DefaultFlushChars))
 	req.Text = cp.add
 	genCtx, span := tracing.Tracer().Start(ctx, tracing.SpanGenerate, trace.WithAttributes(attribute.Int("scriptgen.generate.context_chunks", len(req.Context))))
 	script, err := h.Generator.Generate(genCtx, req, func(ctx context.Context, p generate.Progress) error {

@@ -11,8 +11,18 @@ const op = { reachable: false, dirty: false, edits: 0, lastWorkerSystem: null };
 window.scriptgenOperator = op;
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
-function admin(method, path, body) {
-  return sg.api(method, path, body, token() ? { Authorization: "Bearer " + token() } : {});
+async function admin(method, path, body) {
+  const t = token();
+  const r = await sg.api(method, path, body, t ? { Authorization: "Bearer " + t } : {});
+  // An answer given to a token since changed says nothing of the one now
+  // kept (a 401 from before it was entered): a read is asked again with it.
+  if (method === "GET" && token() !== t) return admin(method, path, body);
+  return r;
+}
+// clearErrors hides every section's error: each was about the token that
+// was kept when it came.
+function clearErrors() {
+  for (const el of document.querySelectorAll(".error")) { el.textContent = ""; el.hidden = true; }
 }
 function showError(id, msg) {
   const el = $(id);
@@ -323,9 +333,10 @@ $("token-form").addEventListener("submit", (ev) => {
   if (t) sessionStorage.setItem(TOKEN_KEY, t);
   $("token").value = "";
   showTokenState();
+  clearErrors();
   refreshAll();
 });
-$("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); refreshAll(); });
+$("forget").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); showTokenState(); clearErrors(); refreshAll(); });
 $("ws-form").addEventListener("submit", applyWorkerSystem);
 for (const id of ["ws-switch", "ws-percent", "ws-reason"]) $(id).addEventListener("input", () => { op.dirty = true; op.edits++; });
 $("ws-percent").addEventListener("input", () => { $("ws-percent-out").textContent = $("ws-percent").value; });

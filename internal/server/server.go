@@ -38,6 +38,7 @@ import (
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
+	"github.com/scriptgen/scriptgen/internal/store/postgres"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -176,6 +177,9 @@ func newStore(ctx context.Context, cfg *config.Config) (store.Store, asynq.Redis
 		return nil, nil, err
 	}
 	st.SetBackoff(cfg.Backoff())
+	if pg, ok := st.(*postgres.Store); ok {
+		pg.Warm(ctx, postgres.WarmConns)
+	}
 	return st, redisOpt, nil
 }
 

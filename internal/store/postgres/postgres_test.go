@@ -124,6 +124,29 @@ func TestPoolSizeFromTheURL(t *testing.T) {
 	}
 }
 
+// TestWarmOpensThePool: Warm leaves that many connections open and idle in
+// the pool, never more than the pool holds.
+func TestWarmOpensThePool(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresURL(t)
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{{url, postgres.WarmConns}, {url + "&pool_max_conns=3", 3}} {
+		s, err := postgres.Open(context.Background(), tc.url, clock.Real{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Warm(context.Background(), postgres.WarmConns); n != tc.want {
+			t.Errorf("warmed %d connections, want %d", n, tc.want)
+		}
+		if st := s.W.Stats(); st.OpenConnections != tc.want || st.Idle != tc.want {
+			t.Errorf("after Warm: %d open, %d idle; want %d of each", st.OpenConnections, st.Idle, tc.want)
+		}
+		s.Close()
+	}
+}
+
 // A DATABASE_URL that does not parse is refused without its password: the
 // parser's error quotes the whole URL.
 func TestPoolSizeKeepsThePasswordOutOfItsError(t *testing.T) {

@@ -38,7 +38,6 @@ import (
 	"github.com/scriptgen/scriptgen/internal/rollback"
 	"github.com/scriptgen/scriptgen/internal/runner"
 	"github.com/scriptgen/scriptgen/internal/store"
-	"github.com/scriptgen/scriptgen/internal/store/postgres"
 	"github.com/scriptgen/scriptgen/internal/workerflag"
 )
 
@@ -177,9 +176,7 @@ func newStore(ctx context.Context, cfg *config.Config) (store.Store, asynq.Redis
 		return nil, nil, err
 	}
 	st.SetBackoff(cfg.Backoff())
-	if pg, ok := st.(*postgres.Store); ok {
-		pg.Warm(ctx, postgres.WarmConns)
-	}
+	st.Warm(ctx, store.WarmConns)
 	return st, redisOpt, nil
 }
 

@@ -130,6 +130,9 @@ type Store interface {
 	ReleaseLeadership(ctx context.Context, name, holder string) error
 
 	Ping(ctx context.Context) error
+	// Warm opens up to n read connections and readies them, for a process
+	// that is about to serve requests; it returns how many it opened.
+	Warm(ctx context.Context, n int) int
 	Driver() string
 	Close() error
 }

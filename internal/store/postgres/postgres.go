@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	neturl "net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -106,43 +105,4 @@ func Open(ctx context.Context, url string, clk clock.Clock) (*Store, error) {
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}
 	return &Store{SQL: store.NewSQL(db, db, Dialect, clk), URL: url}, nil
-}
-
-// WarmConns is how many of its pool's connections serve opens as it starts
-// (Warm): ten clients at once, the seed's own check of the list (ab -c 10).
-const WarmConns = 10
-
-// Warm opens up to n of the pool's connections at once (never more than the
-// pool holds) and leaves them idle in it, so that the first requests after a
-// start do not each wait for a connection of their own (and its first look
-// at the jobs' catalog): on a fresh serve the first 20 list requests of ten
-// clients took 50–67 ms each without it, 20–25 ms with it (bench/README.md,
-// issue 21). A connection that fails to open is only not warmed: the pool
-// opens it again when it is needed.
-func (s *Store) Warm(ctx context.Context, n int) int {
-	n = min(n, s.W.Stats().MaxOpenConnections)
-	conns := make(chan *sql.Conn, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			c, err := s.W.Conn(ctx)
-			if err != nil {
-				return
-			}
-			// A new backend reads the catalog the first time a query
-			// names a table: one look at the jobs (and their index)
-			// here, not in a request.
-			var id string
-			c.QueryRowContext(ctx, `SELECT id FROM jobs ORDER BY id DESC LIMIT 1`).Scan(&id)
-			conns <- c
-		})
-	}
-	wg.Wait()
-	close(conns)
-	opened := 0
-	for c := range conns {
-		c.Close()
-		opened++
-	}
-	return opened
 }

@@ -132,12 +132,12 @@ func TestWarmOpensThePool(t *testing.T) {
 	for _, tc := range []struct {
 		url  string
 		want int
-	}{{url, postgres.WarmConns}, {url + "&pool_max_conns=3", 3}} {
+	}{{url, store.WarmConns}, {url + "&pool_max_conns=3", 3}} {
 		s, err := postgres.Open(context.Background(), tc.url, clock.Real{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := s.Warm(context.Background(), postgres.WarmConns); n != tc.want {
+		if n := s.Warm(context.Background(), store.WarmConns); n != tc.want {
 			t.Errorf("warmed %d connections, want %d", n, tc.want)
 		}
 		if st := s.W.Stats(); st.OpenConnections != tc.want || st.Idle != tc.want {

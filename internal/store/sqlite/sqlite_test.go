@@ -187,3 +187,20 @@ func TestScriptEndBehindItsParts(t *testing.T) {
 		t.Fatalf("a checkpoint past the end: %v, want ErrScriptConflict", err)
 	}
 }
+
+// TestWarmOpensTheReaders: Warm leaves the read pool's connections (8) open
+// and idle, however many more it is asked for.
+func TestWarmOpensTheReaders(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"), clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := s.Warm(context.Background(), store.WarmConns); n != 8 {
+		t.Fatalf("warmed %d read connections, want the pool's 8", n)
+	}
+	if st := s.R.Stats(); st.OpenConnections != 8 || st.Idle != 8 {
+		t.Fatalf("after Warm: %d open, %d idle; want 8 of each", st.OpenConnections, st.Idle)
+	}
+}

@@ -19,13 +19,17 @@
 # but GENERATOR=noop / the peer's equivalent no-op job, and LOG_LEVEL=warn.
 # Usage: [ROUNDS=3] [SUBMIT_N=5000] [E2E_N=2000] bench/run-pybase.sh        (needs PostgreSQL on 127.0.0.1:5432,
 #   Debian's python3-fastapi python3-uvicorn python3-rq python3-sqlalchemy python3-psycopg2)
+# SYSTEMS="scriptgen python" and MODES="queue inprocess" (the defaults) choose what runs,
+# e.g. SYSTEMS=scriptgen MODES=inprocess to try a setting of scriptgen's alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 submit_n=${SUBMIT_N:-5000} # submissions per client count
 e2e_n=${E2E_N:-2000}       # jobs of the end-to-end run
+systems=${SYSTEMS:-scriptgen python}
+modes=${MODES:-queue inprocess}
 py=/usr/bin/python3
-$py -c 'import fastapi, uvicorn, rq, sqlalchemy, psycopg2' 2>/dev/null || {
+[[ " $systems " != *" python "* ]] || $py -c 'import fastapi, uvicorn, rq, sqlalchemy, psycopg2' 2>/dev/null || {
   echo "the Python peer needs Debian's packages: apt-get install python3-fastapi python3-uvicorn python3-rq python3-sqlalchemy python3-psycopg2"
   exit 1
 }
@@ -130,8 +134,9 @@ measure() { # system mode round
 
 echo "machine: $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print $2/1048576 " GiB"}'), $(uname -r), go $(go env GOVERSION), python $($py -V 2>&1 | cut -d' ' -f2)"
 for round in $(seq 1 "$rounds"); do
-  for mode in queue inprocess; do
-    measure scriptgen "$mode" "$round"
-    measure python "$mode" "$round"
+  for mode in $modes; do
+    for system in $systems; do
+      measure "$system" "$mode" "$round"
+    done
   done
 done

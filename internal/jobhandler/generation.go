@@ -55,16 +55,17 @@ type Generation struct {
 	FlushChars int
 }
 
-// The default coalescing of checkpoints: a job writes at most about ten a
+// The default coalescing of checkpoints: a job writes at most about 14 a
 // second while text streams in, however many tokens that is, and a token
-// waits at most 100 ms for its checkpoint to start. 50 ms gives a lighter
-// load a shorter wait, but at 200 generations on 2 cores its twice as many
-// commits took the CPU the readers needed: lag p99 325 ms against 119–210 ms
-// at 100 ms, 70 and 85 ms no better than 50 (bench/README.md, issue 18).
-// With checkpoints on the phased grid (due) 85 and 90 ms came out as 100
-// (lag p99 ~110 ms), and 70 ms went back to a tail of 126–180 ms.
+// waits at most 70 ms for its checkpoint to start. With 200 generations and
+// 1,000 readers on 2 cores (bench/README.md, issue 18): 50 ms made twice the
+// commits of 100 ms and took the CPU the readers needed (lag p99 325 ms);
+// 100 ms, on the phased grid (due), missed by its own wait (lag p99
+// 107–110 ms); 70 ms kept the lag p99 at 87–98 ms once the broker kept only
+// its feeds' last frames — before, its extra allocation met the collector,
+// held to GOMEMLIMIT, in a tail of 126–180 ms.
 const (
-	DefaultFlushEvery = 100 * time.Millisecond
+	DefaultFlushEvery = 70 * time.Millisecond
 	DefaultFlushChars = 200
 )
 

@@ -16,6 +16,7 @@ package progress
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -354,11 +355,24 @@ type snapshot struct {
 	// generation holds hundreds of script events, and 200 of them held
 	// every event twice (the event and its frame): 30 MB of serve's heap at
 	// 1,000 followers (bench/README.md, issue 18).
-	log      []eventHead
-	frames   [][]byte      // log[i] encoded once as an SSE event, for every subscriber
+	log []eventHead
+	// frames are the last events of log encoded once as SSE events, for
+	// every subscriber: frames[i] is the event of seq base+1+i. Only the
+	// last keptFrames (to 2×keptFrames) are kept: subscribers keep up, and
+	// one further behind (a client that resumes from an old id, or opens a
+	// long job's stream) reads the rest from the store (nextFrames). 200
+	// generations' every frame was 18 MB of serve's heap at 1,000 followers,
+	// which the collector, held to GOMEMLIMIT, paid for in lag
+	// (bench/README.md, issue 18).
+	frames   [][]byte
+	base     int64
 	terminal bool          // log ends with the job's terminal event
 	changed  chan struct{} // closed when a newer snapshot is published
 }
+
+// keptFrames is how many of a job's last events the feed keeps encoded:
+// about ten seconds of a streaming generation's checkpoints.
+const keptFrames = 128
 
 func newFeed(b *Broker, jobID string) *feed {
 	f := &feed{b: b, jobID: jobID, wakec: make(chan struct{}, 1)}
@@ -458,7 +472,7 @@ func (f *feed) read(ctx context.Context) bool {
 // end: the log is gapless, so what is missing is read again).
 func (f *feed) append(evs []job.Event) (int, bool) {
 	cur := f.snap.Load()
-	next := &snapshot{log: cur.log, frames: cur.frames, terminal: cur.terminal, changed: make(chan struct{})}
+	next := &snapshot{log: cur.log, frames: cur.frames, base: cur.base, terminal: cur.terminal, changed: make(chan struct{})}
 	n, gap := 0, false
 	for _, e := range evs {
 		if next.terminal {
@@ -478,6 +492,13 @@ func (f *feed) append(evs []job.Event) (int, bool) {
 		if e.Status.Terminal() {
 			next.terminal = true
 		}
+	}
+	if len(next.frames) > 2*keptFrames {
+		// A new array: older snapshots, which subscribers may be reading,
+		// keep theirs.
+		drop := len(next.frames) - keptFrames
+		next.frames = append([][]byte(nil), next.frames[drop:]...)
+		next.base += int64(drop)
 	}
 	if len(next.log) > len(cur.log) {
 		f.snap.Store(next)
@@ -519,14 +540,45 @@ func (s *Subscription) Next() (evs []job.Event, more <-chan struct{}, done bool)
 	return evs, snap.changed, snap.terminal && s.last >= int64(len(snap.log))
 }
 
-// nextFrames is Next with each event already encoded as an SSE event.
-func (s *Subscription) nextFrames() (frames [][]byte, more <-chan struct{}, done bool) {
+// nextFrames is Next with each event already encoded as an SSE event. The
+// events of a subscription further behind than the feed's frames are read
+// from the store, a batch at a time, and more is then closed: there is more
+// at once.
+func (s *Subscription) nextFrames(ctx context.Context) (frames [][]byte, more <-chan struct{}, done bool, err error) {
 	snap := s.f.snap.Load()
+	if s.last < snap.base {
+		return s.readFrames(ctx, snap.base)
+	}
 	if s.last < int64(len(snap.log)) {
-		frames = snap.frames[s.last:]
+		frames = snap.frames[s.last-snap.base:]
 		s.last = int64(len(snap.log))
 	}
-	return frames, snap.changed, snap.terminal && s.last >= int64(len(snap.log))
+	return frames, snap.changed, snap.terminal && s.last >= int64(len(snap.log)), nil
+}
+
+// closed is a channel that is always closed.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// readFrames reads from the store the events after the subscription's last
+// one, up to seq upTo, which the feed has read already: the log is gapless,
+// so they are the ones it read.
+func (s *Subscription) readFrames(ctx context.Context, upTo int64) ([][]byte, <-chan struct{}, bool, error) {
+	evs, err := s.f.b.src.ListEvents(ctx, s.f.jobID, s.last, int(min(upTo-s.last, int64(s.f.b.cfg.BatchSize))))
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var frames [][]byte
+	for _, e := range evs {
+		if e.Seq != s.last+1 || e.Seq > upTo {
+			break
+		}
+		frames = append(frames, encodeEvent(nil, e))
+		s.last = e.Seq
+	}
+	if len(frames) == 0 {
+		return nil, nil, false, fmt.Errorf("job %s: the store has no event %d, which its log read", s.f.jobID, s.last+1)
+	}
+	return frames, closed, false, nil
 }
 
 // Close ends the subscription.

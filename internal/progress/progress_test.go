@@ -451,3 +451,64 @@ func TestStreamEndsWhenBrokerCloses(t *testing.T) {
 		t.Fatal("stream still open after the broker closed")
 	}
 }
+
+// TestStreamReadsWhatItsFeedNoLongerKeeps: a feed keeps only the last
+// KeptFrames of a job's events encoded; a stream that starts further back —
+// from the start of a long job, or from an old Last-Event-ID — gets the
+// events before them from the store, and every event exactly once, in order.
+func TestStreamReadsWhatItsFeedNoLongerKeeps(t *testing.T) {
+	st := openSQLite(t)
+	srv, b := newStreamServer(t, st, progress.StreamConfig{Heartbeat: time.Second})
+	f := newFixture(t, st)
+	f.claim()
+	const n = 4*progress.KeptFrames + 50
+	for i := range n {
+		f.progress(i % 100)
+	}
+	// A subscription of the test's own holds the feed while the streams
+	// come and go, so that the frames it trimmed stay trimmed.
+	hold, err := b.Subscribe(f.job.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	waitFor(t, 5*time.Second, "trimmed frames", func() bool {
+		base, kept := b.FramesKept(f.job.ID)
+		return base > 0 && kept <= 2*progress.KeptFrames
+	})
+	open := func(last string) *sseReader {
+		req, _ := http.NewRequest("GET", srv.URL+"/api/generation/"+f.job.ID+"/events", nil)
+		if last != "" {
+			req.Header.Set("Last-Event-ID", last)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return &sseReader{r: bufio.NewReader(resp.Body)}
+	}
+	fromStart, fromOld := open(""), open("5")
+	f.progress(1)
+	f.complete()
+	for _, tc := range []struct {
+		rd   *sseReader
+		from int64
+	}{{fromStart, 1}, {fromOld, 6}} {
+		var seqs []int64
+		for {
+			ev, err := tc.rd.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, ev.Data.Seq)
+		}
+		// accepted, claimed, n progress, one more, the result
+		checkSeqs(t, seqs, tc.from, n+4)
+	}
+	base, kept := b.FramesKept(f.job.ID)
+	t.Logf("%d events; the feed kept %d encoded, after seq %d", n+4, kept, base)
+}

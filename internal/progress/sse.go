@@ -216,7 +216,14 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf []byte
 	for {
-		frames, more, done := sub.nextFrames()
+		frames, more, done, err := sub.nextFrames(r.Context())
+		if err != nil {
+			// The client resumes from its last event id.
+			if r.Context().Err() == nil {
+				s.log.Warn("Event stream: reading earlier events failed; the stream ends", "job_id", id, "err", err)
+			}
+			return
+		}
 		if len(frames) > 0 {
 			buf = buf[:0]
 			for _, fr := range frames {

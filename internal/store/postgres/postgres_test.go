@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +135,9 @@ func TestWarmOpensThePool(t *testing.T) {
 		url  string
 		want int
 	}{{url, store.WarmConns}, {url + "&pool_max_conns=3", 3}} {
-		s, err := postgres.Open(context.Background(), tc.url, clock.Real{})
+		// The application name tells this store's backends from the other tests'.
+		app := fmt.Sprintf("warm-%d-%d", os.Getpid(), tc.want)
+		s, err := postgres.Open(context.Background(), tc.url+"&application_name="+app, clock.Real{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,6 +146,17 @@ func TestWarmOpensThePool(t *testing.T) {
 		}
 		if st := s.W.Stats(); st.OpenConnections != tc.want || st.Idle != tc.want {
 			t.Errorf("after Warm: %d open, %d idle; want %d of each", st.OpenConnections, st.Idle, tc.want)
+		}
+		// Each of them ran the list's first page, the statement GET
+		// /api/generation runs (its last query, as PostgreSQL shows it).
+		var listed int
+		if err := s.W.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+			AND query LIKE 'SELECT % FROM jobs WHERE project_id <> $1 ORDER BY id DESC LIMIT $2'`, app).Scan(&listed); err != nil {
+			t.Fatal(err)
+		}
+		// The count's own backend is one of the warmed ones, its query this one.
+		if listed != tc.want-1 {
+			t.Errorf("%d warmed backends ran the list's query last, want %d", listed, tc.want-1)
 		}
 		s.Close()
 	}

@@ -29,7 +29,13 @@ redis-server --port $port --bind 127.0.0.1 --save "" --appendonly no --daemonize
 sleep 0.3
 schema=benchd_$$
 psql -h 127.0.0.1 -U postgres test -qc "CREATE SCHEMA $schema" >/dev/null
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema"
+# Three scriptgen processes at their default 32 connections each and the peer's 32
+# exceed PostgreSQL's default max_connections (100): once scriptgen's pools had
+# grown, the peer's handlers were refused connections and asynq retried them (190–400
+# tasks/s instead of 6,000–8,000). pool_max_conns (the documented knob) caps each
+# scriptgen process at 20, so that all four fit. The peer parses the same URL but
+# sets its own pool size.
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path=$schema&pool_max_conns=20"
 export REDIS_URL="redis://127.0.0.1:$port/5" GENERATOR=noop LOG_LEVEL=warn
 LISTEN_ADDR=127.0.0.1:18103 "$tmp/scriptgen" serve 2>"$tmp/serve.log" &
 for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18103/health >/dev/null && break; sleep 0.1; done

@@ -76,7 +76,7 @@ func (s *SQL) Warm(ctx context.Context, n int) int {
 	n = min(n, s.R.Stats().MaxOpenConnections)
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
-	q, args := JobFilter{ExcludeProjectID: job.VerifyProject}.listQuery()
+	q, args := JobFilter{ExcludeProjectID: job.VerifyProject, Limit: 50}.listQuery()
 	var open sync.WaitGroup
 	open.Add(n)
 	allOpen := make(chan struct{})
@@ -321,12 +321,9 @@ func (f JobFilter) where() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// listQuery is ListJobs' statement and its arguments: a page of f.Limit (50
-// when unset) and one more, to tell whether another page follows.
+// listQuery is ListJobs' statement and its arguments: a page of f.Limit and
+// one more, to tell whether another page follows.
 func (f JobFilter) listQuery() (string, []any) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
 	where, args := f.where()
 	return `SELECT ` + jobColumns + ` FROM jobs` + where + ` ORDER BY id DESC LIMIT ?`, append(args, f.Limit+1)
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,33 +92,10 @@ func backends(t *testing.T, base string, jobs []submitted) map[string]int {
 // repeatedly while 500 jobs are submitted and processed.
 func TestDurableSwitchingUnderLoad(t *testing.T) {
 	c := newCluster(t, 2, "GENERATOR_STEP_DELAY=5ms")
-	var (
-		mu   sync.Mutex
-		jobs []submitted
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= 500 {
-					return
-				}
-				project := fmt.Sprintf("switch-%d", i%7)
-				j := submit(t, c.serve.URL, project, i)
-				mu.Lock()
-				jobs = append(jobs, j)
-				mu.Unlock()
-				time.Sleep(5 * time.Millisecond) // paces the load, deliberately: the switches must come while it runs
-			}
-		}()
-	}
+	// Paced, deliberately: the switches must come while it runs.
+	ld := startLoad(t, c.serve.URL, 8, 500, 5*time.Millisecond, func(i int) string { return fmt.Sprintf("switch-%d", i%7) })
 	switches := 0
-	stop := make(chan struct{})
-	go func() { wg.Wait(); close(stop) }()
+	stop := ld.done()
 	for enabled := false; ; enabled = !enabled {
 		select {
 		case <-stop:
@@ -131,6 +106,7 @@ func TestDurableSwitchingUnderLoad(t *testing.T) {
 		}
 		break
 	}
+	jobs := ld.wait()
 	c.setDurable(true)
 	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
 	checkExactlyOnce(t, c.serve.URL, jobs)

@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -242,13 +244,140 @@ type submitted struct {
 // submit posts one generation job and requires a 202.
 func submit(t *testing.T, base, project string, i int) submitted {
 	t.Helper()
+	j, err := trySubmit(t, base, project, i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// trySubmit posts one generation job; an answer other than 202 is an error.
+// Unlike submit it may run on a goroutine of the test's own.
+func trySubmit(t *testing.T, base, project string, i int) (submitted, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	j, err := api(t, base).Submit(ctx, episode(project, i), fmt.Sprintf("%s-%d", project, i))
 	if err != nil {
-		t.Fatalf("submit %d: %v", i, err)
+		return submitted{}, fmt.Errorf("submit %d: %w", i, err)
 	}
-	return submitted{ID: j.ID, Project: project}
+	return submitted{ID: j.ID, Project: project}, nil
+}
+
+// load is generation jobs submitted by goroutines of the test while it
+// does something else. It stops at the limit, at stop, or when the test
+// ends, before the test's processes are killed, so that a failure of the
+// test is reported as itself, not as a flood of refused submissions.
+type load struct {
+	t    *testing.T
+	n    atomic.Int64
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	jobs []submitted
+	err  error
+}
+
+// startLoad starts goroutines that each submit, then sleep pace, until
+// limit jobs (0: no limit) were submitted; job i goes to project(i).
+func startLoad(t *testing.T, base string, goroutines, limit int, pace time.Duration, project func(i int) string) *load {
+	l := &load{t: t, stop: make(chan struct{})}
+	for range goroutines {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				i := int(l.n.Add(1)) - 1
+				if limit > 0 && i >= limit {
+					return
+				}
+				j, err := trySubmit(t, base, project(i), i)
+				l.mu.Lock()
+				if err != nil {
+					if l.err == nil {
+						l.err = err
+					}
+					l.mu.Unlock()
+					l.once.Do(func() { close(l.stop) }) // the others too
+					return
+				}
+				l.jobs = append(l.jobs, j)
+				l.mu.Unlock()
+				time.Sleep(pace)
+			}
+		}()
+	}
+	t.Cleanup(func() { l.halt() })
+	return l
+}
+
+// reach waits up to limit for n jobs to have been accepted.
+func (l *load) reach(n int, limit time.Duration) {
+	l.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		l.mu.Lock()
+		got, err := len(l.jobs), l.err
+		l.mu.Unlock()
+		switch {
+		case got >= n:
+			return
+		case err != nil:
+			l.t.Fatalf("the load: %v (after %d accepted)", err, got)
+		case time.Now().After(deadline):
+			l.t.Fatalf("%d of %d jobs accepted within %s", got, n, limit)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+}
+
+// accepted is how many jobs were accepted so far.
+func (l *load) accepted() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.jobs)
+}
+
+func (l *load) halt() {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+}
+
+// wait waits for the goroutines to end (at the limit) and returns the
+// accepted jobs; a refused submission fails the test.
+func (l *load) wait() []submitted {
+	l.t.Helper()
+	l.wg.Wait()
+	return l.result()
+}
+
+// end stops the load and returns the accepted jobs, as wait.
+func (l *load) end() []submitted {
+	l.t.Helper()
+	l.halt()
+	return l.result()
+}
+
+func (l *load) result() []submitted {
+	l.t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		l.t.Fatalf("the load: %v (after %d accepted)", l.err, len(l.jobs))
+	}
+	return append([]submitted(nil), l.jobs...)
+}
+
+// done is closed when the load's goroutines have all ended.
+func (l *load) done() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { l.wg.Wait(); close(ch) }()
+	return ch
 }
 
 // waitAllSucceeded polls until every job has succeeded.

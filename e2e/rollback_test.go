@@ -6,8 +6,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,34 +26,9 @@ func runCLI(t *testing.T, env []string, args ...string) (string, error) {
 // succeeds exactly once, and new jobs run as background tasks right after.
 func TestRollbackUnderLoad(t *testing.T) {
 	c := newCluster(t, 3, "GENERATOR_STEP_DELAY=60ms", "AUTO_ROLLBACK=false")
-	var (
-		mu   sync.Mutex
-		jobs []submitted
-		n    atomic.Int64
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
-	)
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				i := int(n.Add(1))
-				j := submit(t, c.serve.URL, fmt.Sprintf("rb-%d", g), i)
-				mu.Lock()
-				jobs = append(jobs, j)
-				mu.Unlock()
-				time.Sleep(10 * time.Millisecond)
-			}
-		}()
-	}
+	ld := startLoad(t, c.serve.URL, 4, 0, 10*time.Millisecond, func(i int) string { return fmt.Sprintf("rb-%d", i%4) })
 	waitRunning(t, c.serve.URL, 4)
-	testenv.Eventually(t, 30*time.Second, func() bool { return n.Load() >= 50 }, "the load never reached 50 submissions")
+	ld.reach(50, 30*time.Second)
 	env := []string{"DATABASE_URL=" + c.dbURL, "REDIS_URL=" + c.redis.URL(5)}
 	out, err := runCLI(t, env, "rollback", "--reason", "e2e under load")
 	t.Log(out)
@@ -70,22 +43,18 @@ func TestRollbackUnderLoad(t *testing.T) {
 	if switched > time.Second {
 		t.Errorf("switched in %s, want ≤ 1s", switched)
 	}
-	// New jobs run as background tasks right after.
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) && c.health()["type"] != "background_tasks" {
-		time.Sleep(50 * time.Millisecond)
-	}
+	// New jobs run as background tasks right after: serve applies the flag
+	// at its next read of the setting.
+	testenv.Eventually(t, 10*time.Second, func() bool { return c.health()["type"] == "background_tasks" },
+		"serve did not apply the rollback's flag")
 	after := submit(t, c.serve.URL, "rb-after", 0)
 	_, got := request(t, "GET", c.serve.URL+"/api/generation/"+after.ID, nil)
 	if got["backend"] != "background_tasks" {
 		t.Fatalf("a job submitted after the rollback went to %v", got["backend"])
 	}
 	// The load goes on after the rollback, onto background tasks.
-	mark := n.Load()
-	testenv.Eventually(t, 30*time.Second, func() bool { return n.Load() >= mark+20 }, "no load after the rollback")
-	close(stop)
-	wg.Wait()
-	jobs = append(jobs, after)
+	ld.reach(ld.accepted()+20, 30*time.Second)
+	jobs := append(ld.end(), after)
 	waitAllSucceeded(t, c.serve.URL, jobs, 120*time.Second)
 	checkExactlyOnce(t, c.serve.URL, jobs)
 	by := backends(t, c.serve.URL, jobs)

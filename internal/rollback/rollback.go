@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/scriptgen/scriptgen/internal/clock"
+	"github.com/scriptgen/scriptgen/internal/durable"
 	"github.com/scriptgen/scriptgen/internal/job"
 	"github.com/scriptgen/scriptgen/internal/store"
 )
@@ -38,6 +39,7 @@ type Store interface {
 	ListMigrationFailures(ctx context.Context, limit int) ([]store.MigrationFailure, error)
 	DeleteMigrationFailure(ctx context.Context, jobID string) error
 	ListAudits(ctx context.Context, limit int) ([]store.AuditRecord, error)
+	ListWorkers(ctx context.Context, role string, since time.Time) ([]store.WorkerProcess, error)
 	MarkUnclean(ctx context.Context, at time.Time, detail string) error
 	LastUnclean(ctx context.Context) (time.Time, string, error)
 }
@@ -60,6 +62,11 @@ type Service struct {
 	// FlagRefresh is how long replicas may take to see a changed flag; the
 	// rollback sweeps once more after it for jobs routed by a lagging replica.
 	FlagRefresh time.Duration
+	// ReplicaWait is how much longer than FlagRefresh the sweep waits for
+	// every live serving replica to report that it applied the new flag
+	// (the registry's flag_revision): a replica whose reads of the setting
+	// are slow routes by the old flag for as long.
+	ReplicaWait time.Duration
 	// KnownKinds are the kinds a backend can run; other jobs cannot migrate.
 	KnownKinds map[job.Kind]bool
 	// OnFlag, if set, runs right after the flag is written, so that the
@@ -87,6 +94,7 @@ func New(st Store, durable Durable, log *slog.Logger) *Service {
 		durable:     durable,
 		log:         log.With("component", "rollback"),
 		FlagRefresh: time.Second,
+		ReplicaWait: 10 * time.Second,
 		KnownKinds:  map[job.Kind]bool{job.KindGeneration: true, job.KindRAGDocument: true},
 		Clock:       clock.Real{},
 	}
@@ -381,6 +389,8 @@ type rollbackRun struct {
 	req   Request
 	rec   store.AuditRecord
 	steps *stepper
+	// revision is the worker setting's revision the flag-off step saved.
+	revision int64
 	// projects are those whose jobs moved or could not.
 	projects map[string]bool
 	// failed are the jobs that could not move; one fails in both passes and
@@ -425,9 +435,11 @@ func (r *rollbackRun) flagOff() (string, error) {
 		Reason:         "rollback: " + r.req.Reason,
 		UpdatedBy:      r.req.Actor,
 	}
-	if _, err := r.s.st.PutWorkerSetting(r.ctx, off); err != nil {
+	saved, err := r.s.st.PutWorkerSetting(r.ctx, off)
+	if err != nil {
 		return "", err
 	}
+	r.revision = saved.Revision
 	r.rec.Actions = append(r.rec.Actions, "Feature flag disabled")
 	if r.s.OnFlag != nil {
 		r.s.OnFlag(r.ctx)
@@ -471,14 +483,66 @@ func (r *rollbackRun) syncStatuses() (string, error) {
 }
 
 // sweepAfterFlagRefresh migrates once more when every replica has seen the
-// flag: until then a replica may route a job to durable.
+// flag: until then a replica may route a job to durable. It waits
+// FlagRefresh, then up to ReplicaWait for the live serving replicas still
+// on an older revision; one that stays behind is named, and the sweeps of
+// the replicas that did apply the flag move what it routes.
 func (r *rollbackRun) sweepAfterFlagRefresh() (string, error) {
-	select {
-	case <-time.After(r.s.FlagRefresh):
-	case <-r.ctx.Done():
-		return "", r.ctx.Err()
+	if err := r.sleep(r.s.FlagRefresh); err != nil {
+		return "", err
 	}
-	return r.migrate()
+	behind, err := r.replicasBehind()
+	deadline := time.Now().Add(r.s.ReplicaWait)
+	for err == nil && len(behind) > 0 && time.Now().Before(deadline) {
+		if err = r.sleep(replicaPoll); err == nil {
+			behind, err = r.replicasBehind()
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	detail, err := r.migrate()
+	if len(behind) > 0 {
+		detail += fmt.Sprintf("; still routing by a flag older than revision %d after %s: serving replica %s",
+			r.revision, (r.s.FlagRefresh + r.s.ReplicaWait).Round(time.Millisecond), strings.Join(behind, ", "))
+	}
+	return detail, err
+}
+
+// replicaPoll is how often the sweep reads the registry while a replica is
+// behind.
+const replicaPoll = 100 * time.Millisecond
+
+// sleep waits d, or until the rollback's context ends.
+func (r *rollbackRun) sleep(d time.Duration) error {
+	if d <= 0 {
+		return r.ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+// replicasBehind names the live serving replicas (registry role "serve",
+// not stopped, beating) that report a revision older than the flag-off
+// step's.
+func (r *rollbackRun) replicasBehind() ([]string, error) {
+	procs, err := r.s.st.ListWorkers(r.ctx, durable.RoleReplica, r.s.now().Add(-3*durable.HeartbeatInterval))
+	if err != nil {
+		return nil, fmt.Errorf("read the replica registry: %w", err)
+	}
+	var behind []string
+	for _, p := range procs {
+		if p.StoppedAt.IsZero() && p.FlagRevision < r.revision {
+			behind = append(behind, p.Address)
+		}
+	}
+	return behind, nil
 }
 
 // verify checks that the flag is still off (no one enabled the durable

@@ -215,3 +215,79 @@ func TestServiceTellsTimeByItsClock(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackSweepsAfterEveryReplicaAppliedTheFlag: a serving replica whose
+// reads of the setting are slow routes jobs to durable after the flag is off.
+// The rollback's second sweep waits until every live replica reports the new
+// revision, so the job such a replica routed moves too and the verify step
+// passes; a replica that never catches up is named in the sweep's detail.
+func TestRollbackSweepsAfterEveryReplicaAppliedTheFlag(t *testing.T) {
+	ctx, st := context.Background(), openStore(t)
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh, svc.ReplicaWait = 0, 5*time.Second
+	on, err := st.PutWorkerSetting(ctx, store.DefaultWorkerSetting)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagging := store.WorkerProcess{ID: "serve-slow", Role: durable.RoleReplica, Address: "10.0.0.9:8000", FlagRevision: on.Revision}
+	if err := st.RegisterWorker(ctx, lagging); err != nil {
+		t.Fatal(err)
+	}
+	late := make(chan error, 1)
+	var steps []rollback.Step
+	rec, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, func(s rollback.Step) {
+		steps = append(steps, s)
+		if s.Name != "sync statuses" {
+			return
+		}
+		// The replica routes one more job by the old flag, 300 ms after
+		// the first sweep, then applies the new flag.
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			routed := store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+				RequestHash: "late", Backend: job.BackendDurable}
+			if _, _, err := st.CreateJob(ctx, routed); err != nil {
+				late <- err
+				return
+			}
+			w, err := st.GetWorkerSetting(ctx)
+			if err == nil {
+				err = st.HeartbeatReplica(ctx, lagging.ID, w.Revision, store.RunCounts{})
+			}
+			late <- err
+		}()
+	})
+	if err := <-late; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || rec.Status != "completed" || rec.JobsMigrated != 1 {
+		t.Fatalf("rollback: %+v, %v; steps %+v", rec, err, steps)
+	}
+	if left, err := st.CountJobs(ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued}); err != nil || left != 0 {
+		t.Fatalf("%d queued durable jobs left (%v)", left, err)
+	}
+
+	// A replica that stays behind is waited for no longer than ReplicaWait,
+	// and named.
+	svc.ReplicaWait = 200 * time.Millisecond
+	if err := st.HeartbeatReplica(ctx, lagging.ID, 0, store.RunCounts{}); err != nil {
+		t.Fatal(err)
+	}
+	steps = nil
+	start := time.Now()
+	if _, err := svc.Rollback(ctx, rollback.Request{Reason: "again", Actor: "op"}, func(s rollback.Step) { steps = append(steps, s) }); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the rollback took %s with ReplicaWait 200ms", took)
+	}
+	named := false
+	for _, s := range steps {
+		if s.Name == "sweep after flag refresh" {
+			named = strings.Contains(s.Detail, "still routing by a flag older than revision") && strings.Contains(s.Detail, "serving replica "+lagging.Address)
+		}
+	}
+	if !named {
+		t.Fatalf("steps %+v: the sweep should name the replica still behind", steps)
+	}
+}

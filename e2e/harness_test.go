@@ -94,10 +94,38 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("--- log of %s ---\n%s", p.name, tail(p.log.String(), 60))
+			t.Logf("--- log of %s ---\n%s", p.name, failureLog(p.log.String()))
 		}
 	})
 	return p
+}
+
+// failureLog is what a failed test shows of a process's log: 30 lines from
+// a panic or a race report, else its last 5 lines that are not INFO or
+// DEBUG (warnings, errors), or a line saying there are none. It stays short so that the
+// test's own failure, logged before its processes are stopped, is still near
+// the end of the output. E2E_LOGS=full shows the last 60 lines instead.
+func failureLog(log string) string {
+	if os.Getenv("E2E_LOGS") == "full" {
+		return tail(log, 60)
+	}
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	for i, l := range lines { // a crash shows from its first line
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "WARNING: DATA RACE") {
+			return fmt.Sprintf("%d lines; from line %d:\n%s", len(lines), i+1, strings.Join(lines[i:min(len(lines), i+30)], "\n"))
+		}
+	}
+	var notable []string
+	for _, l := range lines {
+		if !strings.Contains(l, " level=INFO ") && !strings.Contains(l, " level=DEBUG ") {
+			notable = append(notable, l)
+		}
+	}
+	if len(notable) == 0 {
+		return fmt.Sprintf("%d lines, none above INFO (E2E_LOGS=full shows them)", len(lines))
+	}
+	return fmt.Sprintf("%d lines; the last of the %d above INFO (E2E_LOGS=full shows all):\n%s",
+		len(lines), len(notable), strings.Join(notable[max(0, len(notable)-5):], "\n"))
 }
 
 // childEnv is the environment of a scriptgen process the tests start: theirs,

@@ -556,17 +556,55 @@ func (r *rollbackRun) verify() (string, error) {
 	if w.Enabled {
 		return "", fmt.Errorf("%w: updated by %q, reason %q", ErrSuperseded, w.UpdatedBy, w.Reason)
 	}
-	left, err := r.s.st.CountJobs(r.ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
+	left, err := r.queuedDurable()
+	// A job is left when a sweep passed it over, held by another transaction
+	// at that moment (SKIP LOCKED), or when a replica routed it just after:
+	// it is swept again, a few times, before the rollback calls it left.
+	for pass := 0; err == nil && left > r.rec.JobsFailed && pass < verifySweeps; pass++ {
+		if err = r.sleep(verifyPause); err == nil {
+			if _, err = r.migrate(); err == nil {
+				left, err = r.queuedDurable()
+			}
+		}
+	}
 	if err != nil {
 		return "", err
 	}
 	if left > r.rec.JobsFailed {
-		return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered)", left, r.rec.JobsFailed)
+		return "", fmt.Errorf("%d queued durable jobs left (%d dead-lettered) after %d more sweeps: %s",
+			left, r.rec.JobsFailed, verifySweeps, r.describeQueued())
 	}
 	if left == 0 {
 		return "flag off; no queued durable job left", nil
 	}
 	return fmt.Sprintf("flag off; %d queued durable jobs left, all on the migration_failed list", left), nil
+}
+
+// verifySweeps and verifyPause are how often, and how far apart, the verify
+// step sweeps again while a queued durable job is left.
+const (
+	verifySweeps = 3
+	verifyPause  = 200 * time.Millisecond
+)
+
+// queuedDurable counts the queued durable jobs.
+func (r *rollbackRun) queuedDurable() (int, error) {
+	return r.s.st.CountJobs(r.ctx, store.JobFilter{Backend: job.BackendDurable, Status: job.StatusQueued})
+}
+
+// describeQueued names a few queued durable jobs with their stage and how
+// long ago they last changed, for the operator (and the test) that reads
+// why a rollback failed.
+func (r *rollbackRun) describeQueued() string {
+	jobs, err := r.s.st.ListQueued(r.ctx, job.BackendDurable, r.s.now().Add(time.Hour), 5)
+	if err != nil {
+		return err.Error()
+	}
+	var parts []string
+	for _, j := range jobs {
+		parts = append(parts, fmt.Sprintf("%s (stage %q, changed %s ago)", j.ID, j.Stage, r.s.now().Sub(j.UpdatedAt).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // record finishes rec as its steps went and saves it, even when ctx has

@@ -291,3 +291,46 @@ func TestRollbackSweepsAfterEveryReplicaAppliedTheFlag(t *testing.T) {
 		t.Fatalf("steps %+v: the sweep should name the replica still behind", steps)
 	}
 }
+
+// stuckMigrate is a store in which every queued job is passed over by the
+// migration, as rows another transaction holds are (SKIP LOCKED).
+type stuckMigrate struct{ store.Store }
+
+func (stuckMigrate) MigrateQueued(context.Context, job.Backend, job.Backend, []string, int) ([]job.Job, error) {
+	return nil, nil
+}
+
+// TestRollbackVerifySweepsAgain: a job routed to durable after the second
+// sweep is swept by the verify step instead of failing the rollback; one no
+// sweep can move fails it, named with its stage.
+func TestRollbackVerifySweepsAgain(t *testing.T) {
+	ctx, st := context.Background(), openStore(t)
+	svc := rollback.New(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc.FlagRefresh = 0
+	routed := func(key string) store.NewJob {
+		return store.NewJob{Kind: job.KindGeneration, ProjectID: "p", Payload: json.RawMessage(`{"title":"x"}`),
+			RequestHash: key, Backend: job.BackendDurable}
+	}
+	rec, err := svc.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, func(s rollback.Step) {
+		if s.Name == "sweep after flag refresh" {
+			if _, _, err := st.CreateJob(ctx, routed("late")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil || rec.Status != "completed" || rec.JobsMigrated != 1 {
+		t.Fatalf("rollback: %+v, %v; want completed with the late job migrated", rec, err)
+	}
+
+	stuck := rollback.New(stuckMigrate{st}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stuck.FlagRefresh = 0
+	j, _, err := st.CreateJob(ctx, routed("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err = stuck.Rollback(ctx, rollback.Request{Reason: "redis down", Actor: "op"}, nil)
+	if err == nil || rec.Status != "failed" || !strings.Contains(err.Error(), "1 queued durable jobs left (0 dead-lettered) after 3 more sweeps") ||
+		!strings.Contains(err.Error(), j.ID+` (stage "queued"`) {
+		t.Fatalf("rollback with a job no sweep moves: %+v, %v", rec, err)
+	}
+}

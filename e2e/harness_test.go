@@ -102,9 +102,9 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 
 // failureLog is what a failed test shows of a process's log: 30 lines from
 // a panic or a race report, else its last 5 lines that are not INFO or
-// DEBUG (warnings, errors), or a line saying there are none. It stays short so that the
-// test's own failure, logged before its processes are stopped, is still near
-// the end of the output. E2E_LOGS=full shows the last 60 lines instead.
+// DEBUG (warnings, errors), or a line saying there are none. It stays short
+// so that the test's own failure, logged before its processes are stopped,
+// is still near the end of the output. E2E_LOGS=full shows the last 60 lines instead.
 func failureLog(log string) string {
 	if os.Getenv("E2E_LOGS") == "full" {
 		return tail(log, 60)
@@ -331,7 +331,7 @@ func startLoad(t *testing.T, base string, goroutines, limit int, pace time.Durat
 						l.err = err
 					}
 					l.mu.Unlock()
-					l.once.Do(func() { close(l.stop) }) // the others too
+					l.stopAll() // the others too
 					return
 				}
 				l.jobs = append(l.jobs, j)
@@ -371,8 +371,12 @@ func (l *load) accepted() int {
 	return len(l.jobs)
 }
 
+// stopAll tells every goroutine of the load to stop after its submission.
+func (l *load) stopAll() { l.once.Do(func() { close(l.stop) }) }
+
+// halt stops the load and waits for its goroutines.
 func (l *load) halt() {
-	l.once.Do(func() { close(l.stop) })
+	l.stopAll()
 	l.wg.Wait()
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
 )
 
 // OpenAIConfig configures the OpenAI-compatible generator. The same settings
@@ -99,7 +101,7 @@ func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 		cfg.HTTPClient = &http.Client{}
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = clock.Sleep
 	}
 	return &OpenAI{cfg: cfg, endpoint: strings.TrimRight(u.String(), "/") + "/chat/completions"}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/scriptgen/scriptgen/internal/clock"
 	"github.com/scriptgen/scriptgen/internal/job"
 )
 
@@ -43,23 +44,9 @@ type Template struct {
 // NewTemplate builds the offline generator.
 func NewTemplate(cfg TemplateConfig) *Template {
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = clock.Sleep
 	}
 	return &Template{cfg: cfg}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Generate writes the script in three stages — outline, scenes, polish —

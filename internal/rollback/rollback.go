@@ -488,13 +488,13 @@ func (r *rollbackRun) syncStatuses() (string, error) {
 // on an older revision; one that stays behind is named, and the sweeps of
 // the replicas that did apply the flag move what it routes.
 func (r *rollbackRun) sweepAfterFlagRefresh() (string, error) {
-	if err := r.sleep(r.s.FlagRefresh); err != nil {
+	if err := clock.Sleep(r.ctx, r.s.FlagRefresh); err != nil {
 		return "", err
 	}
 	behind, err := r.replicasBehind()
 	deadline := time.Now().Add(r.s.ReplicaWait)
 	for err == nil && len(behind) > 0 && time.Now().Before(deadline) {
-		if err = r.sleep(replicaPoll); err == nil {
+		if err = clock.Sleep(r.ctx, replicaPoll); err == nil {
 			behind, err = r.replicasBehind()
 		}
 	}
@@ -512,21 +512,6 @@ func (r *rollbackRun) sweepAfterFlagRefresh() (string, error) {
 // replicaPoll is how often the sweep reads the registry while a replica is
 // behind.
 const replicaPoll = 100 * time.Millisecond
-
-// sleep waits d, or until the rollback's context ends.
-func (r *rollbackRun) sleep(d time.Duration) error {
-	if d <= 0 {
-		return r.ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-r.ctx.Done():
-		return r.ctx.Err()
-	}
-}
 
 // replicasBehind names the live serving replicas (registry role "serve",
 // not stopped, beating) that report a revision older than the flag-off
@@ -561,7 +546,7 @@ func (r *rollbackRun) verify() (string, error) {
 	// at that moment (SKIP LOCKED), or when a replica routed it just after:
 	// it is swept again, a few times, before the rollback calls it left.
 	for pass := 0; err == nil && left > r.rec.JobsFailed && pass < verifySweeps; pass++ {
-		if err = r.sleep(verifyPause); err == nil {
+		if err = clock.Sleep(r.ctx, verifyPause); err == nil {
 			if _, err = r.migrate(); err == nil {
 				left, err = r.queuedDurable()
 			}

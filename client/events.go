@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scriptgen/scriptgen/internal/clock"
 )
 
 // Event is one event of a job's stream (x-events in api/openapi.yaml):
@@ -152,7 +154,7 @@ func (c *Client) Follow(ctx context.Context, id string, o FollowOptions) error {
 		if o.OnReconnect != nil {
 			o.OnReconnect(failures, delay, err)
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := clock.Sleep(ctx, delay); err != nil {
 			return err
 		}
 	}
@@ -167,20 +169,6 @@ func retryable(err error) bool {
 		return apiErr.Status == http.StatusTooManyRequests || apiErr.Status >= 500
 	}
 	return err != nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // ended is Follow's answer for a final event.

@@ -42,9 +42,10 @@ func (c *Checker) handler(h http.Handler, m mode) http.Handler {
 			if rec.events != nil {
 				rec.events.close()
 			}
-			// An answer h gave up on (a proxy whose server died) is not
-			// the server's, except for an event stream's head and the
-			// events that passed, which were the server's own.
+			// An answer h gave up on is not judged: a proxy whose server
+			// died has none, and one whose client hung up mid-body has
+			// only part of it. An event stream's head and the events that
+			// passed were the server's own, and are.
 			if p == nil || rec.events != nil {
 				resp := &http.Response{StatusCode: rec.statusOr200(), Header: rec.sent, Request: r}
 				if resp.Header == nil {

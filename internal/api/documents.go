@@ -302,7 +302,7 @@ func (h *documentHandler) list(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, err := limitParam(r, 50, 200)
+	limit, err := limitParam(r, store.DefaultPage, 200)
 	if err != nil {
 		h.fail(w, r, err)
 		return

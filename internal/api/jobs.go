@@ -323,7 +323,7 @@ func (h *jobHandler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var err error
-	if f.Limit, err = limitParam(r, 50, 200); err != nil {
+	if f.Limit, err = limitParam(r, store.DefaultPage, 200); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -177,7 +177,7 @@ func (h *adminHandler) rollforward(w http.ResponseWriter, r *http.Request) {
 // listRollbacks answers the history of rollbacks and roll-forwards, newest
 // first.
 func (h *adminHandler) listRollbacks(w http.ResponseWriter, r *http.Request) {
-	limit, err := limitParam(r, 50, 500)
+	limit, err := limitParam(r, store.DefaultPage, 500)
 	if err != nil {
 		writeValidation(w, err)
 		return

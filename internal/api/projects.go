@@ -44,7 +44,7 @@ func (h *projectHandler) listEpisodes(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	limit, err := limitParam(r, 50, 200)
+	limit, err := limitParam(r, store.DefaultPage, 200)
 	if err != nil {
 		h.fail(w, r, err)
 		return

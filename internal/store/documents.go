@@ -294,7 +294,7 @@ func (s *SQL) GetDocument(ctx context.Context, projectID, id string) (Document, 
 // ListDocuments lists a project's documents newest first, a page at a time.
 func (s *SQL) ListDocuments(ctx context.Context, projectID, cursor string, limit int) ([]Document, string, error) {
 	if limit <= 0 {
-		limit = 50
+		limit = DefaultPage
 	}
 	q := `SELECT ` + documentColumns + documentFrom + ` WHERE d.project_id = ?`
 	args := []any{projectID}

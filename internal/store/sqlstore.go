@@ -58,6 +58,11 @@ func (s *SQL) Driver() string { return s.rb.d.Name }
 // ten clients at once, the seed's own check of the list (ab -c 10).
 const WarmConns = 10
 
+// DefaultPage is a list's page when its caller names none (the API's
+// default limit in api/openapi.yaml): the jobs', episodes', documents' and
+// rollbacks'.
+const DefaultPage = 50
+
 // Warm opens up to n of the read pool's connections at once (never more than
 // it holds) and runs the job list's first page on each (every job but
 // verify's project, newest first: what GET /api/generation asks first),
@@ -76,7 +81,7 @@ func (s *SQL) Warm(ctx context.Context, n int) int {
 	n = min(n, s.R.Stats().MaxOpenConnections)
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
-	q, args := JobFilter{ExcludeProjectID: job.VerifyProject, Limit: 50}.listQuery()
+	q, args := JobFilter{ExcludeProjectID: job.VerifyProject, Limit: DefaultPage}.listQuery()
 	var open sync.WaitGroup
 	open.Add(n)
 	allOpen := make(chan struct{})
@@ -331,7 +336,7 @@ func (f JobFilter) listQuery() (string, []any) {
 // ListJobs lists jobs newest first, a page at a time.
 func (s *SQL) ListJobs(ctx context.Context, f JobFilter) ([]job.Job, string, error) {
 	if f.Limit <= 0 {
-		f.Limit = 50
+		f.Limit = DefaultPage
 	}
 	q, args := f.listQuery()
 	rows, err := s.query(ctx, q, args...)
@@ -799,7 +804,7 @@ func (s *SQL) ListEvents(ctx context.Context, jobID string, afterSeq int64, limi
 // ListEpisodes lists a project's episodes by number.
 func (s *SQL) ListEpisodes(ctx context.Context, projectID string, afterNumber, limit int) ([]job.Episode, error) {
 	if limit <= 0 {
-		limit = 50
+		limit = DefaultPage
 	}
 	rows, err := s.query(ctx, `SELECT project_id, number, title, script, job_id, created_at
 		FROM episodes WHERE project_id = ? AND number > ? ORDER BY number LIMIT ?`, projectID, afterNumber, limit)
